@@ -1,0 +1,34 @@
+/* fileio.h - file I/O that survives power cuts and reads with hard limits. */
+#ifndef ABOTA_FILEIO_H
+#define ABOTA_FILEIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "abota/error.h"
+
+/* Replaces `path` with `len` bytes of `data` durably: write a temp file in the
+ * same directory, fsync it, rename it over `path`, fsync the directory.  On
+ * failure the old file is untouched and no temp file is left behind. */
+int fileio_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+			struct abota_error *err);
+
+/* fsyncs the directory that contains `path` (path itself for a directory
+ * when is_dir is non-zero). */
+int fileio_fsync_dir(const char *path, int is_dir, struct abota_error *err);
+
+/* Reads a whole regular file of at most max_size bytes.  The buffer is
+ * NUL-terminated (not counted in *len_out) and must be freed by the caller.
+ * Out-parameters are untouched on failure. */
+int fileio_read_all(const char *path, size_t max_size, char **data_out, size_t *len_out,
+		    struct abota_error *err);
+
+/* pread/pwrite loops that handle short transfers and EINTR.  fileio_pread_full
+ * fails with -EIO ("unexpected end of file") if fewer than len bytes exist. */
+int fileio_pread_full(int fd, void *buf, size_t len, uint64_t off, struct abota_error *err);
+int fileio_pwrite_full(int fd, const void *buf, size_t len, uint64_t off,
+		       struct abota_error *err);
+int fileio_write_full(int fd, const void *buf, size_t len, struct abota_error *err);
+
+#endif

@@ -1,0 +1,54 @@
+/* source.h - random-access byte sources.
+ *
+ * One interface for every place bytes come from: a local file, an HTTP range
+ * reader, or a verified view (dm-verity checked, or checked against digests
+ * taken while a plain bundle's signature was verified).  Readers above (the
+ * squashfs glue, the installer) never know which one they have.
+ */
+#ifndef ABOTA_SOURCE_H
+#define ABOTA_SOURCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "abota/error.h"
+
+struct source;
+
+struct source_ops {
+	/* Reads exactly len bytes at off; off+len beyond the size is an error. */
+	int (*read_at)(struct source *src, void *buf, size_t len, uint64_t off,
+		       struct abota_error *err);
+	void (*close)(struct source *src);
+};
+
+struct source {
+	const struct source_ops *ops;
+	uint64_t size;
+	char *name; /* for messages: path or URL */
+};
+
+/* Reads len bytes at off.  Checks bounds (with overflow checks) before calling
+ * the implementation, so implementations may assume off+len <= size. */
+int source_read_at(struct source *src, void *buf, size_t len, uint64_t off,
+		   struct abota_error *err);
+uint64_t source_size(const struct source *src);
+const char *source_name(const struct source *src);
+/* NULL-safe. */
+void source_close(struct source *src);
+
+/* A local regular file, opened once (O_RDONLY|O_CLOEXEC); never re-opened by
+ * path.  Anything but a regular file is refused. */
+int source_open_file(const char *path, struct source **out, struct abota_error *err);
+/* The file descriptor behind a file source (or -1 for other sources). */
+int source_file_fd(const struct source *src);
+
+/* A window [off, off+size) of another source (which it does not own). */
+int source_new_window(struct source *lower, uint64_t off, uint64_t size,
+		      struct source **out, struct abota_error *err);
+
+/* Helpers for implementations: allocate the common part. */
+void *source_alloc(size_t impl_size, const struct source_ops *ops, uint64_t size,
+		   const char *name);
+
+#endif

@@ -1,0 +1,222 @@
+/* fileio.c - power-safe file replacement and bounded reads. */
+#include "abota/fileio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int fileio_pread_full(int fd, void *buf, size_t len, uint64_t off, struct abota_error *err)
+{
+	char *p = buf;
+	while (len > 0) {
+		if (off > (uint64_t)INT64_MAX)
+			return abota_error_set(err, -EOVERFLOW, "read offset too large");
+		ssize_t n = pread(fd, p, len, (off_t)off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return abota_error_set(err, -errno, "read failed: %s", strerror(errno));
+		}
+		if (n == 0)
+			return abota_error_set(err, -EIO, "unexpected end of file");
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+int fileio_pwrite_full(int fd, const void *buf, size_t len, uint64_t off,
+		       struct abota_error *err)
+{
+	const char *p = buf;
+	while (len > 0) {
+		if (off > (uint64_t)INT64_MAX)
+			return abota_error_set(err, -EOVERFLOW, "write offset too large");
+		ssize_t n = pwrite(fd, p, len, (off_t)off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return abota_error_set(err, -errno, "write failed: %s", strerror(errno));
+		}
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+int fileio_write_full(int fd, const void *buf, size_t len, struct abota_error *err)
+{
+	const char *p = buf;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return abota_error_set(err, -errno, "write failed: %s", strerror(errno));
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int fileio_fsync_dir(const char *path, int is_dir, struct abota_error *err)
+{
+	char *copy = NULL;
+	const char *dir = path;
+	int ret = 0;
+	if (!is_dir) {
+		copy = strdup(path);
+		if (!copy)
+			return abota_error_set(err, -ENOMEM, "out of memory");
+		char *slash = strrchr(copy, '/');
+		if (!slash)
+			dir = ".";
+		else if (slash == copy)
+			dir = "/";
+		else {
+			*slash = '\0';
+			dir = copy;
+		}
+	}
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		ret = abota_error_set(err, -errno, "%s: cannot open directory: %s", dir,
+				      strerror(errno));
+		goto out;
+	}
+	if (fsync(fd) < 0)
+		ret = abota_error_set(err, -errno, "%s: fsync failed: %s", dir, strerror(errno));
+	close(fd);
+out:
+	free(copy);
+	return ret;
+}
+
+int fileio_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+			struct abota_error *err)
+{
+	int ret = 0;
+	int fd = -1;
+	size_t plen = strlen(path);
+	char *tmp = malloc(plen + 16);
+	if (!tmp)
+		return abota_error_set(err, -ENOMEM, "out of memory");
+	/* Same directory as the target, so rename() is atomic. */
+	snprintf(tmp, plen + 16, "%s.tmp-XXXXXX", path);
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0) {
+		ret = abota_error_set(err, -errno, "%s: cannot create temporary file: %s", path,
+				      strerror(errno));
+		goto out;
+	}
+	if (fchmod(fd, mode) < 0) {
+		ret = abota_error_set(err, -errno, "%s: chmod failed: %s", tmp, strerror(errno));
+		goto out_unlink;
+	}
+	ret = fileio_write_full(fd, data, len, err);
+	if (ret < 0) {
+		abota_error_prefix(err, "%s", tmp);
+		goto out_unlink;
+	}
+	if (fsync(fd) < 0) {
+		ret = abota_error_set(err, -errno, "%s: fsync failed: %s", tmp, strerror(errno));
+		goto out_unlink;
+	}
+	if (close(fd) < 0) {
+		fd = -1;
+		ret = abota_error_set(err, -errno, "%s: close failed: %s", tmp, strerror(errno));
+		goto out_unlink;
+	}
+	fd = -1;
+	if (rename(tmp, path) < 0) {
+		ret = abota_error_set(err, -errno, "%s: rename failed: %s", path, strerror(errno));
+		goto out_unlink;
+	}
+	ret = fileio_fsync_dir(path, 0, err);
+	goto out;
+out_unlink:
+	unlink(tmp);
+out:
+	if (fd >= 0)
+		close(fd);
+	free(tmp);
+	return ret;
+}
+
+int fileio_read_all(const char *path, size_t max_size, char **data_out, size_t *len_out,
+		    struct abota_error *err)
+{
+	int ret = 0;
+	char *buf = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return abota_error_set(err, -errno, "%s: %s", path, strerror(errno));
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		ret = abota_error_set(err, -errno, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		ret = abota_error_set(err, -EINVAL, "%s: not a regular file", path);
+		goto out;
+	}
+	if ((uint64_t)st.st_size > max_size) {
+		ret = abota_error_set(err, -EFBIG, "%s: file too large (%lld bytes, limit %zu)",
+				      path, (long long)st.st_size, max_size);
+		goto out;
+	}
+	size_t size = (size_t)st.st_size;
+	buf = malloc(size + 1);
+	if (!buf) {
+		ret = abota_error_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	/* Read up to max_size+1 to notice a file that grew after fstat. */
+	size_t used = 0;
+	for (;;) {
+		if (used == size) {
+			char extra;
+			ssize_t n = read(fd, &extra, 1);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0) {
+				ret = abota_error_set(err, -errno, "%s: %s", path, strerror(errno));
+				goto out;
+			}
+			if (n > 0) {
+				ret = abota_error_set(err, -EAGAIN, "%s: file changed while reading",
+						      path);
+				goto out;
+			}
+			break;
+		}
+		ssize_t n = read(fd, buf + used, size - used);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ret = abota_error_set(err, -errno, "%s: %s", path, strerror(errno));
+			goto out;
+		}
+		if (n == 0) {
+			ret = abota_error_set(err, -EAGAIN, "%s: file changed while reading", path);
+			goto out;
+		}
+		used += (size_t)n;
+	}
+	buf[size] = '\0';
+	*data_out = buf;
+	*len_out = size;
+	buf = NULL;
+out:
+	free(buf);
+	close(fd);
+	return ret;
+}
