@@ -40,6 +40,8 @@ void source_close(struct source *src);
 /* A local regular file, opened once (O_RDONLY|O_CLOEXEC); never re-opened by
  * path.  Anything but a regular file is refused. */
 int source_open_file(const char *path, struct source **out, struct abota_error *err);
+/* Same, over an already open file descriptor (which is dup'ed). */
+int source_open_fd(int fd, const char *name, struct source **out, struct abota_error *err);
 /* The file descriptor behind a file source (or -1 for other sources). */
 int source_file_fd(const struct source *src);
 

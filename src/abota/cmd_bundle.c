@@ -1,7 +1,558 @@
-/* placeholder, replaced by the bundle implementation in this session */
+/* cmd_bundle.c - abota bundle | info | extract | resign. */
+#include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "abota/bundle.h"
+#include "abota/log.h"
 #include "cli.h"
-int cmd_bundle(struct cli_globals *g, int argc, char **argv) { (void)g; (void)argc; (void)argv; fputs("not yet\n", stderr); return 1; }
-int cmd_info(struct cli_globals *g, int argc, char **argv) { (void)g; (void)argc; (void)argv; fputs("not yet\n", stderr); return 1; }
-int cmd_extract(struct cli_globals *g, int argc, char **argv) { (void)g; (void)argc; (void)argv; fputs("not yet\n", stderr); return 1; }
-int cmd_resign(struct cli_globals *g, int argc, char **argv) { (void)g; (void)argc; (void)argv; fputs("not yet\n", stderr); return 1; }
+
+#define MAX_LIST 32
+
+/* Options shared by the verbs that verify a bundle: they mirror the
+ * [keyring] section of system.conf. */
+struct verify_opts {
+	struct sig_policy policy;
+	const char *cns[MAX_LIST + 1];
+	size_t n_cns;
+	const char *inter[MAX_LIST + 1];
+	size_t n_inter;
+	bool no_verify;
+};
+
+enum {
+	OPT_KEYRING = 1000,
+	OPT_KEYRING_DIR,
+	OPT_INTERMEDIATE,
+	OPT_NO_VERIFY,
+	OPT_NO_CHECK_TIME,
+	OPT_CHECK_PURPOSE,
+	OPT_ALLOW_PARTIAL,
+	OPT_CHECK_CRL,
+	OPT_SIGNING_TIME,
+	OPT_SIGNER_CN,
+	OPT_OUTPUT,
+	OPT_CERT,
+	OPT_KEY,
+	OPT_FORMAT,
+	OPT_COMPRESSION,
+	OPT_LEVEL,
+	OPT_BLOCK_SIZE,
+	OPT_HELP,
+};
+
+#define VERIFY_OPTIONS                                                          \
+	{ "keyring", required_argument, NULL, OPT_KEYRING },                    \
+	{ "keyring-directory", required_argument, NULL, OPT_KEYRING_DIR },      \
+	{ "intermediate", required_argument, NULL, OPT_INTERMEDIATE },          \
+	{ "no-verify", no_argument, NULL, OPT_NO_VERIFY },                      \
+	{ "no-check-time", no_argument, NULL, OPT_NO_CHECK_TIME },              \
+	{ "check-purpose", required_argument, NULL, OPT_CHECK_PURPOSE },        \
+	{ "allow-partial-chain", no_argument, NULL, OPT_ALLOW_PARTIAL },        \
+	{ "check-crl", no_argument, NULL, OPT_CHECK_CRL },                      \
+	{ "use-bundle-signing-time", no_argument, NULL, OPT_SIGNING_TIME },     \
+	{ "allowed-signer-cn", required_argument, NULL, OPT_SIGNER_CN }
+
+static const char verify_help[] =
+	"      --keyring=FILE             trusted CA certificates (PEM); also a global option\n"
+	"      --keyring-directory=DIR    OpenSSL hashed directory of trusted certificates\n"
+	"      --intermediate=FILE        extra untrusted intermediate certificates (PEM)\n"
+	"      --no-verify                do not verify the signature (inspection only)\n"
+	"      --no-check-time            ignore certificate validity periods\n"
+	"      --check-purpose=NAME       certificate purpose (codesign, smimesign, any, ...)\n"
+	"      --allow-partial-chain      trust a chain that ends at an intermediate in the keyring\n"
+	"      --check-crl                check CRLs in the keyring\n"
+	"      --use-bundle-signing-time  check validity at the bundle's signing time\n"
+	"      --allowed-signer-cn=CN     accept only this signer CN (repeatable)\n";
+
+/* Returns 1 if the option was a verify option, -1 on error, 0 otherwise. */
+static int verify_opt(struct verify_opts *v, const char *verb, int c)
+{
+	switch (c) {
+	case OPT_KEYRING: v->policy.keyring_path = optarg; return 1;
+	case OPT_KEYRING_DIR: v->policy.keyring_dir = optarg; return 1;
+	case OPT_INTERMEDIATE:
+		if (v->n_inter == MAX_LIST)
+			return cli_usage_error(verb, "too many --intermediate options"), -1;
+		v->inter[v->n_inter++] = optarg;
+		v->policy.intermediates = v->inter;
+		return 1;
+	case OPT_NO_VERIFY: v->no_verify = true; return 1;
+	case OPT_NO_CHECK_TIME: v->policy.no_check_time = true; return 1;
+	case OPT_CHECK_PURPOSE: v->policy.check_purpose = optarg; return 1;
+	case OPT_ALLOW_PARTIAL: v->policy.allow_partial_chain = true; return 1;
+	case OPT_CHECK_CRL: v->policy.check_crl = true; return 1;
+	case OPT_SIGNING_TIME: v->policy.use_bundle_signing_time = true; return 1;
+	case OPT_SIGNER_CN:
+		if (v->n_cns == MAX_LIST)
+			return cli_usage_error(verb, "too many --allowed-signer-cn options"), -1;
+		v->cns[v->n_cns++] = optarg;
+		v->policy.allowed_signer_cns = v->cns;
+		return 1;
+	}
+	return 0;
+}
+
+static void open_opts_from(const struct verify_opts *v, const struct cli_globals *g,
+			   struct bundle_open_opts *o, struct sig_policy *pol)
+{
+	*pol = v->policy;
+	if (!pol->keyring_path && g->keyring)
+		pol->keyring_path = g->keyring;
+	memset(o, 0, sizeof(*o));
+	o->policy = pol;
+	o->no_verify = v->no_verify;
+}
+
+/* ---------------- abota bundle ---------------- */
+
+int cmd_bundle(struct cli_globals *g, int argc, char **argv)
+{
+	(void)g;
+	static const struct option opts[] = {
+		{ "cert", required_argument, NULL, OPT_CERT },
+		{ "key", required_argument, NULL, OPT_KEY },
+		{ "intermediate", required_argument, NULL, OPT_INTERMEDIATE },
+		{ "format", required_argument, NULL, OPT_FORMAT },
+		{ "compression", required_argument, NULL, OPT_COMPRESSION },
+		{ "compression-level", required_argument, NULL, OPT_LEVEL },
+		{ "block-size", required_argument, NULL, OPT_BLOCK_SIZE },
+		{ "help", no_argument, NULL, OPT_HELP },
+		{ 0 },
+	};
+	struct bundle_create_opts bo = { .format = -1 };
+	const char *inter[MAX_LIST + 1] = { 0 };
+	size_t n_inter = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_CERT: bo.signer.cert_path = optarg; break;
+		case OPT_KEY: bo.signer.key_path = optarg; break;
+		case OPT_INTERMEDIATE:
+			if (n_inter == MAX_LIST)
+				return cli_usage_error("bundle", "too many --intermediate options");
+			inter[n_inter++] = optarg;
+			bo.signer.intermediates = inter;
+			break;
+		case OPT_FORMAT:
+			if (strcmp(optarg, "verity") == 0)
+				bo.format = BUNDLE_FORMAT_VERITY;
+			else if (strcmp(optarg, "plain") == 0)
+				bo.format = BUNDLE_FORMAT_PLAIN;
+			else
+				return cli_usage_error("bundle", "--format: '%s' is not verity or plain",
+						       optarg);
+			break;
+		case OPT_COMPRESSION:
+			if (strcmp(optarg, "zstd") && strcmp(optarg, "xz") && strcmp(optarg, "gzip") &&
+			    strcmp(optarg, "lz4"))
+				return cli_usage_error("bundle",
+						       "--compression: '%s' is not zstd, xz, gzip or lz4",
+						       optarg);
+			bo.compressor = optarg;
+			break;
+		case OPT_LEVEL: {
+			char *end;
+			long l = strtol(optarg, &end, 10);
+			if (*optarg == '\0' || *end || l < 1 || l > 22)
+				return cli_usage_error("bundle",
+						       "--compression-level: '%s' is not a number from 1 to 22",
+						       optarg);
+			bo.level = (int)l;
+			break;
+		}
+		case OPT_BLOCK_SIZE: {
+			char *end;
+			unsigned long l = strtoul(optarg, &end, 10);
+			if (*end == 'k' || *end == 'K') {
+				l *= 1024;
+				end++;
+			}
+			if (*optarg == '\0' || *end || l < 4096 || l > (1u << 20) || (l & (l - 1)))
+				return cli_usage_error("bundle",
+						       "--block-size: '%s' is not a power of two from 4096 to 1M",
+						       optarg);
+			bo.block_size = (uint32_t)l;
+			break;
+		}
+		case 'h':
+		case OPT_HELP:
+			printf("Usage: abota bundle --cert=PEM --key=PEM [OPTIONS] CONTENT_DIR OUT.raucb\n\n"
+			       "Builds a signed RAUC-compatible bundle from CONTENT_DIR (manifest.raucm + images).\n\n"
+			       "  --cert=FILE              signer certificate (PEM)\n"
+			       "  --key=FILE               signer private key (PEM; passphrase in ABOTA_KEY_PASSPHRASE)\n"
+			       "  --intermediate=FILE      intermediate certificates to embed (repeatable)\n"
+			       "  --format=verity|plain    bundle format (default: the manifest's, else verity)\n"
+			       "  --compression=zstd|xz|gzip|lz4   squashfs compression (default zstd)\n"
+			       "  --compression-level=N    compressor level (default: zstd 6)\n"
+			       "  --block-size=N           squashfs block size, 4096..1M (default 128K)\n");
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	if (argc - optind != 2)
+		return cli_usage_error("bundle", "expected CONTENT_DIR and OUT arguments");
+	if (!bo.signer.cert_path || !bo.signer.key_path)
+		return cli_usage_error("bundle", "--cert and --key are required");
+	struct abota_error err = { 0 };
+	if (bundle_create(argv[optind], argv[optind + 1], &bo, &err) < 0)
+		return cli_fail("bundle", &err);
+	printf("Creating '%s' succeeded\n", argv[optind + 1]);
+	return 0;
+}
+
+/* ---------------- abota info ---------------- */
+
+static void print_shell_quoted(const char *key, const char *v)
+{
+	printf("%s='", key);
+	for (const char *p = v ? v : ""; *p; p++) {
+		if (*p == '\'')
+			fputs("'\\''", stdout);
+		else
+			putchar(*p);
+	}
+	puts("'");
+}
+
+static json_object *jstr(const char *s)
+{
+	return s ? json_object_new_string(s) : NULL;
+}
+
+static json_object *hooks_json(const struct manifest_image *img)
+{
+	json_object *a = json_object_new_array();
+	if (img->hook_pre_install)
+		json_object_array_add(a, json_object_new_string("pre-install"));
+	if (img->hook_install)
+		json_object_array_add(a, json_object_new_string("install"));
+	if (img->hook_post_install)
+		json_object_array_add(a, json_object_new_string("post-install"));
+	return a;
+}
+
+static void hooks_str(const struct manifest_image *img, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s%s%s", img->hook_pre_install ? "pre-install " : "",
+		 img->hook_install ? "install " : "", img->hook_post_install ? "post-install " : "");
+	size_t l = strlen(buf);
+	if (l && buf[l - 1] == ' ')
+		buf[l - 1] = '\0';
+}
+
+static void info_json(struct bundle *b, bool pretty)
+{
+	const struct manifest *m = bundle_get_manifest(b);
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "compatible", jstr(m->compatible));
+	json_object_object_add(o, "version", jstr(m->version));
+	json_object_object_add(o, "description", jstr(m->description));
+	json_object_object_add(o, "build", jstr(m->build));
+	json_object *hooks = json_object_new_array();
+	if (m->hook_install_check)
+		json_object_array_add(hooks, json_object_new_string("install-check"));
+	json_object_object_add(o, "hooks", hooks);
+	json_object_object_add(o, "hash", jstr(bundle_manifest_hash(b)));
+	json_object_object_add(o, "format", jstr(bundle_format_name(bundle_get_format(b))));
+	if (bundle_get_format(b) != BUNDLE_FORMAT_PLAIN) {
+		json_object *v = json_object_new_object();
+		json_object_object_add(v, "verity-hash", jstr(m->verity_hash));
+		json_object_object_add(v, "verity-salt", jstr(m->verity_salt));
+		json_object_object_add(v, "verity-size", json_object_new_uint64(m->verity_size));
+		json_object_object_add(o, "bundle", v);
+	}
+	json_object *imgs = json_object_new_array();
+	for (size_t i = 0; i < m->n_images; i++) {
+		const struct manifest_image *img = &m->images[i];
+		json_object *w = json_object_new_object();
+		json_object *d = json_object_new_object();
+		json_object_object_add(d, "variant", jstr(img->variant));
+		json_object_object_add(d, "filename", jstr(img->filename));
+		json_object_object_add(d, "checksum", jstr(img->sha256[0] ? img->sha256 : NULL));
+		json_object_object_add(d, "size", json_object_new_uint64(img->size));
+		json_object_object_add(d, "hooks", hooks_json(img));
+		json_object *ad = json_object_new_array();
+		if (img->adaptive_block_hash_index)
+			json_object_array_add(ad, json_object_new_string("block-hash-index"));
+		json_object_object_add(d, "adaptive", ad);
+		json_object_object_add(w, img->slotclass, d);
+		json_object_array_add(imgs, w);
+	}
+	json_object_object_add(o, "images", imgs);
+	if (m->n_meta) {
+		json_object *meta = json_object_new_object();
+		for (size_t i = 0; i < m->n_meta; i++) {
+			json_object *g = json_object_new_object();
+			for (size_t k = 0; k < m->meta[i].n_kv; k++)
+				json_object_object_add(g, m->meta[i].kv[k].key,
+						       jstr(m->meta[i].kv[k].value));
+			json_object_object_add(meta, m->meta[i].label, g);
+		}
+		json_object_object_add(o, "meta", meta);
+	}
+	const struct sig_info *si = bundle_get_sig_info(b);
+	json_object *sig = json_object_new_object();
+	json_object_object_add(sig, "verified", json_object_new_boolean(si != NULL));
+	if (si) {
+		json_object_object_add(sig, "signing-time", jstr(si->signing_time));
+		json_object *chain = json_object_new_array();
+		for (size_t i = 0; i < si->n_chain; i++) {
+			json_object *c = json_object_new_object();
+			json_object_object_add(c, "subject", jstr(si->chain[i].subject));
+			json_object_object_add(c, "issuer", jstr(si->chain[i].issuer));
+			json_object_object_add(c, "serial", jstr(si->chain[i].serial));
+			json_object_object_add(c, "spki-sha256", jstr(si->chain[i].spki_hash));
+			json_object_object_add(c, "not-before", jstr(si->chain[i].not_before));
+			json_object_object_add(c, "not-after", jstr(si->chain[i].not_after));
+			json_object_array_add(chain, c);
+		}
+		json_object_object_add(sig, "chain", chain);
+	}
+	json_object_object_add(o, "signature", sig);
+	puts(json_object_to_json_string_ext(o, pretty ? JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED
+						      : JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+}
+
+static void info_shell(struct bundle *b)
+{
+	const struct manifest *m = bundle_get_manifest(b);
+	print_shell_quoted("RAUC_MF_COMPATIBLE", m->compatible);
+	print_shell_quoted("RAUC_MF_VERSION", m->version);
+	print_shell_quoted("RAUC_MF_DESCRIPTION", m->description);
+	print_shell_quoted("RAUC_MF_BUILD", m->build);
+	print_shell_quoted("RAUC_MF_HASH", bundle_manifest_hash(b));
+	print_shell_quoted("RAUC_MF_FORMAT", bundle_format_name(bundle_get_format(b)));
+	printf("RAUC_MF_IMAGES=%zu\n", m->n_images);
+	print_shell_quoted("RAUC_MF_HOOKS", m->hook_install_check ? "install-check" : "");
+	for (size_t i = 0; i < m->n_images; i++) {
+		const struct manifest_image *img = &m->images[i];
+		char key[64], hooks[64];
+		snprintf(key, sizeof(key), "RAUC_IMAGE_NAME_%zu", i);
+		print_shell_quoted(key, img->filename);
+		snprintf(key, sizeof(key), "RAUC_IMAGE_CLASS_%zu", i);
+		print_shell_quoted(key, img->slotclass);
+		snprintf(key, sizeof(key), "RAUC_IMAGE_VARIANT_%zu", i);
+		print_shell_quoted(key, img->variant);
+		snprintf(key, sizeof(key), "RAUC_IMAGE_DIGEST_%zu", i);
+		print_shell_quoted(key, img->sha256);
+		printf("RAUC_IMAGE_SIZE_%zu=%llu\n", i, (unsigned long long)img->size);
+		hooks_str(img, hooks, sizeof(hooks));
+		snprintf(key, sizeof(key), "RAUC_IMAGE_HOOKS_%zu", i);
+		print_shell_quoted(key, hooks);
+		snprintf(key, sizeof(key), "RAUC_IMAGE_ADAPTIVE_%zu", i);
+		print_shell_quoted(key, img->adaptive_block_hash_index ? "block-hash-index" : "");
+	}
+}
+
+static void info_readable(struct bundle *b)
+{
+	const struct manifest *m = bundle_get_manifest(b);
+	printf("Compatible: \t'%s'\n", m->compatible);
+	printf("Version:    \t'%s'\n", m->version ? m->version : "");
+	printf("Description:\t'%s'\n", m->description ? m->description : "");
+	printf("Build:      \t'%s'\n", m->build ? m->build : "");
+	printf("Hooks:      \t'%s'\n", m->hook_install_check ? "install-check" : "");
+	printf("Bundle Format: \t%s\n", bundle_format_name(bundle_get_format(b)));
+	if (bundle_get_format(b) != BUNDLE_FORMAT_PLAIN) {
+		printf("  Verity Salt: \t'%s'\n", m->verity_salt);
+		printf("  Verity Hash: \t'%s'\n", m->verity_hash);
+		printf("  Verity Size: \t%llu\n", (unsigned long long)m->verity_size);
+	}
+	printf("Manifest Hash:\t'%s'\n", bundle_manifest_hash(b));
+	printf("\n%zu Image%s:\n", m->n_images, m->n_images == 1 ? "" : "s");
+	for (size_t i = 0; i < m->n_images; i++) {
+		const struct manifest_image *img = &m->images[i];
+		char hooks[64];
+		hooks_str(img, hooks, sizeof(hooks));
+		if (img->variant)
+			printf("  [%s.%s]\n", img->slotclass, img->variant);
+		else
+			printf("  [%s]\n", img->slotclass);
+		printf("\tFilename:  %s\n", img->filename ? img->filename : "");
+		printf("\tChecksum:  %s\n", img->sha256);
+		printf("\tSize:      %llu\n", (unsigned long long)img->size);
+		printf("\tHooks:     %s\n", hooks);
+		if (img->adaptive_block_hash_index)
+			printf("\tAdaptive:  block-hash-index\n");
+	}
+	const struct sig_info *si = bundle_get_sig_info(b);
+	if (!si) {
+		printf("\nSignature not verified (--no-verify)\n");
+		return;
+	}
+	if (si->signing_time)
+		printf("\nSigning Time: %s\n", si->signing_time);
+	printf("\nCertificate Chain:\n");
+	for (size_t i = 0; i < si->n_chain; i++) {
+		printf("%2zu Subject: %s\n", i, si->chain[i].subject);
+		printf("   Issuer: %s\n", si->chain[i].issuer);
+		printf("   SPKI sha256: %s\n", si->chain[i].spki_hash);
+		printf("   Not Before: %s\n", si->chain[i].not_before);
+		printf("   Not After:  %s\n", si->chain[i].not_after);
+	}
+}
+
+int cmd_info(struct cli_globals *g, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		VERIFY_OPTIONS,
+		{ "output-format", required_argument, NULL, OPT_OUTPUT },
+		{ "help", no_argument, NULL, OPT_HELP },
+		{ 0 },
+	};
+	struct verify_opts v = { 0 };
+	enum cli_output_format fmt = CLI_OUTPUT_READABLE;
+	int c;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		int r = verify_opt(&v, "info", c);
+		if (r < 0)
+			return 2;
+		if (r > 0)
+			continue;
+		switch (c) {
+		case OPT_OUTPUT:
+			if (!cli_parse_output_format(optarg, &fmt))
+				return cli_usage_error("info",
+						       "--output-format: '%s' is not readable, json, json-pretty or shell",
+						       optarg);
+			break;
+		case 'h':
+		case OPT_HELP:
+			printf("Usage: abota info [OPTIONS] BUNDLE\n\nVerifies BUNDLE and shows its manifest and signer.\n\n%s"
+			       "      --output-format=readable|json|json-pretty|shell\n",
+			       verify_help);
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	if (argc - optind != 1)
+		return cli_usage_error("info", "expected one BUNDLE argument");
+	struct bundle_open_opts oo;
+	struct sig_policy pol;
+	open_opts_from(&v, g, &oo, &pol);
+	if (v.no_verify)
+		log_warning("signature not verified (--no-verify): nothing shown can be trusted");
+	struct abota_error err = { 0 };
+	struct bundle *b = NULL;
+	if (bundle_open(argv[optind], &oo, &b, &err) < 0)
+		return cli_fail("info", &err);
+	switch (fmt) {
+	case CLI_OUTPUT_READABLE: info_readable(b); break;
+	case CLI_OUTPUT_JSON: info_json(b, false); break;
+	case CLI_OUTPUT_JSON_PRETTY: info_json(b, true); break;
+	case CLI_OUTPUT_SHELL: info_shell(b); break;
+	}
+	bundle_close(b);
+	return 0;
+}
+
+/* ---------------- abota extract ---------------- */
+
+int cmd_extract(struct cli_globals *g, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		VERIFY_OPTIONS,
+		{ "help", no_argument, NULL, OPT_HELP },
+		{ 0 },
+	};
+	struct verify_opts v = { 0 };
+	int c;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		int r = verify_opt(&v, "extract", c);
+		if (r < 0)
+			return 2;
+		if (r > 0)
+			continue;
+		if (c == 'h' || c == OPT_HELP) {
+			printf("Usage: abota extract [OPTIONS] BUNDLE DIR\n\n"
+			       "Verifies BUNDLE and extracts its files into the new directory DIR.\n\n%s",
+			       verify_help);
+			return 0;
+		}
+		return 2;
+	}
+	if (argc - optind != 2)
+		return cli_usage_error("extract", "expected BUNDLE and DIR arguments");
+	if (v.no_verify)
+		return cli_usage_error("extract", "--no-verify is not allowed: extracted files must be verified");
+	struct bundle_open_opts oo;
+	struct sig_policy pol;
+	open_opts_from(&v, g, &oo, &pol);
+	struct abota_error err = { 0 };
+	struct bundle *b = NULL;
+	if (bundle_open(argv[optind], &oo, &b, &err) < 0)
+		return cli_fail("extract", &err);
+	int ret = bundle_extract(b, argv[optind + 1], &err);
+	bundle_close(b);
+	if (ret < 0)
+		return cli_fail("extract", &err);
+	printf("Extracting '%s' to '%s' succeeded\n", argv[optind], argv[optind + 1]);
+	return 0;
+}
+
+/* ---------------- abota resign ---------------- */
+
+int cmd_resign(struct cli_globals *g, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		VERIFY_OPTIONS,
+		{ "cert", required_argument, NULL, OPT_CERT },
+		{ "key", required_argument, NULL, OPT_KEY },
+		{ "signing-intermediate", required_argument, NULL, OPT_FORMAT },
+		{ "help", no_argument, NULL, OPT_HELP },
+		{ 0 },
+	};
+	struct verify_opts v = { 0 };
+	struct sig_signer signer = { 0 };
+	const char *inter[MAX_LIST + 1] = { 0 };
+	size_t n_inter = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		int r = verify_opt(&v, "resign", c);
+		if (r < 0)
+			return 2;
+		if (r > 0)
+			continue;
+		switch (c) {
+		case OPT_CERT: signer.cert_path = optarg; break;
+		case OPT_KEY: signer.key_path = optarg; break;
+		case OPT_FORMAT:
+			if (n_inter == MAX_LIST)
+				return cli_usage_error("resign", "too many --signing-intermediate options");
+			inter[n_inter++] = optarg;
+			signer.intermediates = inter;
+			break;
+		case 'h':
+		case OPT_HELP:
+			printf("Usage: abota resign --cert=PEM --key=PEM [OPTIONS] IN OUT\n\n"
+			       "Verifies IN with the keyring and writes OUT with a new signature.\n\n"
+			       "      --cert=FILE                 new signer certificate (PEM)\n"
+			       "      --key=FILE                  new signer key (PEM)\n"
+			       "      --signing-intermediate=FILE intermediate to embed in the new signature\n%s",
+			       verify_help);
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	if (argc - optind != 2)
+		return cli_usage_error("resign", "expected IN and OUT arguments");
+	if (!signer.cert_path || !signer.key_path)
+		return cli_usage_error("resign", "--cert and --key are required");
+	struct bundle_open_opts oo;
+	struct sig_policy pol;
+	open_opts_from(&v, g, &oo, &pol);
+	struct abota_error err = { 0 };
+	if (bundle_resign(argv[optind], argv[optind + 1], &oo, &signer, &err) < 0)
+		return cli_fail("resign", &err);
+	printf("Resigning '%s' to '%s' succeeded\n", argv[optind], argv[optind + 1]);
+	return 0;
+}

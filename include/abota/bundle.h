@@ -1,0 +1,103 @@
+/* bundle.h - RAUC-compatible bundles: create, open (verify), extract, resign.
+ *
+ * Layout: squashfs [+ dm-verity hash tree] || CMS (DER) || uint64 BE size of
+ * the CMS.  The format follows from the CMS: detached SignedData = plain,
+ * inline SignedData = verity (its content is the signed manifest).
+ *
+ * Trust: after bundle_open() every byte of the bundle's squashfs that is
+ * read is checked before use -- against the dm-verity tree (verity) or against
+ * digests taken in the same pass that verified the detached signature
+ * (plain).  The file is opened once and never re-opened by path, so swapping
+ * or modifying it afterwards is detected instead of trusted.
+ */
+#ifndef ABOTA_BUNDLE_H
+#define ABOTA_BUNDLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "abota/error.h"
+#include "abota/manifest.h"
+#include "abota/signature.h"
+#include "abota/source.h"
+#include "abota/squashfs.h"
+
+#define BUNDLE_DEFAULT_MAX_SIGNATURE_SIZE 65536u
+/* Plain bundles are hashed whole; above 2 GiB RAUC refuses them
+ * (CVE-2026-34155) and so do we.  Use verity for anything big. */
+#define BUNDLE_PLAIN_MAX_PAYLOAD (UINT64_C(2) << 30)
+/* Chunk size of the digests that guard a plain bundle after verification. */
+#define BUNDLE_PLAIN_CHUNK (64u * 1024u)
+
+struct bundle_create_opts {
+	struct sig_signer signer;
+	int format;                 /* enum bundle_format, or -1 = manifest's or verity */
+	const char *compressor;     /* NULL = squashfs default (zstd) */
+	int level;                  /* 0 = compressor default */
+	uint32_t block_size;        /* 0 = 128 KiB */
+};
+
+/* Builds OUT from CONTENT_DIR (which holds manifest.raucm and the images).
+ * OUT must not exist; it appears complete (renamed into place after fsync)
+ * or not at all. */
+int bundle_create(const char *content_dir, const char *out_path,
+		  const struct bundle_create_opts *opts, struct abota_error *err);
+
+/* Bit mask of enum bundle_format values. */
+#define BUNDLE_FORMATS_ALL ((1u << BUNDLE_FORMAT_PLAIN) | (1u << BUNDLE_FORMAT_VERITY))
+
+struct bundle_open_opts {
+	const struct sig_policy *policy; /* required unless no_verify */
+	bool no_verify;                  /* inspect only: nothing is trusted */
+	uint64_t max_signature_size;     /* 0 = 64 KiB */
+	unsigned allowed_formats;        /* 0 = all supported */
+};
+
+struct bundle;
+
+int bundle_open(const char *path, const struct bundle_open_opts *opts, struct bundle **out,
+		struct abota_error *err);
+void bundle_close(struct bundle *b);
+
+const char *bundle_path(const struct bundle *b);
+const struct manifest *bundle_get_manifest(const struct bundle *b);
+/* SHA-256 of the exact manifest bytes, lowercase hex (RAUC's manifest hash). */
+const char *bundle_manifest_hash(const struct bundle *b);
+/* The exact manifest bytes (signed content for verity, manifest.raucm for plain). */
+const char *bundle_manifest_data(const struct bundle *b, size_t *len);
+enum bundle_format bundle_get_format(const struct bundle *b);
+/* NULL when opened with no_verify. */
+const struct sig_info *bundle_get_sig_info(const struct bundle *b);
+bool bundle_is_verified(const struct bundle *b);
+uint64_t bundle_file_size(const struct bundle *b);
+uint64_t bundle_payload_size(const struct bundle *b);   /* squashfs (+ hash tree) */
+uint64_t bundle_signature_size(const struct bundle *b);
+uint64_t bundle_squashfs_size(const struct bundle *b);
+struct squashfs_reader *bundle_squashfs(struct bundle *b);
+
+/* Reads payload bytes: the squashfs through the verified view, the hash
+ * tree (verity) from the file -- it was checked against the signed root when
+ * the bundle was opened, and is re-checked by whoever uses a copy. */
+int bundle_read_payload(struct bundle *b, void *buf, size_t len, uint64_t off,
+			struct abota_error *err);
+
+/* Streams one image of the manifest to sink, checking its size and SHA-256
+ * against the signed manifest.  A mismatch fails the call after the data was
+ * delivered: the caller must discard what the sink wrote when it fails
+ * (every byte already passed the bundle's verified source, so this is a
+ * second, end-to-end check). */
+int bundle_stream_image(struct bundle *b, const struct manifest_image *img,
+			squashfs_sink_fn sink, void *ctx, struct abota_error *err);
+
+/* Extracts every file of the bundle into DIR (which must not exist; it is
+ * created complete or not at all).  Images are checked against the manifest. */
+int bundle_extract(struct bundle *b, const char *dir, struct abota_error *err);
+
+/* Writes OUT: the payload of the (verified, unless opts->no_verify) bundle
+ * IN with a new signature by signer.  For verity bundles the signed manifest
+ * is kept byte for byte. */
+int bundle_resign(const char *in_path, const char *out_path, const struct bundle_open_opts *opts,
+		  const struct sig_signer *signer, struct abota_error *err);
+
+#endif

@@ -1,0 +1,34 @@
+/* checked_source.h - a source whose every block is verified before use.
+ *
+ * Shared machinery of the verity view (4 KiB blocks checked against a hash
+ * tree) and of plain bundles (chunks checked against digests recorded while
+ * the detached signature was verified).  Keeps a small cache of verified
+ * blocks for the small, unaligned reads squashfs metadata makes, and reads
+ * large aligned ranges straight into the caller's buffer. */
+#ifndef ABOTA_CHECKED_SOURCE_H
+#define ABOTA_CHECKED_SOURCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "abota/error.h"
+#include "abota/source.h"
+
+/* Verifies block `idx` (len bytes; only the last block may be short).
+ * Returns 0 or a negative code with a message. */
+typedef int (*checked_verify_fn)(void *ctx, uint64_t idx, const uint8_t *data, size_t len,
+				 struct abota_error *err);
+
+/* Creates the view of [0, size) of lower.  ctx is owned (freed with ctx_free)
+ * and lower is not.  block_size must be a power of two >= 512. */
+int source_new_checked(struct source *lower, uint64_t size, uint32_t block_size,
+		       checked_verify_fn verify, void *ctx, void (*ctx_free)(void *ctx),
+		       struct source **out, struct abota_error *err);
+
+/* Plain bundles: a view of [0, size) checked against SHA-256 digests of each
+ * chunk_size-byte chunk (the last chunk may be short).  Takes ownership of
+ * digests (n_chunks * 32 bytes, malloc'd), also on failure. */
+int source_new_digest_checked(struct source *lower, uint64_t size, uint32_t chunk_size,
+			      uint8_t *digests, struct source **out, struct abota_error *err);
+
+#endif

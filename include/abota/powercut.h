@@ -1,0 +1,53 @@
+/* powercut.h - power-cut injection for the durable write paths.
+ *
+ * Every write whose ordering matters for power-loss safety (the two FWU
+ * metadata copies, the simulator's firmware writes, ...) goes through
+ * powercut_pwrite() and powercut_sync().  Normally they are a full pwrite and
+ * an fdatasync.  A fault plan turns the N-th *write point* (1-based, writes
+ * and syncs counted together, in this process) into a power cut:
+ *
+ *   - a write point: only the first BYTES bytes reach the media (a torn
+ *     write; default: half of the write, rounded down), nothing after;
+ *   - a sync point: the sync does not happen;
+ *
+ * and from then on every write point fails with -ECANCELED ("simulated power
+ * cut"), so the process cannot write anything more, as if it had lost power.
+ * Callers propagate the error; programs exit with status 137 on -ECANCELED.
+ *
+ * The plan comes from the environment (read once, at the first write point):
+ *   ABOTA_POWERCUT=N[:BYTES]   cut at write point N
+ *   ABOTA_POWERCUT_LOG=FILE    append "N write LABEL OFFSET LEN" and
+ *                              "N sync LABEL" per write point, so a campaign
+ *                              can enumerate the points first and then run
+ *                              N = 1..count
+ * or from powercut_plan() (tests, the simulator).  Page-cache effects are not
+ * modelled: data handed to a write point that was not cut is on the media.
+ */
+#ifndef ABOTA_POWERCUT_H
+#define ABOTA_POWERCUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "abota/error.h"
+
+/* Exit status programs use after a simulated power cut. */
+#define POWERCUT_EXIT_STATUS 137
+
+/* Sets the plan: cut at write point n (0 = never) keeping `bytes` bytes of a
+ * cut write (negative = half).  Resets the counter and the "cut" state and
+ * re-reads ABOTA_POWERCUT_LOG. */
+void powercut_plan(unsigned long n, long bytes);
+/* Number of write points passed so far. */
+unsigned long powercut_count(void);
+/* Non-zero once the cut happened. */
+int powercut_happened(void);
+
+/* pwrite of len bytes at off on fd (label names the target in messages and
+ * the log).  -ECANCELED after/at the cut. */
+int powercut_pwrite(int fd, const void *buf, size_t len, uint64_t off, const char *label,
+		    struct abota_error *err);
+/* fdatasync(fd). */
+int powercut_sync(int fd, const char *label, struct abota_error *err);
+
+#endif

@@ -1,0 +1,428 @@
+/* bundle.c - open and verify RAUC-compatible bundles; stream and extract. */
+#include "abota/bundle.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "abota/checked_source.h"
+#include "abota/digest.h"
+#include "abota/fileio.h"
+#include "abota/log.h"
+#include "abota/verity.h"
+
+struct bundle {
+	char *path;
+	struct source *file;      /* the bundle file, opened once */
+	struct source *content;   /* verified view of the squashfs */
+	struct squashfs_reader *sqfs;
+	uint64_t file_size, payload_size, sig_size, sqfs_size;
+	uint8_t *sig;
+	char *manifest_data;
+	size_t manifest_len;
+	char manifest_hash[DIGEST_SHA256_HEX_LEN + 1];
+	struct manifest *manifest;
+	struct sig_info *sig_info;
+	enum bundle_format format;
+};
+
+void bundle_close(struct bundle *b)
+{
+	if (!b)
+		return;
+	squashfs_reader_free(b->sqfs);
+	source_close(b->content);
+	source_close(b->file);
+	manifest_free(b->manifest);
+	sig_info_free(b->sig_info);
+	free(b->manifest_data);
+	free(b->sig);
+	free(b->path);
+	free(b);
+}
+
+const char *bundle_path(const struct bundle *b) { return b->path; }
+const struct manifest *bundle_get_manifest(const struct bundle *b) { return b->manifest; }
+const char *bundle_manifest_hash(const struct bundle *b) { return b->manifest_hash; }
+enum bundle_format bundle_get_format(const struct bundle *b) { return b->format; }
+const struct sig_info *bundle_get_sig_info(const struct bundle *b) { return b->sig_info; }
+bool bundle_is_verified(const struct bundle *b) { return b->sig_info != NULL; }
+uint64_t bundle_file_size(const struct bundle *b) { return b->file_size; }
+uint64_t bundle_payload_size(const struct bundle *b) { return b->payload_size; }
+uint64_t bundle_signature_size(const struct bundle *b) { return b->sig_size; }
+uint64_t bundle_squashfs_size(const struct bundle *b) { return b->sqfs_size; }
+struct squashfs_reader *bundle_squashfs(struct bundle *b) { return b->sqfs; }
+
+const char *bundle_manifest_data(const struct bundle *b, size_t *len)
+{
+	if (len)
+		*len = b->manifest_len;
+	return b->manifest_data;
+}
+
+/* Reads and checks the trailer and the CMS bytes. */
+static int read_signature(struct bundle *b, uint64_t max_sig, struct abota_error *err)
+{
+	if (b->file_size < 8)
+		return abota_error_set(err, -EINVAL, "bundle is too small (%llu bytes)",
+				       (unsigned long long)b->file_size);
+	uint8_t tr[8];
+	int ret = source_read_at(b->file, tr, sizeof(tr), b->file_size - 8, err);
+	if (ret < 0)
+		return ret;
+	uint64_t s = 0;
+	for (int i = 0; i < 8; i++)
+		s = (s << 8) | tr[i];
+	uint64_t room = b->file_size - 8;
+	if (s == 0)
+		return abota_error_set(err, -EINVAL, "signature size in the trailer is 0");
+	/* Compare without forming room - s first: s is attacker-controlled. */
+	if (s > room)
+		return abota_error_set(err, -EINVAL,
+				       "signature size %llu exceeds bundle size %llu (truncated bundle or bad trailer)",
+				       (unsigned long long)s, (unsigned long long)b->file_size);
+	if (s > max_sig)
+		return abota_error_set(err, -EINVAL, "signature size %llu exceeds the limit of %llu bytes",
+				       (unsigned long long)s, (unsigned long long)max_sig);
+	uint64_t p = room - s;
+	if (s > p)
+		return abota_error_set(err, -EINVAL,
+				       "signature size %llu exceeds the payload size %llu (truncated bundle)",
+				       (unsigned long long)s, (unsigned long long)p);
+	if (p % 4096 != 0)
+		return abota_error_set(err, -EINVAL,
+				       "payload size %llu is not a multiple of 4096 (truncated or damaged bundle)",
+				       (unsigned long long)p);
+	b->sig = malloc((size_t)s);
+	if (!b->sig)
+		return abota_error_set(err, -ENOMEM, "out of memory");
+	ret = source_read_at(b->file, b->sig, (size_t)s, p, err);
+	if (ret < 0)
+		return ret;
+	b->sig_size = s;
+	b->payload_size = p;
+	return 0;
+}
+
+struct chunk_digests {
+	uint8_t *digests;
+	uint64_t n, cap;
+	EVP_MD_CTX *md;
+	size_t in_chunk;
+};
+
+/* Called with the content in order while the CMS digest is computed: cuts
+ * it into BUNDLE_PLAIN_CHUNK pieces and records a SHA-256 of each. */
+static int chunk_cb(void *p, const uint8_t *data, size_t len)
+{
+	struct chunk_digests *cd = p;
+	while (len > 0) {
+		if (cd->in_chunk == 0 && EVP_DigestInit_ex(cd->md, EVP_sha256(), NULL) != 1)
+			return -EIO;
+		size_t n = BUNDLE_PLAIN_CHUNK - cd->in_chunk;
+		if (n > len)
+			n = len;
+		if (EVP_DigestUpdate(cd->md, data, n) != 1)
+			return -EIO;
+		cd->in_chunk += n;
+		data += n;
+		len -= n;
+		if (cd->in_chunk == BUNDLE_PLAIN_CHUNK) {
+			if (cd->n >= cd->cap ||
+			    EVP_DigestFinal_ex(cd->md, cd->digests + cd->n * 32, NULL) != 1)
+				return -EIO;
+			cd->n++;
+			cd->in_chunk = 0;
+		}
+	}
+	return 0;
+}
+
+static int open_plain(struct bundle *b, const struct bundle_open_opts *opts,
+		      struct abota_error *err)
+{
+	int ret = 0;
+	b->format = BUNDLE_FORMAT_PLAIN;
+	b->sqfs_size = b->payload_size;
+	if (opts->no_verify)
+		return source_new_window(b->file, 0, b->payload_size, &b->content, err);
+	if (b->payload_size > BUNDLE_PLAIN_MAX_PAYLOAD)
+		return abota_error_set(err, -EFBIG,
+				       "plain bundle payload of %llu bytes is larger than 2 GiB; use the verity format",
+				       (unsigned long long)b->payload_size);
+	struct chunk_digests cd = { 0 };
+	cd.cap = (b->payload_size + BUNDLE_PLAIN_CHUNK - 1) / BUNDLE_PLAIN_CHUNK;
+	cd.digests = malloc(cd.cap ? cd.cap * 32 : 1);
+	cd.md = EVP_MD_CTX_new();
+	if (!cd.digests || !cd.md) {
+		ret = abota_error_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	ret = signature_verify_detached(b->sig, b->sig_size, b->file, b->payload_size, opts->policy,
+					chunk_cb, &cd, &b->sig_info, err);
+	if (ret < 0)
+		goto out;
+	if (cd.in_chunk > 0) {
+		if (cd.n >= cd.cap || EVP_DigestFinal_ex(cd.md, cd.digests + cd.n * 32, NULL) != 1) {
+			ret = abota_error_set(err, -EIO, "hashing failed");
+			goto out;
+		}
+		cd.n++;
+	}
+	if (cd.n != cd.cap) {
+		ret = abota_error_set(err, -EIO, "payload was not hashed completely");
+		goto out;
+	}
+	ret = source_new_digest_checked(b->file, b->payload_size, BUNDLE_PLAIN_CHUNK, cd.digests,
+					&b->content, err);
+	cd.digests = NULL;
+out:
+	free(cd.digests);
+	EVP_MD_CTX_free(cd.md);
+	return ret;
+}
+
+static int open_inline(struct bundle *b, const struct bundle_open_opts *opts,
+		       struct abota_error *err)
+{
+	uint8_t *content = NULL;
+	size_t len = 0;
+	int ret;
+	if (opts->no_verify) {
+		bool det;
+		ret = signature_inspect(b->sig, b->sig_size, &det, &content, &len, err);
+	} else {
+		ret = signature_verify_inline(b->sig, b->sig_size, opts->policy, &content, &len,
+					      &b->sig_info, err);
+	}
+	if (ret < 0)
+		return ret;
+	b->manifest_data = (char *)content;
+	b->manifest_len = len;
+	ret = manifest_parse(b->manifest_data, len, "manifest", MANIFEST_BUNDLE, &b->manifest, err);
+	if (ret < 0) {
+		abota_error_prefix(err, "signed manifest");
+		return ret;
+	}
+	b->format = b->manifest->format;
+	if (b->format == BUNDLE_FORMAT_PLAIN)
+		return abota_error_set(err, -EBADMSG,
+				       "manifest of an inline-signed bundle says format=plain (not allowed)");
+	if (b->format == BUNDLE_FORMAT_CRYPT)
+		return abota_error_set(err, -ENOTSUP,
+				       "crypt bundle whose signature is not encrypted: refusing it (and crypt bundles are not supported yet)");
+	if (b->manifest->verity_size >= b->payload_size)
+		return abota_error_set(err, -EINVAL,
+				       "verity-size %llu is not smaller than the payload (%llu bytes)",
+				       (unsigned long long)b->manifest->verity_size,
+				       (unsigned long long)b->payload_size);
+	b->sqfs_size = b->payload_size - b->manifest->verity_size;
+	if (opts->no_verify)
+		return source_new_window(b->file, 0, b->sqfs_size, &b->content, err);
+	struct verity_params vp = { .data_size = b->sqfs_size,
+				    .hash_size = b->manifest->verity_size };
+	if (!digest_from_hex(b->manifest->verity_salt, vp.salt, sizeof(vp.salt)) ||
+	    !digest_from_hex(b->manifest->verity_hash, vp.root, sizeof(vp.root)))
+		return abota_error_set(err, -EINVAL, "invalid verity-hash or verity-salt");
+	return source_new_verity(b->file, &vp, &b->content, err);
+}
+
+/* Every image, hook and handler named by the manifest must be a regular file
+ * in the bundle, of the declared size. */
+static int check_contents(struct bundle *b, struct abota_error *err)
+{
+	const struct manifest *m = b->manifest;
+	struct squashfs_entry e;
+	for (size_t i = 0; i < m->n_images; i++) {
+		const struct manifest_image *img = &m->images[i];
+		if (!img->filename)
+			continue;
+		int ret = squashfs_reader_lookup(b->sqfs, img->filename, &e, err);
+		if (ret == -ENOENT)
+			return abota_error_set(err, -ENOENT, "image '%s' (slot class %s) is missing from the bundle",
+					       img->filename, img->slotclass);
+		if (ret < 0)
+			return ret;
+		if (e.type != SQUASHFS_TYPE_FILE)
+			return abota_error_set(err, -EINVAL, "image '%s' is not a regular file",
+					       img->filename);
+		if (e.size != img->size)
+			return abota_error_set(err, -EBADMSG,
+					       "image '%s' is %llu bytes but the manifest says size=%llu",
+					       img->filename, (unsigned long long)e.size,
+					       (unsigned long long)img->size);
+	}
+	const char *extra[] = { m->hooks_filename, m->handler_filename };
+	for (size_t i = 0; i < 2; i++) {
+		if (!extra[i])
+			continue;
+		int ret = squashfs_reader_lookup(b->sqfs, extra[i], &e, err);
+		if (ret == -ENOENT)
+			return abota_error_set(err, -ENOENT, "'%s' named by the manifest is missing from the bundle",
+					       extra[i]);
+		if (ret < 0)
+			return ret;
+		if (e.type != SQUASHFS_TYPE_FILE)
+			return abota_error_set(err, -EINVAL, "'%s' is not a regular file", extra[i]);
+	}
+	return 0;
+}
+
+int bundle_open(const char *path, const struct bundle_open_opts *opts, struct bundle **out,
+		struct abota_error *err)
+{
+	int ret;
+	struct bundle *b = calloc(1, sizeof(*b));
+	if (!b)
+		return abota_error_set(err, -ENOMEM, "out of memory");
+	b->path = strdup(path);
+	if (!b->path) {
+		ret = abota_error_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	ret = source_open_file(path, &b->file, err);
+	if (ret < 0)
+		goto out_noprefix;
+	b->file_size = source_size(b->file);
+	uint64_t max_sig = opts->max_signature_size ? opts->max_signature_size
+						     : BUNDLE_DEFAULT_MAX_SIGNATURE_SIZE;
+	ret = read_signature(b, max_sig, err);
+	if (ret < 0)
+		goto out;
+	bool detached = false;
+	ret = signature_inspect(b->sig, b->sig_size, &detached, NULL, NULL, err);
+	if (ret < 0)
+		goto out;
+	ret = detached ? open_plain(b, opts, err) : open_inline(b, opts, err);
+	if (ret < 0)
+		goto out;
+	unsigned allowed = opts->allowed_formats ? opts->allowed_formats : BUNDLE_FORMATS_ALL;
+	if (!(allowed & (1u << b->format))) {
+		ret = abota_error_set(err, -EPERM, "bundle format '%s' not allowed",
+				      bundle_format_name(b->format));
+		goto out;
+	}
+	/* Only now, with the signature checked, is any squashfs byte parsed. */
+	ret = squashfs_reader_open(b->content, b->sqfs_size, &b->sqfs, err);
+	if (ret < 0)
+		goto out;
+	if (b->format == BUNDLE_FORMAT_PLAIN) {
+		ret = squashfs_reader_read_file(b->sqfs, "manifest.raucm", MANIFEST_MAX_SIZE,
+						&b->manifest_data, &b->manifest_len, err);
+		if (ret == -ENOENT)
+			ret = abota_error_set(err, -ENOENT, "no manifest.raucm in the bundle");
+		if (ret < 0)
+			goto out;
+		ret = manifest_parse(b->manifest_data, b->manifest_len, "manifest.raucm",
+				     MANIFEST_BUNDLE, &b->manifest, err);
+		if (ret < 0)
+			goto out;
+		if (b->manifest->format != BUNDLE_FORMAT_PLAIN) {
+			ret = abota_error_set(err, -EBADMSG,
+					      "manifest says format=%s but the bundle has a detached (plain) signature",
+					      bundle_format_name(b->manifest->format));
+			goto out;
+		}
+	}
+	uint8_t md[DIGEST_SHA256_LEN];
+	if (digest_sha256(b->manifest_data, b->manifest_len, md) < 0) {
+		ret = abota_error_set(err, -EIO, "hashing failed");
+		goto out;
+	}
+	digest_to_hex(md, sizeof(md), b->manifest_hash);
+	ret = check_contents(b, err);
+	if (ret < 0)
+		goto out;
+	*out = b;
+	return 0;
+out:
+	abota_error_prefix(err, "%s", path);
+out_noprefix:
+	bundle_close(b);
+	return ret;
+}
+
+int bundle_read_payload(struct bundle *b, void *buf, size_t len, uint64_t off,
+			struct abota_error *err)
+{
+	if (off > b->payload_size || len > b->payload_size - off)
+		return abota_error_set(err, -EINVAL, "read outside the bundle payload");
+	uint8_t *p = buf;
+	if (off < b->sqfs_size) {
+		size_t n = b->sqfs_size - off < len ? (size_t)(b->sqfs_size - off) : len;
+		int ret = source_read_at(b->content, p, n, off, err);
+		if (ret < 0)
+			return ret;
+		p += n;
+		off += n;
+		len -= n;
+	}
+	return len ? source_read_at(b->file, p, len, off, err) : 0;
+}
+
+/* --- streaming images with an end-to-end hash check --- */
+
+struct hash_sink {
+	squashfs_sink_fn sink;
+	void *ctx;
+	EVP_MD_CTX *md;
+	uint64_t seen, limit;
+};
+
+static int hash_sink_cb(void *p, const void *buf, size_t len, struct abota_error *err)
+{
+	struct hash_sink *hs = p;
+	if (len > hs->limit - hs->seen)
+		return abota_error_set(err, -EFBIG, "image is larger than its manifest size");
+	hs->seen += len;
+	if (EVP_DigestUpdate(hs->md, buf, len) != 1)
+		return abota_error_set(err, -EIO, "hashing failed");
+	return hs->sink ? hs->sink(hs->ctx, buf, len, err) : 0;
+}
+
+int bundle_stream_image(struct bundle *b, const struct manifest_image *img,
+			squashfs_sink_fn sink, void *ctx, struct abota_error *err)
+{
+	if (!img->filename)
+		return abota_error_set(err, -EINVAL, "image of slot class %s has no file",
+				       img->slotclass);
+	struct hash_sink hs = { .sink = sink, .ctx = ctx, .md = EVP_MD_CTX_new(),
+				.limit = img->size };
+	int ret = 0;
+	if (!hs.md || EVP_DigestInit_ex(hs.md, EVP_sha256(), NULL) != 1) {
+		ret = abota_error_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	ret = squashfs_reader_stream(b->sqfs, img->filename, hash_sink_cb, &hs, err);
+	if (ret < 0) {
+		abota_error_prefix(err, "%s", img->filename);
+		goto out;
+	}
+	uint8_t md[DIGEST_SHA256_LEN];
+	char hex[DIGEST_SHA256_HEX_LEN + 1];
+	if (EVP_DigestFinal_ex(hs.md, md, NULL) != 1) {
+		ret = abota_error_set(err, -EIO, "hashing failed");
+		goto out;
+	}
+	digest_to_hex(md, sizeof(md), hex);
+	if (hs.seen != img->size) {
+		ret = abota_error_set(err, -EBADMSG, "%s: %llu bytes read, manifest says size=%llu",
+				      img->filename, (unsigned long long)hs.seen,
+				      (unsigned long long)img->size);
+		goto out;
+	}
+	if (strcmp(hex, img->sha256) != 0) {
+		ret = abota_error_set(err, -EBADMSG, "%s: sha256 %s does not match the manifest's %s",
+				      img->filename, hex, img->sha256);
+		goto out;
+	}
+out:
+	EVP_MD_CTX_free(hs.md);
+	return ret;
+}

@@ -1,0 +1,231 @@
+/* checked_source.c - sources whose blocks are verified before use. */
+#include "abota/checked_source.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "abota/digest.h"
+
+/* Enough for the metadata reads of one squashfs lookup plus a data block's
+ * unaligned head and tail. */
+#define CACHE_SLOTS 8
+
+struct cache_slot {
+	uint64_t idx;   /* UINT64_MAX = empty */
+	size_t len;
+	uint8_t *data;
+};
+
+struct checked_source {
+	struct source base;
+	struct source *lower;
+	uint32_t block_size;
+	checked_verify_fn verify;
+	void *ctx;
+	void (*ctx_free)(void *ctx);
+	pthread_mutex_t lock; /* protects the cache */
+	struct cache_slot cache[CACHE_SLOTS];
+	unsigned next_victim;
+};
+
+static size_t block_len(const struct checked_source *cs, uint64_t idx)
+{
+	uint64_t start = idx * cs->block_size;
+	uint64_t left = cs->base.size - start;
+	return left < cs->block_size ? (size_t)left : cs->block_size;
+}
+
+static int read_verified(struct checked_source *cs, uint64_t first, uint64_t count, uint8_t *dst,
+			 struct abota_error *err)
+{
+	uint64_t off = first * cs->block_size;
+	uint64_t end = (first + count) * cs->block_size;
+	if (end > cs->base.size)
+		end = cs->base.size;
+	int ret = source_read_at(cs->lower, dst, (size_t)(end - off), off, err);
+	if (ret < 0)
+		return ret;
+	for (uint64_t i = 0; i < count; i++) {
+		ret = cs->verify(cs->ctx, first + i, dst + i * cs->block_size,
+				 block_len(cs, first + i), err);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+/* Copies part of one block through the cache. */
+static int read_partial(struct checked_source *cs, uint64_t idx, size_t in_off, size_t len,
+			uint8_t *dst, struct abota_error *err)
+{
+	int ret = 0;
+	pthread_mutex_lock(&cs->lock);
+	struct cache_slot *slot = NULL;
+	for (unsigned i = 0; i < CACHE_SLOTS; i++) {
+		if (cs->cache[i].idx == idx) {
+			slot = &cs->cache[i];
+			break;
+		}
+	}
+	if (!slot) {
+		slot = &cs->cache[cs->next_victim];
+		cs->next_victim = (cs->next_victim + 1) % CACHE_SLOTS;
+		slot->idx = UINT64_MAX;
+		ret = read_verified(cs, idx, 1, slot->data, err);
+		if (ret < 0)
+			goto out;
+		slot->idx = idx;
+		slot->len = block_len(cs, idx);
+	}
+	memcpy(dst, slot->data + in_off, len);
+out:
+	pthread_mutex_unlock(&cs->lock);
+	return ret;
+}
+
+static int checked_read_at(struct source *src, void *buf, size_t len, uint64_t off,
+			   struct abota_error *err)
+{
+	struct checked_source *cs = (struct checked_source *)src;
+	uint8_t *dst = buf;
+	uint64_t bs = cs->block_size;
+	while (len > 0) {
+		uint64_t idx = off / bs;
+		size_t in_off = (size_t)(off % bs);
+		size_t blen = block_len(cs, idx);
+		if (in_off == 0 && len >= blen) {
+			/* Whole blocks go straight into the caller's buffer: no copy. */
+			uint64_t count = len / bs;
+			if (count == 0 || (idx + count) * bs > cs->base.size)
+				count = 1; /* the short last block */
+			int ret = read_verified(cs, idx, count, dst, err);
+			if (ret < 0) {
+				/* Never hand out bytes that failed verification. */
+				memset(buf, 0, (size_t)(dst - (uint8_t *)buf) + len);
+				return ret;
+			}
+			size_t done = (size_t)((idx + count) * bs > cs->base.size
+						       ? cs->base.size - off
+						       : count * bs);
+			dst += done;
+			off += done;
+			len -= done;
+			continue;
+		}
+		size_t n = blen - in_off;
+		if (n > len)
+			n = len;
+		int ret = read_partial(cs, idx, in_off, n, dst, err);
+		if (ret < 0)
+			return ret;
+		dst += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static void checked_close(struct source *src)
+{
+	struct checked_source *cs = (struct checked_source *)src;
+	for (unsigned i = 0; i < CACHE_SLOTS; i++)
+		free(cs->cache[i].data);
+	if (cs->ctx_free)
+		cs->ctx_free(cs->ctx);
+	pthread_mutex_destroy(&cs->lock);
+}
+
+static const struct source_ops checked_ops = {
+	.read_at = checked_read_at,
+	.close = checked_close,
+};
+
+int source_new_checked(struct source *lower, uint64_t size, uint32_t block_size,
+		       checked_verify_fn verify, void *ctx, void (*ctx_free)(void *ctx),
+		       struct source **out, struct abota_error *err)
+{
+	if (block_size < 512 || (block_size & (block_size - 1)) != 0 || size > lower->size) {
+		if (ctx_free)
+			ctx_free(ctx);
+		return abota_error_set(err, -EINVAL, "%s: invalid checked view", lower->name);
+	}
+	struct checked_source *cs = source_alloc(sizeof(*cs), &checked_ops, size, lower->name);
+	if (!cs) {
+		if (ctx_free)
+			ctx_free(ctx);
+		return abota_error_set(err, -ENOMEM, "out of memory");
+	}
+	cs->lower = lower;
+	cs->block_size = block_size;
+	cs->verify = verify;
+	cs->ctx = ctx;
+	cs->ctx_free = ctx_free;
+	pthread_mutex_init(&cs->lock, NULL);
+	for (unsigned i = 0; i < CACHE_SLOTS; i++) {
+		cs->cache[i].idx = UINT64_MAX;
+		cs->cache[i].data = malloc(block_size);
+		if (!cs->cache[i].data) {
+			source_close(&cs->base);
+			return abota_error_set(err, -ENOMEM, "out of memory");
+		}
+	}
+	*out = &cs->base;
+	return 0;
+}
+
+/* --- plain bundles: per-chunk SHA-256 recorded during signature check --- */
+
+struct digest_ctx {
+	uint8_t *digests;
+	uint64_t n;
+	char *name;
+};
+
+static void digest_ctx_free(void *p)
+{
+	struct digest_ctx *dc = p;
+	if (!dc)
+		return;
+	free(dc->digests);
+	free(dc->name);
+	free(dc);
+}
+
+static int digest_verify(void *p, uint64_t idx, const uint8_t *data, size_t len,
+			 struct abota_error *err)
+{
+	struct digest_ctx *dc = p;
+	uint8_t md[DIGEST_SHA256_LEN];
+	if (idx >= dc->n || digest_sha256(data, len, md) < 0)
+		return abota_error_set(err, -EIO, "%s: cannot check chunk %llu", dc->name,
+				       (unsigned long long)idx);
+	if (CRYPTO_memcmp(md, dc->digests + idx * DIGEST_SHA256_LEN, DIGEST_SHA256_LEN) != 0)
+		return abota_error_set(err, -EBADMSG,
+				       "%s: bundle changed after its signature was verified (chunk %llu)",
+				       dc->name, (unsigned long long)idx);
+	return 0;
+}
+
+int source_new_digest_checked(struct source *lower, uint64_t size, uint32_t chunk_size,
+			      uint8_t *digests, struct source **out, struct abota_error *err)
+{
+	struct digest_ctx *dc = calloc(1, sizeof(*dc));
+	if (!dc) {
+		free(digests);
+		return abota_error_set(err, -ENOMEM, "out of memory");
+	}
+	dc->digests = digests;
+	dc->n = chunk_size ? (size + chunk_size - 1) / chunk_size : 0;
+	dc->name = strdup(lower->name);
+	if (!dc->name) {
+		digest_ctx_free(dc);
+		return abota_error_set(err, -ENOMEM, "out of memory");
+	}
+	return source_new_checked(lower, size, chunk_size, digest_verify, dc, digest_ctx_free, out,
+				  err);
+}
