@@ -400,10 +400,8 @@ int bundle_stream_image(struct bundle *b, const struct manifest_image *img,
 		goto out;
 	}
 	ret = squashfs_reader_stream(b->sqfs, img->filename, hash_sink_cb, &hs, err);
-	if (ret < 0) {
-		abota_error_prefix(err, "%s", img->filename);
+	if (ret < 0)
 		goto out;
-	}
 	uint8_t md[DIGEST_SHA256_LEN];
 	char hex[DIGEST_SHA256_HEX_LEN + 1];
 	if (EVP_DigestFinal_ex(hs.md, md, NULL) != 1) {

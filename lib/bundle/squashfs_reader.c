@@ -1020,7 +1020,7 @@ int squashfs_reader_walk(struct squashfs_reader *r, squashfs_walk_fn cb, void *c
 		return abota_error_set(err, -ENOMEM, "out of memory");
 	w->cb = cb;
 	w->ctx = ctx;
-	struct inode root;
+	struct inode root = { 0 };
 	int ret = read_inode(r, r->sb.root_inode_ref, 0, &root, err);
 	if (ret == 0 && root.type != SQFS_INODE_DIR)
 		ret = corrupt(err, "root inode is not a directory");

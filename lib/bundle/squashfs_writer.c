@@ -458,7 +458,7 @@ static struct node *add_kid(struct node *dir, const char *name, size_t len, uint
 }
 
 /* Validates `path` and finds (creating missing directories) its parent.  On
- * success *leaf points into path at the last component. */
+ * success (and on -EEXIST) *leaf points into path at the last component. */
 static int resolve_parent(struct squashfs_writer *w, const char *path, struct node **parent,
 			  const char **leaf, struct abota_error *err)
 {
@@ -499,10 +499,11 @@ static int resolve_parent(struct squashfs_writer *w, const char *path, struct no
 		dir = k;
 		p = slash + 1;
 	}
-	if (find_kid(dir, p, strlen(p)))
-		return abota_error_set(err, -EEXIST, "squashfs: '%s': already in the image", path);
+	/* Set for -EEXIST too: add_dir may take over an implicit directory. */
 	*parent = dir;
 	*leaf = p;
+	if (find_kid(dir, p, strlen(p)))
+		return abota_error_set(err, -EEXIST, "squashfs: '%s': already in the image", path);
 	return 0;
 }
 
@@ -826,7 +827,8 @@ static int cmp_nodes(const void *a, const void *b)
 static void number_nodes(struct squashfs_writer *w, struct node *n)
 {
 	if (S_ISDIR(n->mode)) {
-		qsort(n->kids, n->nkids, sizeof(n->kids[0]), cmp_nodes);
+		if (n->nkids > 1)
+			qsort(n->kids, n->nkids, sizeof(n->kids[0]), cmp_nodes);
 		for (size_t i = 0; i < n->nkids; i++)
 			number_nodes(w, n->kids[i]);
 	}

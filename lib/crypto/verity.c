@@ -213,8 +213,8 @@ static int verity_verify_block(void *p, uint64_t idx, const uint8_t *data, size_
 				       (unsigned long long)idx);
 	if (CRYPTO_memcmp(md, vc->level0 + idx * VERITY_DIGEST_LEN, VERITY_DIGEST_LEN) != 0)
 		return abota_error_set(err, -EBADMSG,
-				       "%s: bundle payload is corrupted (verity check failed for block %llu)",
-				       vc->name, (unsigned long long)idx);
+				       "bundle payload is corrupted (verity check failed for block %llu)",
+				       (unsigned long long)idx);
 	return 0;
 }
 

@@ -206,8 +206,8 @@ static int digest_verify(void *p, uint64_t idx, const uint8_t *data, size_t len,
 				       (unsigned long long)idx);
 	if (CRYPTO_memcmp(md, dc->digests + idx * DIGEST_SHA256_LEN, DIGEST_SHA256_LEN) != 0)
 		return abota_error_set(err, -EBADMSG,
-				       "%s: bundle changed after its signature was verified (chunk %llu)",
-				       dc->name, (unsigned long long)idx);
+				       "bundle changed after its signature was verified (chunk %llu)",
+				       (unsigned long long)idx);
 	return 0;
 }
 

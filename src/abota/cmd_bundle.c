@@ -492,8 +492,10 @@ int cmd_extract(struct cli_globals *g, int argc, char **argv)
 		return cli_fail("extract", &err);
 	int ret = bundle_extract(b, argv[optind + 1], &err);
 	bundle_close(b);
-	if (ret < 0)
+	if (ret < 0) {
+		abota_error_prefix(&err, "%s", argv[optind]);
 		return cli_fail("extract", &err);
+	}
 	printf("Extracting '%s' to '%s' succeeded\n", argv[optind], argv[optind + 1]);
 	return 0;
 }

@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Benchmark: `abota bundle` (defaults) against `rauc bundle` (its defaults:
+mksquashfs gzip, 128 KiB blocks, all cores) on the same 512 MiB ext4 rootfs,
+alternating, in the same run.  Prints a markdown table with the median wall
+time of each, the ratio, and both bundle sizes.
+
+    bench/bundle_create.py BUILD_DIR [--runs N] [--out FILE]
+"""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def sh(*args, **kw):
+    return subprocess.run([str(a) for a in args], check=True, capture_output=True, text=True,
+                          **kw)
+
+
+def make_pki(d):
+    key, cert = os.path.join(d, "key.pem"), os.path.join(d, "cert.pem")
+    sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+       "-nodes", "-keyout", key, "-out", cert, "-days", "30", "-subj", "/CN=bench")
+    return cert, key
+
+
+def timed(args):
+    t = time.monotonic()
+    sh(*args)
+    return time.monotonic() - t
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("build")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--out")
+    a = ap.parse_args()
+    abota = os.path.join(a.build, "src", "abota", "abota")
+    work = os.path.join(HERE, "work")
+    os.makedirs(work, exist_ok=True)
+    image = os.path.join(work, "rootfs-v1.ext4")
+    if not os.path.exists(image):
+        sh("sh", os.path.join(HERE, "mkrootfs.sh"), image)
+    tmp = tempfile.mkdtemp(prefix="abota-bench-", dir=work)
+    try:
+        cert, key = make_pki(tmp)
+        content = os.path.join(tmp, "content")
+        os.makedirs(content)
+        os.link(image, os.path.join(content, "rootfs.ext4"))
+        manifest = ("[update]\ncompatible=bench\nversion=1\n\n"
+                    "[image.rootfs]\nfilename=rootfs.ext4\n")
+        with open(os.path.join(content, "manifest.raucm"), "w") as f:
+            f.write(manifest)
+        t_abota, t_rauc = [], []
+        size_abota = size_rauc = 0
+        for i in range(a.runs):
+            out = os.path.join(tmp, f"abota-{i}.raucb")
+            t_abota.append(timed([abota, "bundle", "--cert", cert, "--key", key, content, out]))
+            size_abota = os.path.getsize(out)
+            os.unlink(out)
+            # rauc 1.8 rewrites the content directory: give it a fresh copy
+            # (hard link for the image, so no copy time is measured)
+            rc = os.path.join(tmp, f"rauc-content-{i}")
+            os.makedirs(rc)
+            os.link(image, os.path.join(rc, "rootfs.ext4"))
+            with open(os.path.join(rc, "manifest.raucm"), "w") as f:
+                f.write(manifest)
+            out = os.path.join(tmp, f"rauc-{i}.raucb")
+            t_rauc.append(timed(["rauc", "bundle", f"--cert={cert}", f"--key={key}", rc, out]))
+            size_rauc = os.path.getsize(out)
+            os.unlink(out)
+            shutil.rmtree(rc)
+            print(f"run {i + 1}: abota {t_abota[-1]:.2f} s, rauc {t_rauc[-1]:.2f} s",
+                  file=sys.stderr)
+        ma, mr = statistics.median(t_abota), statistics.median(t_rauc)
+        lines = [
+            "| tool | median wall time | bundle size |",
+            "|---|---|---|",
+            f"| `abota bundle` (default: verity, zstd) | {ma:.2f} s | {size_abota / 1e6:.1f} MB |",
+            f"| `rauc bundle` 1.8 (plain, mksquashfs gzip) | {mr:.2f} s | {size_rauc / 1e6:.1f} MB |",
+            "",
+            f"Ratio abota/rauc: time **{ma / mr:.3f}**, size **{size_abota / size_rauc:.3f}** "
+            f"({a.runs} alternating runs each, image {os.path.getsize(image) >> 20} MiB).",
+        ]
+        text = "\n".join(lines)
+        print(text)
+        if a.out:
+            with open(a.out, "w") as f:
+                f.write(text + "\n")
+    finally:
+        shutil.rmtree(tmp)
+
+
+if __name__ == "__main__":
+    main()
