@@ -57,6 +57,12 @@ int fwu_store_open_files(const char *const *paths, unsigned n, const struct fwu_
 /* Copies in the GPT partitions of a disk or disk image. */
 int fwu_store_open_disk(const char *disk, const struct fwu_md_config *cfg,
 			struct fwu_store **out, struct abota_error *err);
+/* Copies at given byte ranges of one file or device (firmware emulation:
+ * the simulator locates them with the lookup of the firmware it emulates).
+ * names label the copies in messages. */
+int fwu_store_open_regions(const char *path, const uint64_t offset[2], const uint64_t size[2],
+			   const char *const names[2], const struct fwu_md_config *cfg,
+			   struct fwu_store **out, struct abota_error *err);
 void fwu_store_free(struct fwu_store *st);
 
 unsigned fwu_store_ncopies(const struct fwu_store *st);

@@ -233,10 +233,18 @@ int fwu_md_decode(const void *data, size_t len, const struct fwu_md_config *cfg,
 	uint32_t stored = get32(buf);
 	uint32_t computed = fwu_md_crc32(buf + 4, size - 4);
 	if (stored != computed && !(flags & FWU_MD_DECODE_IGNORE_CRC)) {
-		ret = abota_error_set(err, -EBADMSG,
-				      "crc32 mismatch (stored 0x%08x, computed 0x%08x over bytes "
-				      "4..%zu)",
-				      stored, computed, size);
+		size_t need = version == 2 ? fwu_md_size(2, md->num_banks, md->num_images) : 0;
+		if (need && need != size && need <= len)
+			ret = abota_error_set(err, -EBADMSG,
+					      "crc32 mismatch (stored 0x%08x, computed 0x%08x over "
+					      "bytes 4..%zu): metadata_size is %zu but the structure "
+					      "is %zu bytes (ST TF-A r3 computes the CRC over 4..%zu)",
+					      stored, computed, size, size, need, need);
+		else
+			ret = abota_error_set(err, -EBADMSG,
+					      "crc32 mismatch (stored 0x%08x, computed 0x%08x over "
+					      "bytes 4..%zu)",
+					      stored, computed, size);
 		goto out;
 	}
 

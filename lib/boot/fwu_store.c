@@ -234,6 +234,32 @@ out:
 	return ret;
 }
 
+int fwu_store_open_regions(const char *path, const uint64_t offset[2], const uint64_t size[2],
+			   const char *const names[2], const struct fwu_md_config *cfg,
+			   struct fwu_store **out, struct abota_error *err)
+{
+	struct fwu_store *st = calloc(1, sizeof(*st));
+	if (!st)
+		return abota_error_set(err, -ENOMEM, "out of memory");
+	st->ncopies = 2;
+	if (cfg)
+		st->cfg = *cfg;
+	else
+		fwu_md_config_st(&st->cfg, 2);
+	for (unsigned c = 0; c < 2; c++) {
+		st->copy[c].path = strdup(path);
+		if (!st->copy[c].path) {
+			fwu_store_free(st);
+			return abota_error_set(err, -ENOMEM, "out of memory");
+		}
+		st->copy[c].offset = offset[c];
+		st->copy[c].size = size[c];
+		snprintf(st->copy[c].name, sizeof(st->copy[c].name), "%s", names[c]);
+	}
+	*out = st;
+	return 0;
+}
+
 int fwu_store_read_raw(struct fwu_store *st, unsigned i, void *buf, size_t cap, size_t *len,
 		       struct abota_error *err)
 {
@@ -330,15 +356,18 @@ static void check_copy(struct fwu_store *st, struct fwu_store_copy_state *cs)
 	}
 }
 
-int fwu_store_read(struct fwu_store *st, struct fwu_store_state *out, struct abota_error *err)
+int fwu_store_read(struct fwu_store *st, struct fwu_store_state *result, struct abota_error *err)
 {
-	memset(out, 0, sizeof(*out));
+	int ret = 0;
+	struct fwu_store_state *out = calloc(1, sizeof(*out));
+	if (!out)
+		return abota_error_set(err, -ENOMEM, "out of memory");
 	out->ncopies = st->ncopies;
 	out->winner = -1;
 	for (unsigned i = 0; i < st->ncopies; i++) {
 		struct fwu_store_copy_state *cs = &out->copy[i];
 		struct abota_error e = { 0 };
-		int ret = fwu_store_read_raw(st, i, cs->raw, sizeof(cs->raw), &cs->raw_len, &e);
+		ret = fwu_store_read_raw(st, i, cs->raw, sizeof(cs->raw), &cs->raw_len, &e);
 		if (ret == -ENOENT && st->create) {
 			cs->error_code = ret;
 			snprintf(cs->error, sizeof(cs->error), "%s", e.msg);
@@ -347,7 +376,7 @@ int fwu_store_read(struct fwu_store *st, struct fwu_store_state *out, struct abo
 		if (ret < 0) {
 			if (err)
 				*err = e;
-			return ret;
+			goto out;
 		}
 		check_copy(st, cs);
 	}
@@ -367,7 +396,11 @@ int fwu_store_read(struct fwu_store *st, struct fwu_store_state *out, struct abo
 				out->needs_repair = true;
 		}
 	}
-	return 0;
+	*result = *out;
+	ret = 0;
+out:
+	free(out);
+	return ret;
 }
 
 int fwu_store_repair(struct fwu_store *st, const struct fwu_store_state *state,

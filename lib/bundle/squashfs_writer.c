@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <libdeflate.h>
 #include <openssl/evp.h>
 
 #include <sqfs/block.h>
@@ -196,13 +197,178 @@ static int sqfs_fail(struct squashfs_writer *w, struct abota_error *err, int ret
 			       squashfs_sqfs_strerror(ret));
 }
 
+/* --- compressor wrapper ---
+ * libsquashfs' lz4 compressor returns its output even when it is not smaller
+ * than the input, so tiny metadata blocks (the 4-byte id table) come out
+ * "compressed" and larger; unsquashfs 4.5 rejects such blocks ("failed to
+ * read id table block").  This wrapper stores every block that does not
+ * shrink uncompressed, as mksquashfs does, for every compressor. */
+
+struct shrink_cmp {
+	sqfs_compressor_t base;
+	sqfs_compressor_t *inner;
+};
+
+static sqfs_compressor_t *shrink_wrap(sqfs_compressor_t *inner);
+
+static void shrink_get_configuration(const sqfs_compressor_t *cmp, sqfs_compressor_config_t *cfg)
+{
+	const struct shrink_cmp *s = (const struct shrink_cmp *)cmp;
+	s->inner->get_configuration(s->inner, cfg);
+}
+
+static int shrink_write_options(sqfs_compressor_t *cmp, sqfs_file_t *file)
+{
+	struct shrink_cmp *s = (struct shrink_cmp *)cmp;
+	return s->inner->write_options(s->inner, file);
+}
+
+static int shrink_read_options(sqfs_compressor_t *cmp, sqfs_file_t *file)
+{
+	struct shrink_cmp *s = (struct shrink_cmp *)cmp;
+	return s->inner->read_options(s->inner, file);
+}
+
+static sqfs_s32 shrink_do_block(sqfs_compressor_t *cmp, const sqfs_u8 *in, sqfs_u32 size,
+				sqfs_u8 *out, sqfs_u32 outsize)
+{
+	struct shrink_cmp *s = (struct shrink_cmp *)cmp;
+	sqfs_s32 ret = s->inner->do_block(s->inner, in, size, out, outsize);
+	/* 0 tells the callers to store the block uncompressed. */
+	return ret > 0 && (sqfs_u32)ret >= size ? 0 : ret;
+}
+
+static void shrink_destroy(sqfs_object_t *obj)
+{
+	struct shrink_cmp *s = (struct shrink_cmp *)obj;
+	sqfs_destroy(s->inner);
+	free(s);
+}
+
+static sqfs_object_t *shrink_copy(const sqfs_object_t *obj)
+{
+	const struct shrink_cmp *s = (const struct shrink_cmp *)obj;
+	sqfs_compressor_t *inner = sqfs_copy(s->inner);
+	if (!inner)
+		return NULL;
+	sqfs_compressor_t *w = shrink_wrap(inner);
+	if (!w)
+		sqfs_destroy(inner);
+	return (sqfs_object_t *)w;
+}
+
+/* Takes ownership of inner only on success. */
+static sqfs_compressor_t *shrink_wrap(sqfs_compressor_t *inner)
+{
+	struct shrink_cmp *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->inner = inner;
+	s->base.base.destroy = shrink_destroy;
+	s->base.base.copy = shrink_copy;
+	s->base.get_configuration = shrink_get_configuration;
+	s->base.write_options = shrink_write_options;
+	s->base.read_options = shrink_read_options;
+	s->base.do_block = shrink_do_block;
+	return &s->base;
+}
+
+/* --- gzip through libdeflate ---
+ * squashfs "gzip" blocks are zlib streams.  libdeflate writes them several
+ * times faster than zlib and smaller at the same level (on a 512 MiB ext4
+ * rootfs, level 6 is as small as zlib -9 at a quarter of the time), so gzip
+ * images stay practical for kernels without zstd support. */
+
+struct deflate_cmp {
+	sqfs_compressor_t base;
+	struct libdeflate_compressor *c;
+	int level;
+	uint32_t block_size;
+};
+
+static sqfs_compressor_t *deflate_new(int level, uint32_t block_size);
+
+static void deflate_get_configuration(const sqfs_compressor_t *cmp, sqfs_compressor_config_t *cfg)
+{
+	const struct deflate_cmp *d = (const struct deflate_cmp *)cmp;
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->id = SQFS_COMP_GZIP;
+	cfg->block_size = d->block_size;
+	cfg->level = (sqfs_u32)d->level;
+	cfg->opt.gzip.window_size = SQFS_GZIP_DEFAULT_WINDOW;
+}
+
+static int deflate_write_options(sqfs_compressor_t *cmp, sqfs_file_t *file)
+{
+	/* Informational only (readers need nothing to inflate), written in
+	 * the layout squashfs-tools use: level, window, strategies. */
+	const struct deflate_cmp *d = (const struct deflate_cmp *)cmp;
+	if (d->level == SQFS_GZIP_DEFAULT_LEVEL)
+		return 0;
+	uint8_t b[10] = { 0x08, 0x80 }; /* uncompressed metadata block, 8 bytes */
+	b[2] = (uint8_t)d->level;
+	b[6] = SQFS_GZIP_DEFAULT_WINDOW;
+	int ret = file->write_at(file, sizeof(sqfs_super_t), b, sizeof(b));
+	return ret != 0 ? ret : (int)sizeof(b);
+}
+
+static int deflate_read_options(sqfs_compressor_t *cmp, sqfs_file_t *file)
+{
+	(void)cmp;
+	(void)file;
+	return 0;
+}
+
+static sqfs_s32 deflate_do_block(sqfs_compressor_t *cmp, const sqfs_u8 *in, sqfs_u32 size,
+				 sqfs_u8 *out, sqfs_u32 outsize)
+{
+	struct deflate_cmp *d = (struct deflate_cmp *)cmp;
+	/* 0 (does not fit) makes the caller store the block uncompressed. */
+	return (sqfs_s32)libdeflate_zlib_compress(d->c, in, size, out, outsize);
+}
+
+static void deflate_destroy(sqfs_object_t *obj)
+{
+	struct deflate_cmp *d = (struct deflate_cmp *)obj;
+	libdeflate_free_compressor(d->c);
+	free(d);
+}
+
+static sqfs_object_t *deflate_copy(const sqfs_object_t *obj)
+{
+	/* A libdeflate compressor is not thread-safe: one per worker. */
+	const struct deflate_cmp *d = (const struct deflate_cmp *)obj;
+	return (sqfs_object_t *)deflate_new(d->level, d->block_size);
+}
+
+static sqfs_compressor_t *deflate_new(int level, uint32_t block_size)
+{
+	struct deflate_cmp *d = calloc(1, sizeof(*d));
+	if (!d)
+		return NULL;
+	d->c = libdeflate_alloc_compressor(level);
+	if (!d->c) {
+		free(d);
+		return NULL;
+	}
+	d->level = level;
+	d->block_size = block_size;
+	d->base.base.destroy = deflate_destroy;
+	d->base.base.copy = deflate_copy;
+	d->base.get_configuration = deflate_get_configuration;
+	d->base.write_options = deflate_write_options;
+	d->base.read_options = deflate_read_options;
+	d->base.do_block = deflate_do_block;
+	return &d->base;
+}
+
 static int default_level(int comp_id)
 {
 	switch (comp_id) {
 	case SQFS_COMP_ZSTD:
 		return SQUASHFS_ZSTD_DEFAULT_LEVEL;
 	case SQFS_COMP_GZIP:
-		return SQFS_GZIP_DEFAULT_LEVEL;
+		return SQUASHFS_GZIP_DEFAULT_LEVEL;
 	case SQFS_COMP_XZ:
 		return SQFS_XZ_DEFAULT_LEVEL;
 	default:
@@ -251,9 +417,21 @@ static int make_compressors(struct squashfs_writer *w, const char *name, int lev
 		return sqfs_fail(w, err, ret, "compressor configuration");
 	if (id != SQFS_COMP_LZ4)
 		cfg.level = (sqfs_u32)level;
-	ret = sqfs_compressor_create(&cfg, &w->cmp);
-	if (ret != 0)
-		return sqfs_fail(w, err, ret, "creating the compressor");
+	sqfs_compressor_t *inner = NULL;
+	if (id == SQFS_COMP_GZIP) {
+		inner = deflate_new(level, block_size);
+		if (!inner)
+			return abota_error_set(err, -ENOMEM, "squashfs: cannot create a gzip compressor");
+	} else {
+		ret = sqfs_compressor_create(&cfg, &inner);
+		if (ret != 0)
+			return sqfs_fail(w, err, ret, "creating the compressor");
+	}
+	w->cmp = shrink_wrap(inner);
+	if (!w->cmp) {
+		sqfs_destroy(inner);
+		return abota_error_set(err, -ENOMEM, "out of memory");
+	}
 	/* The block processor reads fragment blocks back to make sure that
 	 * deduplicated tail ends really are equal (not only their hashes). */
 	cfg.flags |= SQFS_COMP_FLAG_UNCOMPRESS;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -94,6 +95,19 @@ int sim_load(const char *dir, struct sim *s, struct abota_error *err)
 	ret = board_load(path, &s->board, err);
 	if (ret < 0)
 		return ret;
+	/* The disk must still fit the layout (a truncated or replaced image). */
+	struct stat st;
+	sim_path(s, "disk.img", path, sizeof(path));
+	if (stat(path, &st) < 0) {
+		ret = abota_error_set(err, -errno, "%s: %s", path, strerror(errno));
+	} else if ((ret = board_check_disk_size(s->board, (uint64_t)st.st_size, err)) < 0) {
+		abota_error_prefix(err, "%s", path);
+	}
+	if (ret < 0) {
+		board_free(s->board);
+		s->board = NULL;
+		return ret;
+	}
 	return 0;
 bad:
 	if (ret == -ENOENT)

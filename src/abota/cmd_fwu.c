@@ -587,7 +587,11 @@ static int cmd_modify(struct fwu_opts *o)
 			goto out;
 		}
 		if (o->accepted) {
+			/* An explicit operator decision: any bank may be made
+			 * ACCEPTED and active. */
 			unsigned old = md.active_index;
+			if (md.version == 2)
+				md.bank_state[bank] = FWU_BANK_VALID;
 			ret = fwu_md_accept(&md, bank, &err);
 			if (ret == 0 && old != bank)
 				md.previous_active_index = old;

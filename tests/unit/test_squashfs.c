@@ -513,6 +513,63 @@ static void test_writer_rejects(void **state)
 	close(fd);
 }
 
+static int count_cb(void *ctx, const char *path, const struct squashfs_entry *e,
+		    struct abota_error *err);
+
+/* Thousands of entries in one directory: several directory headers, a
+ * listing over 64 KiB (extended directory inode with an index), inodes
+ * spread over many metadata blocks; plus a file streamed from a pipe. */
+static void test_many_entries(void **state)
+{
+	(void)state;
+	struct abota_error err = { 0 };
+	int fd = new_output("many.sqfs");
+	struct squashfs_writer *w = NULL;
+	struct squashfs_writer_opts opts = { .compressor = "zstd", .level = 1, .workers = 2 };
+	assert_int_equal(squashfs_writer_open(fd, &opts, &w, &err), 0);
+	enum { N = 3000 };
+	char name[64];
+	for (int i = N - 1; i >= 0; i--) { /* reverse order: the writer sorts */
+		snprintf(name, sizeof(name), "many/entry-with-a-longish-name-%05d", i);
+		assert_int_equal(squashfs_writer_add_data(w, name, name, strlen(name), 0644, &err), 0);
+	}
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(write(p[1], big, 40000), 40000);
+	close(p[1]);
+	struct squashfs_file_digest d;
+	assert_int_equal(squashfs_writer_add_file(w, "piped", p[0], 0, &d, &err), 0);
+	close(p[0]);
+	assert_int_equal(d.size, 40000);
+	uint64_t size = 0;
+	assert_int_equal(squashfs_writer_finish(w, &size, &err), 0);
+	squashfs_writer_free(w);
+	uint8_t *img = malloc(size);
+	assert_non_null(img);
+	assert_int_equal(pread(fd, img, size, 0), (ssize_t)size);
+	close(fd);
+
+	struct source *src = mem_source(img, size);
+	struct squashfs_reader *r = NULL;
+	assert_int_equal(squashfs_reader_open(src, size, &r, &err), 0);
+	size_t n = 0;
+	assert_int_equal(squashfs_reader_walk(r, count_cb, &n, &err), 0);
+	assert_int_equal(n, N + 2);
+	for (int i = 0; i < N; i += 997) {
+		snprintf(name, sizeof(name), "many/entry-with-a-longish-name-%05d", i);
+		check_stream(r, name, 0, (const uint8_t *)name, strlen(name));
+	}
+	snprintf(name, sizeof(name), "many/entry-with-a-longish-name-%05d", N - 1);
+	check_stream(r, name, SQUASHFS_READER_SERIAL, (const uint8_t *)name, strlen(name));
+	check_stream(r, "piped", 0, big, 40000);
+	struct squashfs_entry e;
+	assert_int_equal(squashfs_reader_lookup(r, "many/entry-with-a-longish-name-0300", &e, &err),
+			 -ENOENT);
+	squashfs_reader_free(r);
+	source_close(src);
+	free(img);
+}
+
 /* A small valid image shared by the reader tests below. */
 static struct built small;
 
@@ -658,7 +715,7 @@ static void build_fuzz(struct built *b)
 	struct abota_error err = { 0 };
 	int fd = new_output("fuzz.sqfs");
 	struct squashfs_writer_opts opts = { .compressor = "zstd", .level = 1,
-					     .block_size = 32768, .workers = 1 };
+					     .block_size = 32768, .workers = 1, .mtime = 1 };
 	struct squashfs_writer *w = NULL;
 	assert_int_equal(squashfs_writer_open(fd, &opts, &w, &err), 0);
 	memset(b, 0, sizeof(*b));
@@ -1201,6 +1258,7 @@ int main(void)
 		cmocka_unit_test(test_roundtrip_small_blocks),
 		cmocka_unit_test(test_roundtrip_large_blocks),
 		cmocka_unit_test(test_writer_rejects),
+		cmocka_unit_test(test_many_entries),
 		cmocka_unit_test(test_super_block_checks),
 		cmocka_unit_test(test_corrupt_metadata),
 		cmocka_unit_test(test_crafted_valid),
