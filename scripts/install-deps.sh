@@ -10,6 +10,7 @@ libcmocka-dev libjson-c-dev libfdisk-dev libblkid-dev libext2fs-dev libubootenv-
 libsystemd-dev libcurl4-openssl-dev libmicrohttpd-dev libsqlite3-dev
 python3 python3-pytest
 openssl rauc squashfs-tools cryptsetup-bin e2fsprogs dbus util-linux
+libubootenv-tool grub-common
 "
 
 missing=""

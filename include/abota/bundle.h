@@ -30,12 +30,18 @@
 /* Chunk size of the digests that guard a plain bundle after verification. */
 #define BUNDLE_PLAIN_CHUNK (64u * 1024u)
 
+/* Default squashfs block size of a bundle; bundles with an adaptive image
+ * use the smaller one. */
+#define BUNDLE_DEFAULT_BLOCK_SIZE (1024u * 1024u)
+#define BUNDLE_ADAPTIVE_BLOCK_SIZE (128u * 1024u)
+
 struct bundle_create_opts {
 	struct sig_signer signer;
 	int format;                 /* enum bundle_format, or -1 = manifest's or verity */
 	const char *compressor;     /* NULL = squashfs default (zstd) */
 	int level;                  /* 0 = compressor default */
-	uint32_t block_size;        /* 0 = 128 KiB */
+	uint32_t block_size;        /* 0 = BUNDLE_DEFAULT_BLOCK_SIZE, or
+				       BUNDLE_ADAPTIVE_BLOCK_SIZE with an adaptive image */
 };
 
 /* Builds OUT from CONTENT_DIR (which holds manifest.raucm and the images).

@@ -29,9 +29,10 @@
 /* Block size of RAUC's block-hash-index and of the image padding. */
 #define SQUASHFS_PAD_SIZE 4096u
 #define SQUASHFS_DEFAULT_BLOCK_SIZE (128u * 1024u)
-/* Default compressor and level of squashfs_writer_open().  zstd level 6 is
- * the fastest level whose images are no larger than mksquashfs' gzip ones
- * (RAUC's default) on a typical ext4 rootfs; see docs in the writer. */
+/* Default compressor and level of squashfs_writer_open().  The zstd level is
+ * the fastest one whose images are no larger than mksquashfs' gzip ones
+ * (RAUC's default) on a typical ext4 rootfs: 6 for blocks below 256 KiB, 5
+ * below 1 MiB, 4 for 1 MiB blocks (numbers in squashfs_writer.c). */
 #define SQUASHFS_DEFAULT_COMPRESSOR "zstd"
 #define SQUASHFS_ZSTD_DEFAULT_LEVEL 6
 /* gzip is written with libdeflate, whose level 6 is as small as zlib's -9
@@ -52,11 +53,14 @@ struct squashfs_writer_opts {
 	/* "zstd" (default when NULL), "gzip", "xz" or "lz4". */
 	const char *compressor;
 	/* Compression level; 0 = the module default for that compressor
-	 * (zstd: SQUASHFS_ZSTD_DEFAULT_LEVEL, gzip: SQUASHFS_GZIP_DEFAULT_LEVEL,
-	 * xz: 6; lz4 has
-	 * none, any non-zero level selects lz4hc). */
+	 * (zstd: SQUASHFS_ZSTD_DEFAULT_LEVEL, lower for larger blocks, see
+	 * above; gzip: SQUASHFS_GZIP_DEFAULT_LEVEL; xz: 6).  lz4 has no
+	 * levels: any non-zero level selects lz4hc. */
 	int level;
-	/* Data block size: a power of two from 4 KiB to 1 MiB; 0 = 128 KiB. */
+	/* Data block size: a power of two from 4 KiB to 1 MiB; 0 = 128 KiB.
+	 * Larger blocks compress better and faster (1 MiB with zstd is about
+	 * twice as fast as 128 KiB for a smaller image) but every random read
+	 * of a file (streaming, adaptive updates) costs a whole block. */
 	uint32_t block_size;
 	/* Compression threads; 0 = one per online CPU. */
 	unsigned workers;
@@ -143,6 +147,7 @@ void squashfs_writer_free(struct squashfs_writer *w);
 #define SQUASHFS_READER_MAX_DEPTH 64u
 #define SQUASHFS_READER_MAX_ENTRIES (1u << 20)
 
+/* A reader (like a writer) is used by one thread at a time. */
 struct squashfs_reader;
 
 enum squashfs_type {
@@ -206,11 +211,13 @@ int squashfs_reader_read_file(struct squashfs_reader *r, const char *path, size_
  * stop (stream returns it). */
 typedef int (*squashfs_sink_fn)(void *ctx, const void *buf, size_t len, struct abota_error *err);
 
-/* Streams a regular file, in order, holes as zeros.  Data blocks are read
- * on the calling thread and decompressed by worker threads (libdeflate for
- * gzip, libzstd for zstd, libsquashfs for the others) while the sink runs.
- * The sink is never called with a chunk that failed to decompress; a file is
- * delivered completely or the call fails. */
+/* Streams a regular file, in order, holes as zeros (-EISDIR/-EINVAL for
+ * other types).  Data blocks are read on the calling thread and decompressed
+ * by worker threads (libdeflate for gzip, libzstd for zstd, libsquashfs for
+ * the others) while the sink runs.  The whole block list is checked before
+ * the first chunk; a block that fails to decompress (or a source read error)
+ * fails the call after the chunks before it were delivered, so the output of
+ * a failed call must be discarded. */
 int squashfs_reader_stream(struct squashfs_reader *r, const char *path, squashfs_sink_fn sink,
 			   void *ctx, struct abota_error *err);
 

@@ -1443,12 +1443,14 @@ int squashfs_reader_stream(struct squashfs_reader *r, const char *path, squashfs
 	ret = check_blocks(r, &in, err);
 	if (ret < 0)
 		goto out;
-	if (r->workers == SQUASHFS_READER_SERIAL)
+	if (r->workers == SQUASHFS_READER_SERIAL) {
 		ret = stream_serial(r, &in, sink, ctx, err);
-	else
-		ret = stream_fast(r, &in, r->workers ? (r->workers > MAX_WORKERS ? MAX_WORKERS : r->workers)
-						     : default_workers(),
-				  sink, ctx, err);
+	} else {
+		unsigned workers = r->workers ? r->workers : default_workers();
+		if (workers > MAX_WORKERS)
+			workers = MAX_WORKERS;
+		ret = stream_fast(r, &in, workers, sink, ctx, err);
+	}
 	if (ret < 0)
 		abota_error_prefix(err, "%s", path);
 out:

@@ -14,6 +14,8 @@ enum cli_output_format {
 	CLI_OUTPUT_SHELL,
 };
 
+#define CLI_MAX_CONFOPT 32
+
 /* Global options, given before the verb as with RAUC:
  *   abota -c system.conf --keyring K --override-boot-slot=A install B */
 struct cli_globals {
@@ -21,6 +23,9 @@ struct cli_globals {
 	const char *keyring;          /* --keyring (verbs may also take it) */
 	const char *override_boot_slot;
 	bool debug;
+	/* -C/--confopt SECTION:KEY=VALUE overrides of system.conf (NULL-terminated) */
+	const char *confopt[CLI_MAX_CONFOPT + 1];
+	unsigned n_confopt;
 };
 
 /* A verb returns the process exit code: 0 success, 1 failure, 2 usage. */
@@ -40,5 +45,6 @@ int cmd_info(struct cli_globals *g, int argc, char **argv);
 int cmd_extract(struct cli_globals *g, int argc, char **argv);
 int cmd_resign(struct cli_globals *g, int argc, char **argv);
 int cmd_fwu(struct cli_globals *g, int argc, char **argv);
+int cmd_status(struct cli_globals *g, int argc, char **argv);
 
 #endif

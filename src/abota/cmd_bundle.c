@@ -171,6 +171,9 @@ int cmd_bundle(struct cli_globals *g, int argc, char **argv)
 			if (*end == 'k' || *end == 'K') {
 				l *= 1024;
 				end++;
+			} else if (*end == 'm' || *end == 'M') {
+				l *= 1024 * 1024;
+				end++;
 			}
 			if (*optarg == '\0' || *end || l < 4096 || l > (1u << 20) || (l & (l - 1)))
 				return cli_usage_error("bundle",
@@ -188,8 +191,10 @@ int cmd_bundle(struct cli_globals *g, int argc, char **argv)
 			       "  --intermediate=FILE      intermediate certificates to embed (repeatable)\n"
 			       "  --format=verity|plain    bundle format (default: the manifest's, else verity)\n"
 			       "  --compression=zstd|xz|gzip|lz4   squashfs compression (default zstd)\n"
-			       "  --compression-level=N    compressor level (default: zstd 6)\n"
-			       "  --block-size=N           squashfs block size, 4096..1M (default 128K)\n");
+			       "  --compression-level=N    compressor level (default: zstd 4 for 1M blocks,\n"
+			       "                           5 from 256K, 6 below; gzip 6; xz 6)\n"
+			       "  --block-size=N[K|M]      squashfs block size, 4K..1M (default 1M, or 128K\n"
+			       "                           when an image is adaptive)\n");
 			return 0;
 		default:
 			return 2;

@@ -19,6 +19,7 @@ static const struct verb verbs[] = {
 	{ "info", cmd_info, "verify a bundle and show its manifest" },
 	{ "extract", cmd_extract, "verify a bundle and extract its contents" },
 	{ "resign", cmd_resign, "replace a bundle's signature" },
+	{ "status", cmd_status, "show slot states; mark-good|mark-bad|mark-active" },
 	{ "fwu", cmd_fwu, "FWU metadata tools (dump, create, set-active, accept, reject, repair)" },
 };
 
@@ -59,6 +60,7 @@ static void usage(FILE *f)
 	fprintf(f, "Usage: abota [GLOBAL OPTIONS] VERB [OPTIONS] [ARGS]\n\n"
 		   "Global options:\n"
 		   "  -c, --conf=FILE              system configuration (default /etc/abota/system.conf)\n"
+		   "  -C, --confopt=SEC:KEY=VALUE  override a system.conf key (repeatable)\n"
 		   "      --keyring=FILE           keyring (trusted CA certificates, PEM)\n"
 		   "      --override-boot-slot=S   treat S as the booted slot\n"
 		   "  -d, --debug                  debug logging\n"
@@ -73,6 +75,7 @@ int main(int argc, char **argv)
 	struct cli_globals g = { 0 };
 	static const struct option opts[] = {
 		{ "conf", required_argument, NULL, 'c' },
+		{ "confopt", required_argument, NULL, 'C' },
 		{ "keyring", required_argument, NULL, 'k' },
 		{ "override-boot-slot", required_argument, NULL, 'o' },
 		{ "debug", no_argument, NULL, 'd' },
@@ -82,9 +85,16 @@ int main(int argc, char **argv)
 	};
 	/* '+' stops at the verb: its options are parsed by the verb. */
 	int c;
-	while ((c = getopt_long(argc, argv, "+c:dh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+c:C:dh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': g.conf = optarg; break;
+		case 'C':
+			if (g.n_confopt >= CLI_MAX_CONFOPT) {
+				fprintf(stderr, "abota: too many -C options\n");
+				return 2;
+			}
+			g.confopt[g.n_confopt++] = optarg;
+			break;
 		case 'k': g.keyring = optarg; break;
 		case 'o': g.override_boot_slot = optarg; break;
 		case 'd':

@@ -378,3 +378,18 @@ def test_bundle_create_bad_input(pki, tmp_path):
     abota_fails("bundle", "--cert", pki.signer[0], "--key", pki.signer[1], content,
                 tmp_path / "o3.raucb", match="only regular files")
     assert not (tmp_path / "o3.raucb").exists()
+
+
+def test_keyring_directory(pki, good, tmp_path):
+    """RAUC's [keyring] directory=: an OpenSSL hashed certificate directory."""
+    d = tmp_path / "certs"
+    d.mkdir()
+    (d / "root.pem").write_bytes(open(pki.keyring, "rb").read())
+    run("openssl", "rehash", d)
+    abota("info", "--keyring-directory", str(d), good["verity"])
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "o.pem").write_bytes(open(pki.other_keyring, "rb").read())
+    run("openssl", "rehash", other)
+    abota_fails("info", "--keyring-directory", str(other), good["verity"],
+                match="unable to get local issuer")

@@ -190,7 +190,7 @@ static void test_bad_profiles(void **state)
 	parse_fails(base, m1, "", "t.conf: metadata partitions: no partition named 'metadata1'");
 	char *swapped = join(strstr(parts_ok, "[partition.metadata2]"), "", "");
 	*strstr(swapped, "[partition.fip-a]") = 0;
-	char m1only[512];
+	char m1only[1024];
 	snprintf(m1only, sizeof(m1only), "%.*s", (int)(m1 - parts_ok), parts_ok);
 	char *order = join(swapped, m1only, strstr(parts_ok, "[partition.fip-a]"));
 	parse_fails(base, order, "", "metadata1 must precede metadata2");

@@ -1,0 +1,491 @@
+/* cmd_status.c - `abota status` and `abota status mark-good|mark-bad|mark-active`.
+ *
+ * Output formats and field names follow `rauc status` (specs/rauc-compat.md
+ * §4.3, checked against RAUC 1.8): JSON `slots` is an array of one-key
+ * objects, shell variables are RAUC_*, readable output has the three
+ * "=== ... ===" sections.  Slots are listed in system.conf order.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "abota/boot_backend.h"
+#include "abota/config.h"
+#include "abota/log.h"
+#include "abota/slot.h"
+#include "abota/slot_status.h"
+#include "cli.h"
+
+struct status_ctx {
+	struct system_config *cfg;
+	struct boot_backend *boot; /* NULL when the bootloader is not supported */
+	struct slot_status_store *store; /* NULL without a central status file */
+	char *booted_id;
+	struct slot *booted;
+};
+
+static void ctx_free(struct status_ctx *c)
+{
+	boot_backend_close(c->boot);
+	slot_status_store_free(c->store);
+	free(c->booted_id);
+	config_free(c->cfg);
+}
+
+/* Loads config, backend, slot states and status file.  need_backend: the
+ * mark verbs cannot work without one, plain status degrades to "unknown". */
+static int ctx_open(struct cli_globals *g, bool need_backend, struct status_ctx *c,
+		    struct abota_error *err)
+{
+	int ret;
+	memset(c, 0, sizeof(*c));
+	if ((ret = config_load_with_overrides(g->conf, g->confopt, &c->cfg, err)) < 0)
+		return ret;
+	struct abota_error e = { 0 };
+	if ((ret = boot_backend_open(c->cfg, &c->boot, &e)) < 0) {
+		if (need_backend) {
+			*err = e;
+			return ret;
+		}
+		log_warning("%s (boot status unknown)", e.msg);
+		c->boot = NULL;
+	}
+	ret = boot_backend_determine_states(c->boot, c->cfg, g->override_boot_slot, NULL, NULL,
+					    &c->booted_id, &c->booted, err);
+	if (ret < 0)
+		return ret;
+	if (c->cfg->statusfile &&
+	    (ret = slot_status_load(c->cfg->statusfile, &c->store, err)) < 0)
+		return ret;
+	return 0;
+}
+
+/* "good" | "bad" | "unknown", NULL for slots without a bootname. */
+static const char *boot_status(struct status_ctx *c, const struct slot *s)
+{
+	if (!s->bootname)
+		return NULL;
+	bool good;
+	struct abota_error e = { 0 };
+	if (!c->boot || boot_backend_get_state(c->boot, s, &good, &e) < 0) {
+		if (e.msg[0])
+			log_warning("%s", e.msg);
+		return "unknown";
+	}
+	return good ? "good" : "bad";
+}
+
+static struct slot *boot_primary(struct status_ctx *c)
+{
+	struct slot *p = NULL;
+	struct abota_error e = { 0 };
+	if (c->boot && boot_backend_get_primary(c->boot, &p, &e) < 0) {
+		log_warning("%s", e.msg);
+		p = NULL;
+	}
+	return p;
+}
+
+static json_object *jstr(const char *s)
+{
+	return s ? json_object_new_string(s) : NULL;
+}
+
+static json_object *slot_status_json(const struct slot_status *st)
+{
+	json_object *o = json_object_new_object();
+	json_object *b = json_object_new_object();
+	/* the same shape RAUC emits: bundle.compatible always, the rest when set */
+	json_object_object_add(b, "compatible", jstr(st ? st->bundle_compatible : NULL));
+	if (st && st->bundle_version)
+		json_object_object_add(b, "version", jstr(st->bundle_version));
+	if (st && st->bundle_description)
+		json_object_object_add(b, "description", jstr(st->bundle_description));
+	if (st && st->bundle_build)
+		json_object_object_add(b, "build", jstr(st->bundle_build));
+	if (st && st->bundle_hash)
+		json_object_object_add(b, "hash", jstr(st->bundle_hash));
+	json_object_object_add(o, "bundle", b);
+	if (!st)
+		return o;
+	if (st->sha256) {
+		json_object *k = json_object_new_object();
+		json_object_object_add(k, "sha256", jstr(st->sha256));
+		json_object_object_add(k, "size", json_object_new_int64((int64_t)st->size));
+		json_object_object_add(o, "checksum", k);
+	}
+	if (st->installed_timestamp) {
+		json_object *k = json_object_new_object();
+		json_object_object_add(k, "timestamp", jstr(st->installed_timestamp));
+		json_object_object_add(k, "count",
+				       json_object_new_int64((int64_t)st->installed_count));
+		json_object_object_add(o, "installed", k);
+	}
+	if (st->activated_timestamp) {
+		json_object *k = json_object_new_object();
+		json_object_object_add(k, "timestamp", jstr(st->activated_timestamp));
+		json_object_object_add(k, "count",
+				       json_object_new_int64((int64_t)st->activated_count));
+		json_object_object_add(o, "activated", k);
+	}
+	if (st->status)
+		json_object_object_add(o, "status", jstr(st->status));
+	return o;
+}
+
+static const char *slot_device(const struct slot *s)
+{
+	return s->device ? s->device : s->partition;
+}
+
+static int print_json(struct status_ctx *c, bool detailed, bool pretty)
+{
+	json_object *root = json_object_new_object();
+	const struct system_config *cfg = c->cfg;
+	struct slot *primary = boot_primary(c);
+	json_object_object_add(root, "compatible", jstr(cfg->compatible));
+	json_object_object_add(root, "variant", jstr(cfg->variant_name ? cfg->variant_name : ""));
+	json_object_object_add(root, "booted", jstr(c->booted_id));
+	json_object_object_add(root, "boot_primary", jstr(primary ? primary->name : NULL));
+	json_object *slots = json_object_new_array();
+	for (size_t i = 0; i < cfg->nslots; i++) {
+		const struct slot *s = &cfg->slots[i];
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "class", jstr(s->sclass));
+		json_object_object_add(o, "device", jstr(slot_device(s)));
+		json_object_object_add(o, "type", jstr(s->type));
+		json_object_object_add(o, "bootname", jstr(s->bootname));
+		json_object_object_add(o, "state", jstr(slot_state_name(s->state)));
+		json_object_object_add(o, "parent", jstr(s->parent ? s->parent->name : NULL));
+		json_object_object_add(o, "mountpoint", jstr(s->mount_point));
+		json_object_object_add(o, "boot_status", jstr(boot_status(c, s)));
+		if (detailed)
+			json_object_object_add(o, "slot_status",
+					       slot_status_json(c->store ? slot_status_find(
+										   c->store, s->name)
+									 : NULL));
+		json_object *wrap = json_object_new_object();
+		json_object_object_add(wrap, s->name, o);
+		json_object_array_add(slots, wrap);
+	}
+	json_object_object_add(root, "slots", slots);
+	printf("%s\n", json_object_to_json_string_ext(
+			      root, JSON_C_TO_STRING_NOSLASHESCAPE |
+					    (pretty ? JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED
+						    : JSON_C_TO_STRING_PLAIN)));
+	json_object_put(root);
+	return 0;
+}
+
+/* Single-quoted shell value ('\'' for embedded quotes). */
+static void shell_var(const char *name, const char *v)
+{
+	printf("%s='", name);
+	for (const char *p = v ? v : ""; *p; p++) {
+		if (*p == '\'')
+			fputs("'\\''", stdout);
+		else
+			putchar(*p);
+	}
+	printf("'\n");
+}
+
+static void shell_var_n(const char *name, size_t n, const char *v)
+{
+	char buf[128];
+	snprintf(buf, sizeof(buf), "%s_%zu", name, n);
+	shell_var(buf, v);
+}
+
+static void shell_var_u(const char *name, size_t n, uint64_t v)
+{
+	char num[32];
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)v);
+	shell_var_n(name, n, num);
+}
+
+static int print_shell(struct status_ctx *c, bool detailed)
+{
+	const struct system_config *cfg = c->cfg;
+	struct slot *primary = boot_primary(c);
+	shell_var("RAUC_SYSTEM_COMPATIBLE", cfg->compatible);
+	shell_var("RAUC_SYSTEM_VARIANT", cfg->variant_name);
+	shell_var("RAUC_SYSTEM_BOOTED_BOOTNAME", c->booted_id);
+	shell_var("RAUC_BOOT_PRIMARY", primary ? primary->name : NULL);
+	printf("RAUC_SYSTEM_SLOTS='");
+	for (size_t i = 0; i < cfg->nslots; i++)
+		printf("%s%s", i ? " " : "", cfg->slots[i].name);
+	printf("'\nRAUC_SLOTS='");
+	for (size_t i = 0; i < cfg->nslots; i++)
+		printf("%s%zu", i ? " " : "", i + 1);
+	printf("'\n");
+	for (size_t i = 0; i < cfg->nslots; i++) {
+		const struct slot *s = &cfg->slots[i];
+		size_t n = i + 1;
+		shell_var_n("RAUC_SLOT_STATE", n, slot_state_name(s->state));
+		shell_var_n("RAUC_SLOT_CLASS", n, s->sclass);
+		shell_var_n("RAUC_SLOT_DEVICE", n, slot_device(s));
+		shell_var_n("RAUC_SLOT_TYPE", n, s->type);
+		shell_var_n("RAUC_SLOT_BOOTNAME", n, s->bootname);
+		shell_var_n("RAUC_SLOT_PARENT", n, s->parent ? s->parent->name : NULL);
+		shell_var_n("RAUC_SLOT_MOUNTPOINT", n, s->mount_point);
+		shell_var_n("RAUC_SLOT_BOOT_STATUS", n, boot_status(c, s));
+		if (!detailed)
+			continue;
+		const struct slot_status *st = c->store ? slot_status_find(c->store, s->name) : NULL;
+		struct slot_status empty = { 0 };
+		if (!st)
+			st = &empty;
+		shell_var_n("RAUC_SLOT_STATUS_BUNDLE_COMPATIBLE", n, st->bundle_compatible);
+		shell_var_n("RAUC_SLOT_STATUS_BUNDLE_VERSION", n, st->bundle_version);
+		shell_var_n("RAUC_SLOT_STATUS_BUNDLE_DESCRIPTION", n, st->bundle_description);
+		shell_var_n("RAUC_SLOT_STATUS_BUNDLE_BUILD", n, st->bundle_build);
+		shell_var_n("RAUC_SLOT_STATUS_BUNDLE_HASH", n, st->bundle_hash);
+		shell_var_n("RAUC_SLOT_STATUS_CHECKSUM_SHA256", n, st->sha256);
+		shell_var_u("RAUC_SLOT_STATUS_CHECKSUM_SIZE", n, st->size);
+		shell_var_n("RAUC_SLOT_STATUS_INSTALLED_TIMESTAMP", n, st->installed_timestamp);
+		shell_var_u("RAUC_SLOT_STATUS_INSTALLED_COUNT", n, st->installed_count);
+		shell_var_n("RAUC_SLOT_STATUS_ACTIVATED_TIMESTAMP", n, st->activated_timestamp);
+		shell_var_u("RAUC_SLOT_STATUS_ACTIVATED_COUNT", n, st->activated_count);
+		shell_var_n("RAUC_SLOT_STATUS_STATUS", n, st->status);
+	}
+	return 0;
+}
+
+static void print_readable_status(const struct slot_status *st)
+{
+	printf("      slot status:\n          bundle:\n              compatible=%s\n",
+	       st && st->bundle_compatible ? st->bundle_compatible : "(null)");
+	if (!st)
+		return;
+	if (st->bundle_version)
+		printf("              version=%s\n", st->bundle_version);
+	if (st->bundle_description)
+		printf("              description=%s\n", st->bundle_description);
+	if (st->bundle_build)
+		printf("              build=%s\n", st->bundle_build);
+	if (st->bundle_hash)
+		printf("              hash=%s\n", st->bundle_hash);
+	if (st->sha256)
+		printf("          checksum:\n              sha256=%s\n              size=%llu\n",
+		       st->sha256, (unsigned long long)st->size);
+	if (st->installed_timestamp)
+		printf("          installed:\n              timestamp=%s\n              count=%llu\n",
+		       st->installed_timestamp, (unsigned long long)st->installed_count);
+	if (st->installed_transaction)
+		printf("              transaction=%s\n", st->installed_transaction);
+	if (st->activated_timestamp)
+		printf("          activated:\n              timestamp=%s\n              count=%llu\n",
+		       st->activated_timestamp, (unsigned long long)st->activated_count);
+	if (st->status)
+		printf("          status=%s\n", st->status);
+}
+
+static void print_readable_slot(struct status_ctx *c, const struct slot *s,
+				const struct slot *primary, bool detailed)
+{
+	const char *mark = !s->parent && s->bootname ? (s == primary ? "⏺ " : "○ ") : "    ";
+	printf("%s[%s] (%s, %s, %s)\n", mark, s->name, slot_device(s), s->type,
+	       slot_state_name(s->state));
+	if (s->bootname) {
+		printf("\tbootname: %s\n", s->bootname);
+		printf("\tboot status: %s\n", boot_status(c, s));
+	}
+	if (s->mount_point)
+		printf("\tmounted: %s\n", s->mount_point);
+	if (detailed)
+		print_readable_status(c->store ? slot_status_find(c->store, s->name) : NULL);
+}
+
+static int print_readable(struct status_ctx *c, bool detailed)
+{
+	const struct system_config *cfg = c->cfg;
+	struct slot *primary = boot_primary(c);
+	printf("=== System Info ===\nCompatible:  %s\nVariant:     %s\n", cfg->compatible,
+	       cfg->variant_name ? cfg->variant_name : "");
+	if (c->booted)
+		printf("Booted from: %s (%s)\n", c->booted->name, c->booted_id);
+	else
+		printf("Booted from: %s\n", c->booted_id);
+	printf("\n=== Bootloader ===\n");
+	if (primary)
+		printf("Activated: %s (%s)\n", primary->name, primary->bootname);
+	else
+		printf("Activated: (unknown)\n");
+	printf("\n=== Slot States ===\n");
+	/* each root slot followed by its children, like RAUC */
+	for (size_t i = 0; i < cfg->nslots; i++) {
+		const struct slot *s = &cfg->slots[i];
+		if (s->parent)
+			continue;
+		print_readable_slot(c, s, primary, detailed);
+		for (size_t j = 0; j < cfg->nslots; j++)
+			if (cfg->slots[j].parent == s)
+				print_readable_slot(c, &cfg->slots[j], primary, detailed);
+		printf("\n");
+	}
+	return 0;
+}
+
+/* Resolves the mark target to the list of slots (RAUC's semantics, §4.4). */
+static int mark_targets(struct status_ctx *c, const char *what, bool allow_many,
+			const struct slot **out, size_t *n, struct abota_error *err)
+{
+	const struct system_config *cfg = c->cfg;
+	*n = 0;
+	if (!strcmp(what, "booted") || !strcmp(what, "other")) {
+		if (!c->booted)
+			return abota_error_set(err, -ENOENT,
+					       "no booted slot (external boot '%s')", c->booted_id);
+		const struct slot *booted = slot_root(c->booted);
+		if (!strcmp(what, "booted")) {
+			if (!booted->bootname)
+				return abota_error_set(err, -EINVAL,
+						       "booted slot %s has no bootname",
+						       booted->name);
+			out[(*n)++] = booted;
+			return 0;
+		}
+		for (size_t i = 0; i < cfg->nslots; i++) {
+			const struct slot *s = &cfg->slots[i];
+			if (s != booted && !s->parent && s->bootname &&
+			    !strcmp(s->sclass, booted->sclass))
+				out[(*n)++] = s;
+		}
+		if (*n == 0)
+			return abota_error_set(err, -ENOENT, "no other slot of class '%s'",
+					       booted->sclass);
+		if (*n > 1 && !allow_many)
+			return abota_error_set(err, -EINVAL,
+					       "'other' is ambiguous: %zu other slots of class '%s'",
+					       *n, booted->sclass);
+		return 0;
+	}
+	const struct slot *s = slot_find(cfg, what);
+	if (!s)
+		return abota_error_set(err, -ENOENT, "no slot named '%s'", what);
+	if (!s->bootname)
+		return abota_error_set(err, -EINVAL, "slot %s has no bootname (not bootable)",
+				       s->name);
+	out[(*n)++] = s;
+	return 0;
+}
+
+static int do_mark(struct cli_globals *g, const char *verb, const char *what)
+{
+	struct status_ctx c;
+	struct abota_error err = { 0 };
+	const struct slot **targets = NULL;
+	size_t n = 0;
+	int ret = ctx_open(g, true, &c, &err);
+	if (ret < 0)
+		goto out;
+	bool good = !strcmp(verb, "mark-good"), active = !strcmp(verb, "mark-active");
+	targets = calloc(c.cfg->nslots + 1, sizeof(*targets));
+	if (!targets) {
+		ret = abota_error_set(&err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((ret = mark_targets(&c, what, !good && !active, targets, &n, &err)) < 0)
+		goto out;
+	if (active) {
+		if ((ret = boot_backend_set_primary(c.boot, targets[0], &err)) < 0)
+			goto out;
+		if (c.store) {
+			if ((ret = slot_status_mark_activated(c.store, targets[0]->name, &err)) < 0 ||
+			    (ret = slot_status_save(c.store, &err)) < 0)
+				goto out;
+		}
+		printf("abota status: activated slot %s\n", targets[0]->name);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		ret = good ? boot_backend_accept(c.boot, targets[i], &err)
+			   : boot_backend_reject(c.boot, targets[i], &err);
+		if (ret < 0)
+			goto out;
+	}
+	printf("abota status: marked slot(s) ");
+	for (size_t i = 0; i < n; i++)
+		printf("%s%s", i ? ", " : "", targets[i]->name);
+	printf(" as %s\n", good ? "good" : "bad");
+	/* prevent-late-fallback: once the booted slot is confirmed, the old
+	 * one must never be booted again by a late fallback. */
+	if (good && !strcmp(what, "booted") && c.cfg->prevent_late_fallback) {
+		struct abota_error e = { 0 };
+		if (mark_targets(&c, "other", true, targets, &n, &e) < 0) {
+			log_info("prevent-late-fallback: %s", e.msg);
+			goto out;
+		}
+		for (size_t i = 0; i < n; i++)
+			if ((ret = boot_backend_reject(c.boot, targets[i], &err)) < 0)
+				goto out;
+		printf("abota status: marked slot(s) ");
+		for (size_t i = 0; i < n; i++)
+			printf("%s%s", i ? ", " : "", targets[i]->name);
+		printf(" as bad\n");
+	}
+out:
+	free(targets);
+	ctx_free(&c);
+	return ret < 0 ? cli_fail("status", &err) : 0;
+}
+
+static void status_usage(FILE *f)
+{
+	fprintf(f, "Usage: abota [GLOBAL OPTIONS] status [--detailed] "
+		   "[--output-format=readable|json|json-pretty|shell]\n"
+		   "       abota [GLOBAL OPTIONS] status mark-good|mark-bad|mark-active "
+		   "[booted|other|SLOT]\n");
+}
+
+int cmd_status(struct cli_globals *g, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "detailed", no_argument, NULL, 'D' },
+		{ "output-format", required_argument, NULL, 'f' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	enum cli_output_format fmt = CLI_OUTPUT_READABLE;
+	bool detailed = false;
+	int o;
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'D': detailed = true; break;
+		case 'f':
+			if (!cli_parse_output_format(optarg, &fmt))
+				return cli_usage_error("status", "unknown output format '%s'",
+						       optarg);
+			break;
+		case 'h': status_usage(stdout); return 0;
+		default: status_usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		const char *verb = argv[optind];
+		if (strcmp(verb, "mark-good") && strcmp(verb, "mark-bad") &&
+		    strcmp(verb, "mark-active"))
+			return cli_usage_error("status", "unknown sub-command '%s'", verb);
+		if (argc - optind > 2)
+			return cli_usage_error("status", "too many arguments");
+		return do_mark(g, verb, argc - optind == 2 ? argv[optind + 1] : "booted");
+	}
+	struct status_ctx c;
+	struct abota_error err = { 0 };
+	int ret = ctx_open(g, false, &c, &err);
+	if (ret == 0) {
+		switch (fmt) {
+		case CLI_OUTPUT_JSON: ret = print_json(&c, detailed, false); break;
+		case CLI_OUTPUT_JSON_PRETTY: ret = print_json(&c, detailed, true); break;
+		case CLI_OUTPUT_SHELL: ret = print_shell(&c, detailed); break;
+		default: ret = print_readable(&c, detailed); break;
+		}
+	}
+	ctx_free(&c);
+	return ret < 0 ? cli_fail("status", &err) : 0;
+}
