@@ -88,6 +88,11 @@ struct squashfs_reader *bundle_squashfs(struct bundle *b);
 int bundle_read_payload(struct bundle *b, void *buf, size_t len, uint64_t off,
 			struct abota_error *err);
 
+/* Reads the whole squashfs through the verified view, so a corrupted verity
+ * bundle is refused before anything is installed (plain bundles were hashed
+ * whole when opened; this is then a no-op).  RAUC's perform-pre-check. */
+int bundle_check_payload(struct bundle *b, struct abota_error *err);
+
 /* Streams one image of the manifest to sink, checking its size and SHA-256
  * against the signed manifest.  A mismatch fails the call after the data was
  * delivered: the caller must discard what the sink wrote when it fails

@@ -366,6 +366,25 @@ int bundle_read_payload(struct bundle *b, void *buf, size_t len, uint64_t off,
 	return len ? source_read_at(b->file, p, len, off, err) : 0;
 }
 
+int bundle_check_payload(struct bundle *b, struct abota_error *err)
+{
+	if (b->format == BUNDLE_FORMAT_PLAIN || !b->sig_info)
+		return 0;
+	const size_t chunk = 1u << 20;
+	uint8_t *buf = malloc(chunk);
+	if (!buf)
+		return abota_error_set(err, -ENOMEM, "out of memory");
+	int ret = 0;
+	for (uint64_t off = 0; off < b->sqfs_size && ret == 0; off += chunk) {
+		size_t n = b->sqfs_size - off < chunk ? (size_t)(b->sqfs_size - off) : chunk;
+		ret = source_read_at(b->content, buf, n, off, err);
+	}
+	free(buf);
+	if (ret < 0)
+		abota_error_prefix(err, "%s", b->path);
+	return ret;
+}
+
 /* --- streaming images with an end-to-end hash check --- */
 
 struct hash_sink {

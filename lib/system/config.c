@@ -642,7 +642,14 @@ static int parse_slot(struct system_config *cfg, const char *group, struct slot 
 	s->type = "raw";
 	s->install_same = true;
 
-	if ((ret = opt_path(cfg, group, "device", &s->device, err)) < 0)
+	/* device=PARTLABEL=x / PARTUUID=x name a partition of the boot disk
+	 * (lib/system/slot_device.c), not a path relative to the config. */
+	const char *dv = NULL;
+	if ((ret = opt_string(kf, group, "device", &dv, err)) < 0)
+		return ret;
+	if (dv && (!strncmp(dv, "PARTLABEL=", 10) || !strncmp(dv, "PARTUUID=", 9)))
+		s->device = dv;
+	else if ((ret = opt_path(cfg, group, "device", &s->device, err)) < 0)
 		return ret;
 	if ((ret = opt_string(kf, group, "partition", &s->partition, err)) < 0)
 		return ret;
@@ -651,9 +658,8 @@ static int parse_slot(struct system_config *cfg, const char *group, struct slot 
 	if (!s->device && !s->partition)
 		return abota_error_set(err, -EINVAL, "%s:%u: slot [%s]: missing key 'device'",
 				       keyfile_name(kf), group_line(kf, group), group);
-	if (s->partition && !cfg->boot_disk)
-		return key_error(kf, err, group, "partition",
-				 "needs [system] boot-disk (the disk the partition is on)");
+	/* Without [system] boot-disk the boot disk is derived from root= at
+	 * run time (slot_device.c), refusing when that is ambiguous. */
 
 	const char *v;
 	ret = keyfile_get_nonempty(kf, group, "type", &v, err);

@@ -45,6 +45,7 @@ int cmd_info(struct cli_globals *g, int argc, char **argv);
 int cmd_extract(struct cli_globals *g, int argc, char **argv);
 int cmd_resign(struct cli_globals *g, int argc, char **argv);
 int cmd_fwu(struct cli_globals *g, int argc, char **argv);
+int cmd_install(struct cli_globals *g, int argc, char **argv);
 int cmd_status(struct cli_globals *g, int argc, char **argv);
 
 #endif

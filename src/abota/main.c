@@ -19,6 +19,7 @@ static const struct verb verbs[] = {
 	{ "info", cmd_info, "verify a bundle and show its manifest" },
 	{ "extract", cmd_extract, "verify a bundle and extract its contents" },
 	{ "resign", cmd_resign, "replace a bundle's signature" },
+	{ "install", cmd_install, "install a bundle into the inactive slots (trial boot next)" },
 	{ "status", cmd_status, "show slot states; mark-good|mark-bad|mark-active" },
 	{ "fwu", cmd_fwu, "FWU metadata tools (dump, create, set-active, accept, reject, repair)" },
 };

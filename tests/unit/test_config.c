@@ -177,7 +177,6 @@ static void test_bad_input(void **state)
 	bad(BASE "[slot.a.0]\ndevice=/e\ntype=boot-gpt-switch\nregion-start=1X\nregion-size=1M\n",
 	    "s.conf:7: key 'region-start'");
 	bad(BASE "[slot.a.0]\ndevice=/e\nregion-start=1M\n", "invalid key 'region-start'");
-	bad(BASE "[slot.a.0]\npartition=p\n", "needs [system] boot-disk");
 	bad(BASE "[slot.a.0]\ndevice=/e\nfoo=bar\n", "s.conf:6: invalid key 'foo' in group [slot.a.0]");
 }
 

@@ -1,0 +1,57 @@
+/* install.h - install a bundle into the inactive slot group.
+ *
+ * Order (RAUC's, specs/rauc-compat.md section 0.10, plus abota's checks):
+ * determine the booted slot -> open and verify the bundle (format allow-list,
+ * signature size limit, keyring) -> pre-install handler -> compatible check ->
+ * version policy -> plan (target group, image -> slot, sizes, types) ->
+ * boot-backend checks (FWU trial budget) -> mark the target bad -> write every
+ * image (status pending -> ok/failed; verified by reading the slot back) ->
+ * bank fix-ups -> switch the boot backend to the target (trial) ->
+ * post-install handler.  Nothing is written before the plan is complete and
+ * checked, and the boot switch happens only after every slot is written and
+ * verified.
+ */
+#ifndef ABOTA_INSTALL_H
+#define ABOTA_INSTALL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "abota/config.h"
+#include "abota/error.h"
+#include "abota/signature.h"
+
+struct install_progress {
+	unsigned percent;        /* 0..100 over the whole install */
+	const char *message;     /* what is happening */
+	unsigned depth;          /* nesting, as RAUC's Progress property */
+	uint64_t bytes_done;     /* of the image being written */
+	uint64_t bytes_total;
+};
+
+typedef void (*install_progress_fn)(void *ctx, const struct install_progress *p);
+
+struct install_opts {
+	const char *bundle;                  /* path of the bundle */
+	const struct sig_policy *keyring;    /* NULL = the config's [keyring] */
+	const char *override_boot_slot;      /* RAUC's --override-boot-slot */
+	bool ignore_compatible;
+	bool ignore_version_limit;           /* allow downgrades / older than min-bundle-version */
+	bool force;                          /* install although the FWU trial budget is short */
+	const char *transaction_id;          /* NULL = generated UUID */
+	const char *require_manifest_hash;   /* NULL = any */
+	install_progress_fn progress;
+	void *progress_ctx;
+};
+
+/* What an install did, for the caller's messages. */
+struct install_result {
+	char target[64];       /* bootname (or slot name) of the installed group */
+	char transaction[37];
+	unsigned written, skipped; /* images written / skipped (install-same) */
+};
+
+int install_run(struct system_config *cfg, const struct install_opts *opts,
+		struct install_result *result, struct abota_error *err);
+
+#endif

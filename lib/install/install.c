@@ -1,0 +1,757 @@
+/* install.c - install a verified bundle into the inactive slot group. */
+#include "abota/install.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "abota/boot_backend.h"
+#include "abota/bundle.h"
+#include "abota/digest.h"
+#include "abota/fileio.h"
+#include "abota/log.h"
+#include "abota/slot_device.h"
+#include "abota/slot_status.h"
+#include "abota/version.h"
+
+/* One image of the manifest and the slot it goes to. */
+struct plan_item {
+	const struct manifest_image *img;
+	struct slot *slot;
+	bool skip; /* install-same: slot already holds this image */
+};
+
+struct install {
+	struct system_config *cfg;
+	const struct install_opts *opts;
+	struct install_result *res;
+	struct bundle *bundle;
+	struct boot_backend *backend;
+	struct slot *booted;
+	char *booted_id;
+	struct slot **group;
+	size_t n_group;
+	struct plan_item *plan;
+	size_t n_plan;
+	struct slot *target_root; /* the bootable slot of the group, or NULL */
+	struct slot_status_store *status;
+	char transaction[37];
+	uint64_t bytes_total, bytes_before;
+	char *hook_dir;
+};
+
+static void progress(struct install *in, unsigned percent, const char *msg, uint64_t done,
+		     uint64_t total)
+{
+	if (!in->opts->progress)
+		return;
+	struct install_progress p = { .percent = percent, .message = msg, .depth = 1,
+				      .bytes_done = done, .bytes_total = total };
+	in->opts->progress(in->opts->progress_ctx, &p);
+}
+
+static void make_uuid(char out[37])
+{
+	uint8_t b[16];
+	if (RAND_bytes(b, sizeof(b)) != 1)
+		memset(b, 0, sizeof(b));
+	b[6] = (uint8_t)((b[6] & 0x0F) | 0x40); /* version 4 */
+	b[8] = (uint8_t)((b[8] & 0x3F) | 0x80); /* RFC 4122 variant */
+	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+		 b[13], b[14], b[15]);
+}
+
+/* --- handlers and hooks --- */
+
+struct env {
+	char **v;
+	size_t n, cap;
+};
+
+static int env_add(struct env *e, const char *key, const char *value)
+{
+	if (e->n + 2 > e->cap) {
+		size_t cap = e->cap ? e->cap * 2 : 32;
+		char **v = realloc(e->v, cap * sizeof(char *));
+		if (!v)
+			return -ENOMEM;
+		e->v = v;
+		e->cap = cap;
+	}
+	char *s = NULL;
+	if (asprintf(&s, "%s=%s", key, value ? value : "") < 0)
+		return -ENOMEM;
+	e->v[e->n++] = s;
+	e->v[e->n] = NULL;
+	return 0;
+}
+
+static void env_free(struct env *e)
+{
+	for (size_t i = 0; i < e->n; i++)
+		free(e->v[i]);
+	free(e->v);
+}
+
+/* RAUC's handler environment (specs/rauc-compat.md 5.4). */
+static int build_env(struct install *in, struct env *e)
+{
+	const struct system_config *cfg = in->cfg;
+	const struct manifest *m = bundle_get_manifest(in->bundle);
+	int ret = 0;
+	char key[64], list[4096] = "", targets[4096] = "";
+	extern char **environ;
+	/* Keep PATH and the like; drop inherited RAUC_* so nothing leaks in. */
+	for (char **p = environ; *p; p++) {
+		if (strncmp(*p, "RAUC_", 5) == 0)
+			continue;
+		char *eq = strchr(*p, '=');
+		if (!eq)
+			continue;
+		char k[256];
+		snprintf(k, sizeof(k), "%.*s", (int)(eq - *p), *p);
+		if ((ret = env_add(e, k, eq + 1)) < 0)
+			return ret;
+	}
+	ret |= env_add(e, "RAUC_SYSTEM_CONFIG", cfg->path);
+	ret |= env_add(e, "RAUC_SYSTEM_COMPATIBLE", cfg->compatible);
+	ret |= env_add(e, "RAUC_SYSTEM_VARIANT", cfg->variant_name ? cfg->variant_name : "");
+	ret |= env_add(e, "RAUC_CURRENT_BOOTNAME",
+		       in->booted && in->booted->bootname ? in->booted->bootname : "");
+	ret |= env_add(e, "RAUC_MOUNT_PREFIX", cfg->mount_prefix);
+	ret |= env_add(e, "RAUC_BUNDLE_MOUNT_POINT", in->hook_dir ? in->hook_dir : "");
+	ret |= env_add(e, "RAUC_UPDATE_SOURCE", in->hook_dir ? in->hook_dir : "");
+	ret |= env_add(e, "RAUC_TRANSACTION_ID", in->transaction);
+	ret |= env_add(e, "RAUC_MF_COMPATIBLE", m->compatible);
+	ret |= env_add(e, "RAUC_MF_VERSION", m->version ? m->version : "");
+	ret |= env_add(e, "RAUC_MF_BUILD", m->build ? m->build : "");
+	ret |= env_add(e, "RAUC_MANIFEST_HASH", bundle_manifest_hash(in->bundle));
+	for (size_t i = 0; i < m->n_meta; i++) {
+		for (size_t k = 0; k < m->meta[i].n_kv; k++) {
+			char mk[300];
+			snprintf(mk, sizeof(mk), "RAUC_META_%s_%s", m->meta[i].label,
+				 m->meta[i].kv[k].key);
+			for (char *c = mk; *c; c++)
+				*c = *c == '-' ? '_' : (char)(*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
+			ret |= env_add(e, mk, m->meta[i].kv[k].value);
+		}
+	}
+	for (size_t i = 0; i < cfg->nslots; i++) {
+		const struct slot *s = &cfg->slots[i];
+		size_t n = i + 1;
+		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%zu", i ? " " : "", n);
+#define SLOTVAR(name, val)                                                 \
+	do {                                                               \
+		snprintf(key, sizeof(key), "RAUC_SLOT_" name "_%zu", n);   \
+		ret |= env_add(e, key, val);                               \
+	} while (0)
+		SLOTVAR("NAME", s->name);
+		SLOTVAR("CLASS", s->sclass);
+		SLOTVAR("TYPE", s->type);
+		SLOTVAR("DEVICE", s->device ? s->device : s->partition);
+		SLOTVAR("BOOTNAME", s->bootname ? s->bootname : "");
+		SLOTVAR("PARENT", s->parent ? s->parent->name : "");
+#undef SLOTVAR
+		for (size_t p = 0; p < in->n_plan; p++) {
+			if (in->plan[p].slot != s)
+				continue;
+			snprintf(targets + strlen(targets), sizeof(targets) - strlen(targets), "%s%zu",
+				 targets[0] ? " " : "", n);
+			snprintf(key, sizeof(key), "RAUC_IMAGE_NAME_%zu", n);
+			ret |= env_add(e, key, in->plan[p].img->filename);
+			snprintf(key, sizeof(key), "RAUC_IMAGE_DIGEST_%zu", n);
+			ret |= env_add(e, key, in->plan[p].img->sha256);
+			snprintf(key, sizeof(key), "RAUC_IMAGE_CLASS_%zu", n);
+			ret |= env_add(e, key, in->plan[p].img->slotclass);
+		}
+	}
+	ret |= env_add(e, "RAUC_SLOTS", list);
+	ret |= env_add(e, "RAUC_TARGET_SLOTS", targets);
+	return ret ? -ENOMEM : 0;
+}
+
+/* Runs argv with the install environment; no shell.  Returns the exit code
+ * (>= 0) or a negative error. */
+static int run_program(struct install *in, const char *what, char *const argv[],
+		       struct abota_error *err)
+{
+	struct env e = { 0 };
+	int ret = build_env(in, &e);
+	if (ret < 0) {
+		env_free(&e);
+		return abota_error_set(err, ret, "out of memory");
+	}
+	log_info("running %s: %s", what, argv[0]);
+	pid_t pid = fork();
+	if (pid < 0) {
+		env_free(&e);
+		return abota_error_set(err, -errno, "%s: fork: %s", what, strerror(errno));
+	}
+	if (pid == 0) {
+		int fd = open("/dev/null", O_RDONLY);
+		if (fd >= 0)
+			dup2(fd, 0);
+		execve(argv[0], argv, e.v);
+		fprintf(stderr, "abota: %s: cannot execute %s: %s\n", what, argv[0], strerror(errno));
+		_exit(127);
+	}
+	env_free(&e);
+	int status;
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR)
+			return abota_error_set(err, -errno, "%s: waitpid: %s", what, strerror(errno));
+	}
+	if (WIFSIGNALED(status))
+		return abota_error_set(err, -EINTR, "%s %s killed by signal %d", what, argv[0],
+				       WTERMSIG(status));
+	return WEXITSTATUS(status);
+}
+
+static int run_handler(struct install *in, const char *what, const char *path,
+		       struct abota_error *err)
+{
+	if (!path)
+		return 0;
+	char *argv[] = { (char *)path, NULL };
+	int ret = run_program(in, what, argv, err);
+	if (ret > 0)
+		return abota_error_set(err, -ECANCELED, "%s handler %s failed with exit code %d",
+				       what, path, ret);
+	return ret;
+}
+
+static int sink_to_file(void *ctx, const void *buf, size_t len, struct abota_error *err)
+{
+	return fileio_write_full(*(int *)ctx, buf, len, err);
+}
+
+/* The hook executable is streamed out of the verified bundle into a private
+ * directory (0700) and run from there; nothing else of the bundle is. */
+static int extract_hook(struct install *in, struct abota_error *err)
+{
+	const char *name = bundle_get_manifest(in->bundle)->hooks_filename;
+	const char *base = getenv("RUNTIME_DIRECTORY");
+	char tmpl[4096];
+	snprintf(tmpl, sizeof(tmpl), "%s/abota-hooks-XXXXXX", base ? base : "/tmp");
+	if (!mkdtemp(tmpl))
+		return abota_error_set(err, -errno, "hooks: %s: %s", tmpl, strerror(errno));
+	in->hook_dir = strdup(tmpl);
+	if (!in->hook_dir)
+		return abota_error_set(err, -ENOMEM, "out of memory");
+	char path[4352];
+	snprintf(path, sizeof(path), "%s/%s", tmpl, name);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
+	if (fd < 0)
+		return abota_error_set(err, -errno, "hooks: %s: %s", path, strerror(errno));
+	int ret = squashfs_reader_stream(bundle_squashfs(in->bundle), name, sink_to_file, &fd, err);
+	close(fd);
+	return ret;
+}
+
+static void remove_hook_dir(struct install *in)
+{
+	if (!in->hook_dir)
+		return;
+	const char *name = bundle_get_manifest(in->bundle)->hooks_filename;
+	char path[4352];
+	snprintf(path, sizeof(path), "%s/%s", in->hook_dir, name ? name : "");
+	unlink(path);
+	rmdir(in->hook_dir);
+	free(in->hook_dir);
+	in->hook_dir = NULL;
+}
+
+/* --- checks --- */
+
+static int check_compatible(struct install *in, struct abota_error *err)
+{
+	const struct manifest *m = bundle_get_manifest(in->bundle);
+	if (m->hook_install_check) {
+		/* The hook replaces the compatible check (RAUC). */
+		char path[4352];
+		snprintf(path, sizeof(path), "%s/%s", in->hook_dir, m->hooks_filename);
+		char *argv[] = { path, "install-check", NULL };
+		int code = run_program(in, "install-check hook", argv, err);
+		if (code < 0)
+			return code;
+		if (code >= 10)
+			return abota_error_set(err, -EPERM, "bundle rejected by its install-check hook (exit code %d)",
+					       code);
+		if (code != 0)
+			return abota_error_set(err, -ECANCELED, "install-check hook failed (exit code %d)",
+					       code);
+		return 0;
+	}
+	if (in->opts->ignore_compatible) {
+		log_warning("ignoring compatible '%s' (system: '%s')", m->compatible,
+			    in->cfg->compatible);
+		return 0;
+	}
+	/* Byte-exact, as RAUC: trailing spaces count. */
+	if (strcmp(m->compatible, in->cfg->compatible) != 0)
+		return abota_error_set(err, -EPERM,
+				       "compatible mismatch: bundle is for '%s', this system is '%s'",
+				       m->compatible, in->cfg->compatible);
+	return 0;
+}
+
+static int check_version(struct install *in, struct abota_error *err)
+{
+	const struct manifest *m = bundle_get_manifest(in->bundle);
+	if (in->opts->ignore_version_limit)
+		return 0;
+	int cmp;
+	const char *min = in->cfg->min_bundle_version;
+	if (min) {
+		if (!m->version || !version_compare(m->version, min, &cmp))
+			return abota_error_set(err, -EPERM,
+					       "bundle version '%s' cannot be compared with min-bundle-version '%s'",
+					       m->version ? m->version : "(none)", min);
+		if (cmp < 0)
+			return abota_error_set(err, -EPERM,
+					       "bundle version %s is older than min-bundle-version %s",
+					       m->version, min);
+	}
+	/* Downgrade protection: the bundle must not be older than what the
+	 * booted slot runs, when both versions are known and comparable. */
+	const struct slot_status *st = in->status && in->booted
+		? slot_status_find(in->status, in->booted->name) : NULL;
+	if (st && st->bundle_version && m->version &&
+	    version_compare(m->version, st->bundle_version, &cmp) && cmp < 0)
+		return abota_error_set(err, -EPERM,
+				       "bundle version %s is older than the running version %s (downgrade; use --ignore-version-limit to allow it)",
+				       m->version, st->bundle_version);
+	return 0;
+}
+
+static const char *system_variant(const struct system_config *cfg)
+{
+	return cfg->variant_name;
+}
+
+/* Image types abota can copy raw into each slot type. */
+static bool type_ok(const char *img_type, const char *slot_type)
+{
+	if (!img_type)
+		return false;
+	bool raw_img = strcmp(img_type, "raw") == 0;
+	if (strcmp(slot_type, "raw") == 0)
+		return raw_img || !strcmp(img_type, "ext4") || !strcmp(img_type, "vfat") ||
+		       !strcmp(img_type, "squashfs");
+	if (strcmp(slot_type, "ext4") == 0)
+		return raw_img || !strcmp(img_type, "ext4");
+	if (strcmp(slot_type, "vfat") == 0)
+		return raw_img || !strcmp(img_type, "vfat");
+	return false;
+}
+
+static int make_plan(struct install *in, struct abota_error *err)
+{
+	const struct manifest *m = bundle_get_manifest(in->bundle);
+	int ret = slot_target_group(in->cfg, in->status ? slot_status_rank : NULL, in->status,
+				    &in->group, &in->n_group, err);
+	if (ret < 0)
+		return ret;
+	in->plan = calloc(m->n_images ? m->n_images : 1, sizeof(*in->plan));
+	if (!in->plan)
+		return abota_error_set(err, -ENOMEM, "out of memory");
+	const char *variant = system_variant(in->cfg);
+	for (size_t i = 0; i < m->n_images; i++) {
+		const struct manifest_image *img = &m->images[i];
+		/* Variant rules: an image for our variant wins over the generic one;
+		 * images for other variants are ignored. */
+		if (img->variant && (!variant || strcmp(img->variant, variant) != 0))
+			continue;
+		if (!img->variant) {
+			bool specific = false;
+			for (size_t k = 0; k < m->n_images; k++)
+				if (m->images[k].variant && variant &&
+				    strcmp(m->images[k].slotclass, img->slotclass) == 0 &&
+				    strcmp(m->images[k].variant, variant) == 0)
+					specific = true;
+			if (specific)
+				continue;
+		}
+		if (img->hook_install || img->hook_pre_install || img->hook_post_install)
+			return abota_error_set(err, -ENOTSUP,
+					       "image '%s': per-slot hooks are not supported yet",
+					       img->filename ? img->filename : img->slotclass);
+		struct slot *target = NULL;
+		for (size_t g = 0; g < in->n_group; g++)
+			if (strcmp(in->group[g]->sclass, img->slotclass) == 0 && !in->group[g]->readonly)
+				target = in->group[g];
+		if (!target)
+			return abota_error_set(err, -ENOENT,
+					       "no target slot for image class '%s' (is there an inactive, writable slot of that class?)",
+					       img->slotclass);
+		const char *itype = manifest_image_type(img);
+		if (!type_ok(itype, target->type))
+			return abota_error_set(err, -ENOTSUP,
+					       "image '%s' of type %s cannot be installed into slot %s of type %s",
+					       img->filename, itype ? itype : "(unknown)", target->name,
+					       target->type);
+		for (size_t p = 0; p < in->n_plan; p++)
+			if (in->plan[p].slot == target)
+				return abota_error_set(err, -EINVAL, "two images for slot %s",
+						       target->name);
+		in->plan[in->n_plan].img = img;
+		in->plan[in->n_plan].slot = target;
+		in->n_plan++;
+	}
+	for (size_t p = 0; p < in->n_plan; p++) {
+		const struct slot *root = slot_root(in->plan[p].slot);
+		if (root->bootname)
+			in->target_root = (struct slot *)root;
+	}
+	if (in->n_plan == 0)
+		return abota_error_set(err, -EINVAL, "the bundle has no image for this system");
+	return 0;
+}
+
+/* Every target must exist and be large enough before anything is written. */
+static int precheck_slots(struct install *in, struct abota_error *err)
+{
+	for (size_t p = 0; p < in->n_plan; p++) {
+		struct plan_item *it = &in->plan[p];
+		struct slot_device dev;
+		int ret = slot_device_open(in->cfg, it->slot, O_RDONLY, &dev, err);
+		if (ret < 0) {
+			abota_error_prefix(err, "slot %s", it->slot->name);
+			return ret;
+		}
+		uint64_t size = dev.size;
+		slot_device_close(&dev);
+		if (it->img->size > size)
+			return abota_error_set(err, -ENOSPC,
+					       "slot %s is too small for image '%s' (%llu bytes > %llu)",
+					       it->slot->name, it->img->filename,
+					       (unsigned long long)it->img->size,
+					       (unsigned long long)size);
+		in->bytes_total += it->img->size;
+		/* install-same=false: skip a slot that already holds this image */
+		const struct slot_status *st = in->status ? slot_status_find(in->status, it->slot->name)
+							  : NULL;
+		if (!it->slot->install_same && st && st->status && strcmp(st->status, "ok") == 0 &&
+		    st->sha256 && strcmp(st->sha256, it->img->sha256) == 0)
+			it->skip = true;
+	}
+	return 0;
+}
+
+/* --- writing --- */
+
+struct write_ctx {
+	struct install *in;
+	struct slot_device *dev;
+	uint64_t off;
+	uint64_t total;
+	const char *slot;
+};
+
+static int write_sink(void *p, const void *buf, size_t len, struct abota_error *err)
+{
+	struct write_ctx *w = p;
+	if (len > w->dev->size - w->off)
+		return abota_error_set(err, -ENOSPC, "image does not fit into the slot");
+	int ret = fileio_pwrite_full(w->dev->fd, buf, len, w->dev->offset + w->off, err);
+	if (ret < 0)
+		return ret;
+	w->off += len;
+	struct install *in = w->in;
+	uint64_t done = in->bytes_before + w->off;
+	unsigned pct = in->bytes_total ? (unsigned)(10 + done * 85 / in->bytes_total) : 95;
+	progress(in, pct, w->slot, w->off, w->total);
+	return 0;
+}
+
+/* Reads the written range back from the device and compares its SHA-256
+ * with the manifest: what is in the slot is what was signed. */
+static int verify_slot(struct slot_device *dev, const struct manifest_image *img,
+		       struct abota_error *err)
+{
+	/* Drop the cached pages so the read comes from the medium. */
+	(void)posix_fadvise(dev->fd, (off_t)dev->offset, (off_t)img->size, POSIX_FADV_DONTNEED);
+	const size_t chunk = 1u << 20;
+	uint8_t *buf = malloc(chunk);
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	int ret = 0;
+	if (!buf || !md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+		ret = abota_error_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	for (uint64_t off = 0; off < img->size; off += chunk) {
+		size_t n = img->size - off < chunk ? (size_t)(img->size - off) : chunk;
+		ret = fileio_pread_full(dev->fd, buf, n, dev->offset + off, err);
+		if (ret < 0)
+			goto out;
+		EVP_DigestUpdate(md, buf, n);
+	}
+	uint8_t d[32];
+	char hex[65];
+	EVP_DigestFinal_ex(md, d, NULL);
+	digest_to_hex(d, sizeof(d), hex);
+	if (strcmp(hex, img->sha256) != 0)
+		ret = abota_error_set(err, -EIO,
+				      "read-back check failed: slot holds sha256 %s, expected %s",
+				      hex, img->sha256);
+out:
+	EVP_MD_CTX_free(md);
+	free(buf);
+	return ret;
+}
+
+static int save_status(struct install *in, struct abota_error *err)
+{
+	if (!in->status)
+		return 0;
+	return slot_status_save(in->status, err);
+}
+
+static int record_bundle(struct install *in, struct slot_status *st)
+{
+	const struct manifest *m = bundle_get_manifest(in->bundle);
+	int ret = 0;
+	ret |= slot_status_set(&st->bundle_compatible, m->compatible);
+	ret |= slot_status_set(&st->bundle_version, m->version);
+	ret |= slot_status_set(&st->bundle_description, m->description);
+	ret |= slot_status_set(&st->bundle_build, m->build);
+	ret |= slot_status_set(&st->bundle_hash, bundle_manifest_hash(in->bundle));
+	return ret;
+}
+
+static int write_item(struct install *in, struct plan_item *it, struct abota_error *err)
+{
+	int ret = 0;
+	char ts[SLOT_STATUS_TIMESTAMP_LEN];
+	struct slot_status *st = in->status ? slot_status_get(in->status, it->slot->name) : NULL;
+	if (in->status && !st)
+		return abota_error_set(err, -ENOMEM, "out of memory");
+	if (it->skip) {
+		log_info("slot %s already holds %s (install-same=false): skipped", it->slot->name,
+			 it->img->filename);
+		st->installed_count++;
+		slot_status_timestamp_now(ts);
+		slot_status_set(&st->installed_timestamp, ts);
+		slot_status_set(&st->installed_transaction, in->transaction);
+		in->res->skipped++;
+		return save_status(in, err);
+	}
+	if (st) {
+		/* pending, without checksum: never mistaken for a complete image */
+		slot_status_set(&st->status, "pending");
+		slot_status_set(&st->sha256, NULL);
+		st->has_size = false;
+		ret = save_status(in, err);
+		if (ret < 0)
+			return ret;
+	}
+	struct slot_device dev;
+	ret = slot_device_open(in->cfg, it->slot, O_RDWR, &dev, err);
+	if (ret < 0)
+		return ret;
+	struct write_ctx w = { .in = in, .dev = &dev, .total = it->img->size,
+			       .slot = it->slot->name };
+	log_info("writing %s to slot %s (%s)", it->img->filename, it->slot->name,
+		 dev.desc ? dev.desc : "");
+	ret = bundle_stream_image(in->bundle, it->img, write_sink, &w, err);
+	if (ret == 0 && fdatasync(dev.fd) < 0)
+		ret = abota_error_set(err, -errno, "fdatasync: %s", strerror(errno));
+	if (ret == 0)
+		ret = verify_slot(&dev, it->img, err);
+	slot_device_close(&dev);
+	in->bytes_before += it->img->size;
+	if (st) {
+		int r2 = record_bundle(in, st);
+		slot_status_set(&st->status, ret == 0 ? "ok" : "failed");
+		if (ret == 0) {
+			slot_status_set(&st->sha256, it->img->sha256);
+			st->size = it->img->size;
+			st->has_size = true;
+		}
+		slot_status_timestamp_now(ts);
+		slot_status_set(&st->installed_timestamp, ts);
+		slot_status_set(&st->installed_transaction, in->transaction);
+		st->installed_count++;
+		if (r2 < 0 && ret == 0)
+			ret = abota_error_set(err, -ENOMEM, "out of memory");
+		struct abota_error serr = { 0 };
+		int sret = save_status(in, &serr);
+		if (ret == 0 && sret < 0) {
+			ret = sret;
+			if (err)
+				*err = serr;
+		}
+	}
+	if (ret < 0)
+		abota_error_prefix(err, "slot %s", it->slot->name);
+	else
+		in->res->written++;
+	return ret;
+}
+
+/* FWU boards: the trial budget left in FWU_INFO (integration pending). */
+static int check_trial_budget(struct install *in, struct abota_error *err)
+{
+	(void)in;
+	(void)err;
+	return 0;
+}
+
+/* FWU boards: make the new bank's command line and mounts name it. */
+static int apply_fixups(struct install *in, struct abota_error *err)
+{
+	(void)in;
+	(void)err;
+	return 0;
+}
+
+static void install_free(struct install *in)
+{
+	remove_hook_dir(in);
+	slot_status_store_free(in->status);
+	free(in->plan);
+	free(in->group);
+	free(in->booted_id);
+	boot_backend_close(in->backend);
+	bundle_close(in->bundle);
+}
+
+int install_run(struct system_config *cfg, const struct install_opts *opts,
+		struct install_result *result, struct abota_error *err)
+{
+	struct install_result res = { 0 };
+	struct install in = { .cfg = cfg, .opts = opts, .res = &res };
+	int ret;
+	if (opts->transaction_id)
+		snprintf(in.transaction, sizeof(in.transaction), "%s", opts->transaction_id);
+	else
+		make_uuid(in.transaction);
+	memcpy(res.transaction, in.transaction, sizeof(res.transaction));
+
+	progress(&in, 0, "Determining slot states", 0, 0);
+	ret = boot_backend_open(cfg, &in.backend, err);
+	if (ret < 0)
+		goto out;
+	ret = boot_backend_determine_states(in.backend, cfg, opts->override_boot_slot, NULL, NULL,
+					    &in.booted_id, &in.booted, err);
+	if (ret < 0)
+		goto out;
+	if (cfg->statusfile) {
+		ret = slot_status_load(cfg->statusfile, &in.status, err);
+		if (ret < 0)
+			goto out;
+	}
+
+	progress(&in, 2, "Checking bundle", 0, 0);
+	const struct sig_policy *pol = opts->keyring ? opts->keyring : &cfg->keyring;
+	unsigned formats = 0;
+	if (cfg->bundle_formats & CONFIG_FORMAT_PLAIN)
+		formats |= 1u << BUNDLE_FORMAT_PLAIN;
+	if (cfg->bundle_formats & CONFIG_FORMAT_VERITY)
+		formats |= 1u << BUNDLE_FORMAT_VERITY;
+	if (!formats) {
+		ret = abota_error_set(err, -EPERM, "no bundle format is allowed by bundle-formats");
+		goto out;
+	}
+	struct bundle_open_opts bo = { .policy = pol,
+				       .max_signature_size = cfg->max_bundle_signature_size,
+				       .allowed_formats = formats };
+	ret = bundle_open(opts->bundle, &bo, &in.bundle, err);
+	if (ret < 0)
+		goto out;
+	if (opts->require_manifest_hash &&
+	    strcmp(opts->require_manifest_hash, bundle_manifest_hash(in.bundle)) != 0) {
+		ret = abota_error_set(err, -EPERM, "manifest hash %s is not the required %s",
+				      bundle_manifest_hash(in.bundle), opts->require_manifest_hash);
+		goto out;
+	}
+	/* Local bundles are checked whole before anything is touched: a corrupt
+	 * block must not be found halfway through writing a slot. */
+	progress(&in, 3, "Verifying bundle payload", 0, 0);
+	ret = bundle_check_payload(in.bundle, err);
+	if (ret < 0)
+		goto out;
+	const struct manifest *m = bundle_get_manifest(in.bundle);
+	if (m->handler_filename) {
+		ret = abota_error_set(err, -ENOTSUP,
+				      "bundles with a full custom [handler] are not supported yet");
+		goto out;
+	}
+	if (m->hooks_filename) {
+		ret = extract_hook(&in, err);
+		if (ret < 0)
+			goto out;
+	}
+
+	progress(&in, 4, "Determining target install group", 0, 0);
+	ret = make_plan(&in, err);
+	if (ret < 0)
+		goto out;
+	ret = run_handler(&in, "pre-install", cfg->pre_install_handler, err);
+	if (ret < 0)
+		goto out;
+	ret = check_compatible(&in, err);
+	if (ret < 0)
+		goto out;
+	ret = check_version(&in, err);
+	if (ret < 0)
+		goto out;
+	progress(&in, 6, "Checking slots", 0, 0);
+	ret = precheck_slots(&in, err);
+	if (ret < 0)
+		goto out;
+	ret = check_trial_budget(&in, err);
+	if (ret < 0)
+		goto out;
+
+	/* From here on the device changes.  First make the target unbootable,
+	 * so a power cut while writing leaves the running slot primary. */
+	if (in.target_root) {
+		progress(&in, 8, "Marking target slot bad", 0, 0);
+		ret = boot_backend_set_state(in.backend, in.target_root, false, err);
+		if (ret < 0)
+			goto out;
+		snprintf(res.target, sizeof(res.target), "%s",
+			 in.target_root->bootname ? in.target_root->bootname : in.target_root->name);
+	}
+	for (size_t p = 0; p < in.n_plan; p++) {
+		ret = write_item(&in, &in.plan[p], err);
+		if (ret < 0)
+			goto out;
+	}
+	ret = apply_fixups(&in, err);
+	if (ret < 0)
+		goto out;
+	if (in.target_root && cfg->activate_installed) {
+		progress(&in, 97, "Activating the installed slot", 0, 0);
+		ret = boot_backend_set_primary(in.backend, in.target_root, err);
+		if (ret < 0)
+			goto out;
+		if (in.status) {
+			ret = slot_status_mark_activated(in.status, in.target_root->name, err);
+			if (ret == 0)
+				ret = save_status(&in, err);
+			if (ret < 0)
+				goto out;
+		}
+	}
+	ret = run_handler(&in, "post-install", cfg->post_install_handler, err);
+	if (ret < 0)
+		goto out;
+	progress(&in, 100, "Installing done", 0, 0);
+	if (result)
+		*result = res;
+out:
+	install_free(&in);
+	return ret;
+}

@@ -1,0 +1,130 @@
+/* cmd_install.c - abota install. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "abota/config.h"
+#include "abota/install.h"
+#include "cli.h"
+
+enum {
+	OPT_IGNORE_COMPATIBLE = 1000,
+	OPT_IGNORE_VERSION,
+	OPT_FORCE,
+	OPT_TRANSACTION,
+	OPT_REQUIRE_HASH,
+	OPT_PROGRESS,
+	OPT_KEYRING,
+	OPT_HELP,
+};
+
+struct progress_state {
+	bool tty;
+	bool enabled;
+	unsigned last_pct;
+	char last_msg[128];
+};
+
+/* A bar on a terminal, plain "NN% message" lines (as rauc) otherwise. */
+static void on_progress(void *ctx, const struct install_progress *p)
+{
+	struct progress_state *ps = ctx;
+	if (!ps->enabled)
+		return;
+	if (ps->tty) {
+		unsigned width = 40, fill = p->percent * width / 100;
+		char bar[64];
+		memset(bar, '#', fill);
+		memset(bar + fill, '.', width - fill);
+		bar[width] = '\0';
+		fprintf(stdout, "\r[%s] %3u%% %-40.40s", bar, p->percent, p->message);
+		if (p->percent == 100)
+			fputc('\n', stdout);
+		fflush(stdout);
+		return;
+	}
+	if (p->percent == ps->last_pct && strcmp(p->message, ps->last_msg) == 0)
+		return;
+	/* One line per percent step or message change; bytes stay for the bar. */
+	ps->last_pct = p->percent;
+	snprintf(ps->last_msg, sizeof(ps->last_msg), "%s", p->message);
+	fprintf(stdout, "%3u%% %s\n", p->percent, p->message);
+	fflush(stdout);
+}
+
+int cmd_install(struct cli_globals *g, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "ignore-compatible", no_argument, NULL, OPT_IGNORE_COMPATIBLE },
+		{ "ignore-version-limit", no_argument, NULL, OPT_IGNORE_VERSION },
+		{ "force", no_argument, NULL, OPT_FORCE },
+		{ "transaction-id", required_argument, NULL, OPT_TRANSACTION },
+		{ "require-manifest-hash", required_argument, NULL, OPT_REQUIRE_HASH },
+		{ "progress", no_argument, NULL, OPT_PROGRESS },
+		{ "keyring", required_argument, NULL, OPT_KEYRING },
+		{ "help", no_argument, NULL, OPT_HELP },
+		{ 0 },
+	};
+	struct install_opts io = { 0 };
+	struct progress_state ps = { .tty = isatty(STDOUT_FILENO) == 1, .last_pct = 101 };
+	const char *keyring = g->keyring;
+	int c;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_IGNORE_COMPATIBLE: io.ignore_compatible = true; break;
+		case OPT_IGNORE_VERSION: io.ignore_version_limit = true; break;
+		case OPT_FORCE: io.force = true; break;
+		case OPT_TRANSACTION: io.transaction_id = optarg; break;
+		case OPT_REQUIRE_HASH: io.require_manifest_hash = optarg; break;
+		case OPT_PROGRESS: ps.enabled = true; break;
+		case OPT_KEYRING: keyring = optarg; break;
+		case 'h':
+		case OPT_HELP:
+			printf("Usage: abota [-c system.conf] [--keyring K] [--override-boot-slot S] install [OPTIONS] BUNDLE\n\n"
+			       "Installs BUNDLE into the inactive slot group and selects it for a trial boot.\n\n"
+			       "      --keyring=FILE               trust this keyring instead of system.conf's\n"
+			       "      --ignore-compatible          install a bundle for another compatible\n"
+			       "      --ignore-version-limit       allow downgrades and versions below min-bundle-version\n"
+			       "      --force                      install although the FWU trial budget is short\n"
+			       "      --transaction-id=UUID        transaction id to record (default: new)\n"
+			       "      --require-manifest-hash=H    install only the bundle with this manifest hash\n"
+			       "      --progress                   show progress (a bar on a terminal)\n");
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	if (argc - optind != 1)
+		return cli_usage_error("install", "expected one BUNDLE argument");
+	io.bundle = argv[optind];
+	io.override_boot_slot = g->override_boot_slot;
+	io.progress = on_progress;
+	io.progress_ctx = &ps;
+	struct abota_error err = { 0 };
+	struct system_config *cfg = NULL;
+	if (config_load_with_overrides(g->conf, g->confopt, &cfg, &err) < 0)
+		return cli_fail("install", &err);
+	struct sig_policy pol;
+	if (keyring) {
+		/* --keyring replaces the keyring files but keeps the policy flags */
+		pol = cfg->keyring;
+		pol.keyring_path = keyring;
+		pol.keyring_dir = NULL;
+		io.keyring = &pol;
+	}
+	struct install_result res;
+	int ret = install_run(cfg, &io, &res, &err);
+	config_free(cfg);
+	if (ret < 0) {
+		if (ps.tty && ps.enabled)
+			fputc('\n', stdout);
+		fprintf(stderr, "Installing `%s` failed\n", io.bundle);
+		return cli_fail("install", &err);
+	}
+	printf("Installing `%s` succeeded: %u image%s written%s%s\n", io.bundle, res.written,
+	       res.written == 1 ? "" : "s", res.target[0] ? ", next boot tries " : "",
+	       res.target);
+	return 0;
+}
