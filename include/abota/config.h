@@ -49,6 +49,7 @@ struct config_fwu {
 	uint64_t fwu_info_offset;  /* byte offset inside fwu_info */
 	unsigned metadata_version; /* 0 = from board profile, else 1 or 2 */
 	unsigned min_trial_boots;  /* 0 = unset */
+	const char *tfa;           /* BL2 flavour r3|upstream|v1; NULL = from board profile */
 };
 
 struct system_config {

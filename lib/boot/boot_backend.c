@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "abota/boot_backend.h"
+#include "abota/boot_fwu.h"
 #include "abota/fileio.h"
 #include "abota/log.h"
 
@@ -15,6 +16,7 @@ int boot_backend_open(const struct system_config *cfg, struct boot_backend **out
 	case CONFIG_BOOT_CUSTOM: return boot_custom_open(cfg, out, err);
 	case CONFIG_BOOT_UBOOT: return boot_uboot_open(cfg, out, err);
 	case CONFIG_BOOT_GRUB: return boot_grub_open(cfg, out, err);
+	case CONFIG_BOOT_FWU: return boot_fwu_open(cfg, out, err);
 	default:
 		return abota_error_set(err, -ENOTSUP, "bootloader '%s' is not supported by abota",
 				       config_bootloader_name(cfg->bootloader));

@@ -556,6 +556,12 @@ static int parse_fwu(struct system_config *cfg, struct abota_error *err)
 		return ret;
 	if ((ret = get_uint(kf, g, "min-trial-boots", 1, 15, &f->min_trial_boots, err)) < 0)
 		return ret;
+	/* BL2 flavour (trial counter rules); checked by the fwu backend with
+	 * board_tfa_parse, here only that it is one of the names. */
+	if ((ret = opt_string(kf, g, "tfa", &f->tfa, err)) < 0)
+		return ret;
+	if (f->tfa && strcmp(f->tfa, "r3") && strcmp(f->tfa, "upstream") && strcmp(f->tfa, "v1"))
+		return key_error(kf, err, g, "tfa", "must be r3, upstream or v1");
 	/* The simulator and boards/<name>/system.conf name the command line file
 	 * here; it is the same setting as [system] cmdline-file. */
 	if (keyfile_has_key(kf, g, "cmdline")) {

@@ -162,9 +162,12 @@ static int write_system_conf(const struct sim *s, struct abota_error *err)
 		"# disk, the kernel command line and the FWU_INFO register are files here.\n"
 		"\n[system]\ncompatible=stm32mpu\nbootloader=fwu\ndata-directory=%s/data\n"
 		"boot-disk=%s/disk.img\n\n[fwu]\nboard=%s/board.conf\ncmdline=%s/cmdline\n"
-		"fwu-info=%s/fwu_info\nfwu-info-offset=0\n\n[keyring]\n"
+		"fwu-info=%s/fwu_info\nfwu-info-offset=0\n"
+		"# BL2 flavour and metadata version this board was created with\n"
+		"tfa=%s\nmetadata-version=%u\n\n[keyring]\n"
 		"# path=/path/to/ca.cert.pem\n",
-		s->board->name, s->dir, s->dir, s->dir, s->dir, s->dir);
+		s->board->name, s->dir, s->dir, s->dir, s->dir, s->dir, board_tfa_name(s->tfa),
+		s->tfa == BOARD_TFA_V1 ? 1u : (unsigned)s->board->fwu.version);
 	for (size_t i = 0; i < s->board->nparts; i++) {
 		const struct board_partition *p = &s->board->parts[i];
 		if (!p->slot[0])

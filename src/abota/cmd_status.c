@@ -14,6 +14,7 @@
 #include <json-c/json.h>
 
 #include "abota/boot_backend.h"
+#include "abota/boot_fwu.h"
 #include "abota/config.h"
 #include "abota/log.h"
 #include "abota/slot.h"
@@ -142,6 +143,91 @@ static const char *slot_device(const struct slot *s)
 	return s->device ? s->device : s->partition;
 }
 
+/* FWU state (bootloader=fwu): bank states, FWU_INFO, trial budget,
+ * rollback.  false when not fwu or unreadable (warned). */
+static bool fwu_status(struct status_ctx *c, struct boot_fwu_status *st)
+{
+	struct abota_error e = { 0 };
+	if (!boot_fwu_is(c->boot))
+		return false;
+	if (boot_fwu_get_status(c->boot, st, &e) < 0) {
+		log_warning("%s", e.msg);
+		return false;
+	}
+	return true;
+}
+
+static const char *fwu_bank_name(struct status_ctx *c, unsigned bank)
+{
+	const char *n = boot_fwu_bank_bootname(c->boot, bank);
+	return n ? n : "?";
+}
+
+static json_object *fwu_json(struct status_ctx *c, const struct boot_fwu_status *st)
+{
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "metadata_version", json_object_new_int((int)st->md.version));
+	json_object_object_add(o, "active_index", json_object_new_int((int)st->md.active_index));
+	json_object_object_add(o, "previous_active_index",
+			       json_object_new_int((int)st->md.previous_active_index));
+	json_object_object_add(o, "copy_in_effect", jstr(st->copy_in_effect));
+	json_object_object_add(o, "needs_repair", json_object_new_boolean(st->needs_repair));
+	json_object *banks = json_object_new_array();
+	for (unsigned i = 0; i < st->md.num_banks; i++) {
+		json_object *b = json_object_new_object();
+		json_object_object_add(b, "index", json_object_new_int((int)i));
+		json_object_object_add(b, "bootname", jstr(boot_fwu_bank_bootname(c->boot, i)));
+		json_object_object_add(b, "state",
+				       jstr(fwu_bank_state_name(fwu_md_bank_state(&st->md, i))));
+		json_object_array_add(banks, b);
+	}
+	json_object_object_add(o, "banks", banks);
+	json_object_object_add(o, "tfa", jstr(board_tfa_name(st->tfa)));
+	if (st->has_fwu_info) {
+		json_object *f = json_object_new_object();
+		json_object_object_add(f, "raw", json_object_new_int64(st->fwu_info));
+		json_object_object_add(f, "boot_index", json_object_new_int((int)st->boot_index));
+		json_object_object_add(f, "trial_counter", json_object_new_int((int)st->counter));
+		json_object_object_add(o, "fwu_info", f);
+		json_object_object_add(o, "trial_boots_left",
+				       json_object_new_int((int)st->trial_left));
+		json_object_object_add(o, "trial_boots_max", json_object_new_int((int)st->trial_max));
+	} else {
+		json_object_object_add(o, "fwu_info", NULL);
+	}
+	json_object_object_add(o, "booted_bank",
+			       st->booted_bank >= 0 ? json_object_new_int(st->booted_bank) : NULL);
+	json_object_object_add(o, "rollback", json_object_new_boolean(st->rolled_back));
+	json_object_object_add(o, "failed_bank",
+			       st->failed_bank >= 0 ? json_object_new_int(st->failed_bank) : NULL);
+	json_object_object_add(o, "rollback_reason",
+			       st->rolled_back ? jstr(st->rollback_reason) : NULL);
+	return o;
+}
+
+static void fwu_readable(struct status_ctx *c, const struct boot_fwu_status *st)
+{
+	printf("FWU metadata v%u (%s in effect%s): active %s (%u), previous %s (%u)\n",
+	       st->md.version, st->copy_in_effect,
+	       st->needs_repair ? "; the other copy is bad or stale" : "",
+	       fwu_bank_name(c, st->md.active_index), st->md.active_index,
+	       fwu_bank_name(c, st->md.previous_active_index), st->md.previous_active_index);
+	for (unsigned i = 0; i < st->md.num_banks; i++) {
+		uint8_t s = fwu_md_bank_state(&st->md, i);
+		printf("  bank %u (%s): %s%s\n", i, fwu_bank_name(c, i), fwu_bank_state_name(s),
+		       s == FWU_BANK_VALID ? " (trial)" : "");
+	}
+	if (st->has_fwu_info)
+		printf("FWU_INFO: 0x%08x (boot index %u, trial counter %u; TF-A %s): a new trial "
+		       "gets %u of %u boots\n",
+		       st->fwu_info, st->boot_index, st->counter, board_tfa_name(st->tfa),
+		       st->trial_left, st->trial_max);
+	else
+		printf("FWU_INFO: unknown (trial budget unknown)\n");
+	if (st->rolled_back)
+		printf("Rollback: %s\n", st->rollback_reason);
+}
+
 static int print_json(struct status_ctx *c, bool detailed, bool pretty)
 {
 	json_object *root = json_object_new_object();
@@ -173,6 +259,10 @@ static int print_json(struct status_ctx *c, bool detailed, bool pretty)
 		json_object_array_add(slots, wrap);
 	}
 	json_object_object_add(root, "slots", slots);
+	/* abota extension (RAUC has no such key): present only with fwu */
+	struct boot_fwu_status fst;
+	if (fwu_status(c, &fst))
+		json_object_object_add(root, "fwu", fwu_json(c, &fst));
 	printf("%s\n", json_object_to_json_string_ext(
 			      root, JSON_C_TO_STRING_NOSLASHESCAPE |
 					    (pretty ? JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED
@@ -223,6 +313,21 @@ static int print_shell(struct status_ctx *c, bool detailed)
 	for (size_t i = 0; i < cfg->nslots; i++)
 		printf("%s%zu", i ? " " : "", i + 1);
 	printf("'\n");
+	struct boot_fwu_status fst;
+	if (fwu_status(c, &fst)) {
+		/* abota extension: ABOTA_FWU_* */
+		char num[32];
+		snprintf(num, sizeof(num), "%u", fst.md.active_index);
+		shell_var("ABOTA_FWU_ACTIVE_INDEX", num);
+		snprintf(num, sizeof(num), "%u", fst.md.previous_active_index);
+		shell_var("ABOTA_FWU_PREVIOUS_ACTIVE_INDEX", num);
+		for (unsigned i = 0; i < fst.md.num_banks; i++)
+			shell_var_n("ABOTA_FWU_BANK_STATE", i,
+				    fwu_bank_state_name(fwu_md_bank_state(&fst.md, i)));
+		snprintf(num, sizeof(num), "%u", fst.trial_left);
+		shell_var("ABOTA_FWU_TRIAL_BOOTS_LEFT", fst.has_fwu_info ? num : "");
+		shell_var("ABOTA_FWU_ROLLBACK", fst.rolled_back ? fst.rollback_reason : "");
+	}
 	for (size_t i = 0; i < cfg->nslots; i++) {
 		const struct slot *s = &cfg->slots[i];
 		size_t n = i + 1;
@@ -316,6 +421,9 @@ static int print_readable(struct status_ctx *c, bool detailed)
 		printf("Activated: %s (%s)\n", primary->name, primary->bootname);
 	else
 		printf("Activated: (unknown)\n");
+	struct boot_fwu_status fst;
+	if (fwu_status(c, &fst))
+		fwu_readable(c, &fst);
 	printf("\n=== Slot States ===\n");
 	/* each root slot followed by its children, like RAUC */
 	for (size_t i = 0; i < cfg->nslots; i++) {

@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""Benchmark: installing the same bundle into a file-backed slot with
+`abota install` and with `rauc install` (RAUC 1.8 service on a private D-Bus
+daemon, loop mount), alternating, in one run.  Also: abota on its own default
+bundle format, abota's peak RSS, and `openssl dgst -sha256` over the image as
+the floor.
+
+    bench/install.py BUILD_DIR [--runs N] [--out FILE]
+"""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def sh(*args, env=None):
+    return subprocess.run([str(a) for a in args], check=True, capture_output=True, text=True,
+                          env=env)
+
+
+def timed(args, env=None):
+    t = time.monotonic()
+    p = subprocess.run([str(a) for a in args], capture_output=True, text=True, env=env)
+    dt = time.monotonic() - t
+    if p.returncode != 0:
+        raise RuntimeError(f"{args} failed: {p.stdout}{p.stderr}")
+    return dt, p
+
+
+def drop_caches():
+    subprocess.run(["sync"])
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+    except OSError:
+        pass
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("build")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--out")
+    a = ap.parse_args()
+    abota = os.path.join(a.build, "src", "abota", "abota")
+    work = os.path.join(HERE, "work")
+    os.makedirs(work, exist_ok=True)
+    image = os.path.join(work, "rootfs-v1.ext4")
+    if not os.path.exists(image):
+        sh("sh", os.path.join(HERE, "mkrootfs.sh"), image)
+    tmp = tempfile.mkdtemp(prefix="abota-ibench-", dir=work)
+    daemon = service = None
+    try:
+        key, cert = os.path.join(tmp, "key.pem"), os.path.join(tmp, "cert.pem")
+        sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+           "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert, "-days", "30",
+           "-subj", "/CN=bench")
+        manifest = "[update]\ncompatible=bench\nversion=1\n\n[image.rootfs]\nfilename=rootfs.ext4\n"
+        # RAUC-built plain bundle (mksquashfs defaults: gzip, 128 KiB)
+        rc = os.path.join(tmp, "rauc-content")
+        os.makedirs(rc)
+        os.link(image, os.path.join(rc, "rootfs.ext4"))
+        open(os.path.join(rc, "manifest.raucm"), "w").write(manifest)
+        rauc_bundle = os.path.join(tmp, "rauc.raucb")
+        sh("rauc", "bundle", f"--cert={cert}", f"--key={key}", rc, rauc_bundle)
+        # abota's own default bundle
+        ac = os.path.join(tmp, "abota-content")
+        os.makedirs(ac)
+        os.link(image, os.path.join(ac, "rootfs.ext4"))
+        open(os.path.join(ac, "manifest.raucm"), "w").write(manifest)
+        abota_bundle = os.path.join(tmp, "abota.raucb")
+        sh(abota, "bundle", "--cert", cert, "--key", key, ac, abota_bundle)
+        # slots: preallocated files (an overwrite, as a partition would be)
+        slots = os.path.join(tmp, "slots")
+        os.makedirs(slots)
+        for n in ("a", "b"):
+            with open(os.path.join(slots, n), "wb") as f:
+                f.truncate(600 << 20)
+            sh("fallocate", "-l", str(600 << 20), os.path.join(slots, n))
+        os.makedirs(os.path.join(tmp, "data"))
+        os.makedirs(os.path.join(tmp, "mnt"))
+        conf = os.path.join(tmp, "system.conf")
+        open(conf, "w").write(f"""[system]
+compatible=bench
+bootloader=noop
+data-directory={tmp}/data
+mountprefix={tmp}/mnt
+
+[keyring]
+path={cert}
+
+[slot.rootfs.0]
+device={slots}/a
+type=ext4
+bootname=A
+
+[slot.rootfs.1]
+device={slots}/b
+type=ext4
+bootname=B
+""")
+        bus = os.path.join(tmp, "session.conf")
+        open(bus, "w").write(f"""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig><type>session</type><listen>unix:path={tmp}/bus</listen><auth>EXTERNAL</auth>
+<policy context="default"><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/>
+<allow own="*"/></policy></busconfig>
+""")
+        daemon = subprocess.Popen(["dbus-daemon", f"--config-file={bus}", "--nofork",
+                                   "--print-address"], stdout=subprocess.PIPE, text=True)
+        addr = daemon.stdout.readline().strip()
+        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=addr, DBUS_SESSION_BUS_ADDRESS=addr)
+        service = subprocess.Popen(["rauc", "service", f"--conf={conf}",
+                                    "--override-boot-slot=A"], env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            if subprocess.run(["rauc", "status"], env=env, capture_output=True).returncode == 0:
+                break
+            time.sleep(0.1)
+        res = {"abota": [], "rauc": [], "abota-own": [], "floor": []}
+        rss = 0
+        for i in range(a.runs):
+            drop_caches()
+            dt, p = timed(["/usr/bin/time", "-f", "RSS %M", abota, "-c", conf,
+                           "--override-boot-slot=A", "install", rauc_bundle])
+            res["abota"].append(dt)
+            rss = max(rss, int(p.stderr.split("RSS ")[-1].split()[0]))
+            drop_caches()
+            dt, _ = timed(["rauc", "install", rauc_bundle], env=env)
+            res["rauc"].append(dt)
+            drop_caches()
+            dt, p = timed(["/usr/bin/time", "-f", "RSS %M", abota, "-c", conf,
+                           "--override-boot-slot=A", "install", abota_bundle])
+            res["abota-own"].append(dt)
+            drop_caches()
+            dt, _ = timed(["openssl", "dgst", "-sha256", image])
+            res["floor"].append(dt)
+            print(f"run {i + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in res.items()),
+                  file=sys.stderr)
+        med = {k: statistics.median(v) for k, v in res.items()}
+        lines = [
+            "| what | median wall time |",
+            "|---|---|",
+            f"| `abota install` of the RAUC-built plain bundle (gzip) | {med['abota']:.2f} s |",
+            f"| `rauc install` 1.8 of the same bundle | {med['rauc']:.2f} s |",
+            f"| `abota install` of abota's default bundle (verity, zstd) | {med['abota-own']:.2f} s |",
+            f"| floor: `openssl dgst -sha256` over the image | {med['floor']:.2f} s |",
+            "",
+            f"Ratios: abota/rauc **{med['abota'] / med['rauc']:.3f}** (same bundle); "
+            f"abota own format / floor **{med['abota-own'] / med['floor']:.2f}**; "
+            f"abota peak RSS **{rss / 1024:.1f} MiB** ({a.runs} alternating runs, page cache "
+            "dropped before each, image 512 MiB, slot = preallocated file).",
+        ]
+        text = "\n".join(lines)
+        print(text)
+        if a.out:
+            open(a.out, "w").write(text + "\n")
+    finally:
+        if service:
+            service.terminate()
+            service.wait()
+        if daemon:
+            daemon.terminate()
+            daemon.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
