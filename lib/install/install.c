@@ -14,7 +14,9 @@
 #include <libdeflate.h>
 #include <openssl/rand.h>
 
+#include "abota/bank_fixup.h"
 #include "abota/boot_backend.h"
+#include "abota/boot_fwu.h"
 #include "abota/bundle.h"
 #include "abota/digest.h"
 #include "abota/fileio.h"
@@ -619,20 +621,31 @@ static int write_item(struct install *in, struct plan_item *it, struct abota_err
 	return ret;
 }
 
-/* FWU boards: the trial budget left in FWU_INFO (integration pending). */
+/* FWU boards: repeated updates without a plain reboot use up the trial
+ * counter in FWU_INFO (only a boot of an accepted bank re-arms it); refuse
+ * when too few trial boots are left, unless forced. */
 static int check_trial_budget(struct install *in, struct abota_error *err)
 {
-	(void)in;
-	(void)err;
-	return 0;
+	if (!in->target_root || !boot_fwu_is(in->backend))
+		return 0;
+	return boot_fwu_check_budget(in->backend, in->opts->force, err);
 }
 
-/* FWU boards: make the new bank's command line and mounts name it. */
+/* FWU boards: the new bank's kernel command line (bootfs extlinux.conf) and
+ * mounts (rootfs fstab) must name that bank, as ST's post-install script
+ * does by hand.  Only slots written (or found identical) in this run. */
 static int apply_fixups(struct install *in, struct abota_error *err)
 {
-	(void)in;
-	(void)err;
-	return 0;
+	if (!in->target_root || !boot_fwu_is(in->backend))
+		return 0;
+	const struct slot **written = calloc(in->n_plan ? in->n_plan : 1, sizeof(*written));
+	if (!written)
+		return abota_error_set(err, -ENOMEM, "out of memory");
+	for (size_t p = 0; p < in->n_plan; p++)
+		written[p] = in->plan[p].slot;
+	int ret = bank_fixup_group(in->cfg, NULL, NULL, in->target_root, written, in->n_plan, err);
+	free(written);
+	return ret;
 }
 
 static void install_free(struct install *in)
