@@ -1,20 +1,40 @@
 #!/bin/sh
-# make demo: the main job end to end, as far as the project goes today.
-#  1. make a throw-away signing PKI (openssl)
-#  2. generate a rootfs image (ext4) and a firmware blob
-#  3. build and sign a verity bundle with abota
-#  4. show it with abota info, check it with the real rauc, extract it
+# make demo: the OpenSTLinux OTA story on a simulated STM32MP257F-EV1 (SD card),
+# as far as the project goes today (see README "What works today"):
+#   1. a signing PKI, and the factory board (bank A) in the simulator
+#   2. a signed v2 bundle (fip, bootfs, vendorfs, rootfs), shown by abota info
+#      and accepted by the real rauc
+#   3. abota install writes bank B; the simulated reboot boots B in trial
+#      ("Boot B"); the health check passes and mark-good accepts B
+#   4. a broken v3 (its kernel is missing) is installed into A: three trial
+#      boots fail, TF-A falls back to B, and abota reports the rollback
+#   5. a tampered bundle is refused before anything is written
+# Each step checks its outcome and the demo fails loudly if one misbehaves.
 # Everything happens in a temporary directory that is removed at the end.
 set -eu
 build=${1:-build}
 abota="$build/src/abota/abota"
-[ -x "$abota" ] || { echo "demo: $abota not built (run make)" >&2; exit 1; }
+sim="$build/src/abota-sim/abota-sim"
+for b in "$abota" "$sim"; do
+    [ -x "$b" ] || { echo "demo: $b not built (run make)" >&2; exit 1; }
+done
 work=$(mktemp -d "${TMPDIR:-/tmp}/abota-demo.XXXXXX")
 trap 'rm -rf "$work"' EXIT
+board=stm32mp257f-ev1-sdcard
+dev="$work/board"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+fail() { echo "demo: FAILED: $*" >&2; exit 1; }
+on_device() { "$abota" -c "$dev/system.conf" -C "keyring:path=$work/ca.pem" "$@"; }
+boot() {
+    "$sim" boot "$dev" "$@" --quiet || true
+    # the console lines of this power-on only
+    awk '/=== abota-sim power-on/ { buf = "" } { buf = buf $0 "\n" } END { printf "%s", buf }' \
+        "$dev/console.log" | grep -E "Selecting|Trial|Boot [AB]|Kernel command|boot-complete|fails|fallback|PANIC|File not found|not found" || true
+}
+booted_bank() { sed -n 's/.*rauc\.slot=\([AB]\).*/\1/p' "$dev/cmdline"; }
 
-step "1. A signing PKI (root CA and a signer)"
+step "1. Signing PKI and the factory board ($board, bank A)"
 openssl ecparam -name prime256v1 -genkey -noout -out "$work/ca.key" 2>/dev/null
 openssl req -new -x509 -key "$work/ca.key" -days 30 -subj "/O=abota demo/CN=demo CA" \
     -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
@@ -24,55 +44,87 @@ openssl req -new -key "$work/signer.key" -subj "/O=abota demo/CN=demo signer" -o
 printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n' > "$work/leaf.ext"
 openssl x509 -req -in "$work/signer.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" \
     -CAcreateserial -days 30 -extfile "$work/leaf.ext" -out "$work/signer.pem" 2>/dev/null
-echo "CA: $work/ca.pem, signer: $work/signer.pem"
+"$sim" create "$board" "$dev"
+boot
+[ "$(booted_bank)" = A ] || fail "factory board did not boot bank A"
 
-step "2. Images: a 64 MiB ext4 rootfs and a firmware (fip) blob"
-mkdir -p "$work/content" "$work/tree/etc" "$work/tree/usr/bin"
-echo "VERSION=2.0" > "$work/tree/etc/os-release"
-cp /usr/bin/openssl /usr/bin/ls "$work/tree/usr/bin/"
-truncate -s 64M "$work/content/rootfs.ext4"
-mkfs.ext4 -q -F -L rootfs -d "$work/tree" "$work/content/rootfs.ext4"
-head -c 1048576 /dev/urandom > "$work/content/fip.bin"
-cat > "$work/content/manifest.raucm" <<EOT
+# make_content DIR VERSION KERNEL: fip, bootfs (extlinux.conf naming bank A, as a
+# build system writes it; abota fixes it up for the target bank), vendorfs, rootfs
+make_content() {
+    c=$1; v=$2; kernel=$3
+    mkdir -p "$c" "$c.boot/extlinux" "$c.vendor" "$c.root/etc" "$c.root/usr/bin"
+    printf '\001\000\144\252\170\126\064\022' > "$c/fip.bin"   # TF-A ToC header
+    head -c 1048568 /dev/urandom >> "$c/fip.bin"
+    printf 'DEFAULT OpenSTLinux\nLABEL OpenSTLinux\n    KERNEL /%s\n    APPEND root=PARTUUID=00000000-0000-0000-0000-000000000000 rootwait rw console=ttySTM0,115200 rauc.slot=A\n' \
+        "$kernel" > "$c.boot/extlinux/extlinux.conf"
+    echo "kernel $v" > "$c.boot/Image"
+    echo "firmware $v" > "$c.vendor/fw.bin"
+    echo "VERSION=$v" > "$c.root/etc/os-release"
+    printf 'PARTLABEL=bootfs-a /boot ext4 defaults 0 0\nPARTLABEL=vendorfs-a /vendor ext4 defaults 0 0\n' > "$c.root/etc/fstab"
+    cp /usr/bin/openssl /usr/bin/ls "$c.root/usr/bin/"
+    for fs in boot:bootfs:16M vendor:vendorfs:8M root:rootfs:48M; do
+        src=${fs%%:*}; rest=${fs#*:}; name=${rest%%:*}; size=${rest#*:}
+        truncate -s "$size" "$c/$name.ext4"
+        mkfs.ext4 -q -F -L "$name" -E root_owner=0:0 -d "$c.$src" "$c/$name.ext4"
+    done
+    cat > "$c/manifest.raucm" <<EOT
 [update]
-compatible=stm32mp257f-ev1-sdcard
-version=2.0
-description=abota demo update
-
-[image.rootfs]
-filename=rootfs.ext4
-adaptive=block-hash-index
+compatible=stm32mpu
+version=$v
+description=abota demo update $v
 
 [image.fip]
 filename=fip.bin
+
+[image.bootfs]
+filename=bootfs.ext4
+
+[image.vendorfs]
+filename=vendorfs.ext4
+
+[image.rootfs]
+filename=rootfs.ext4
 EOT
-ls -l "$work/content"
+}
 
-step "3. abota bundle (verity, zstd)"
-"$abota" bundle --cert "$work/signer.pem" --key "$work/signer.key" "$work/content" "$work/update.raucb"
-ls -l "$work/update.raucb"
-
-step "4. abota info"
-"$abota" info --keyring "$work/ca.pem" "$work/update.raucb"
-
+step "2. Build and sign the v2 bundle"
+make_content "$work/v2" 2.0.0 Image
+"$abota" bundle --cert "$work/signer.pem" --key "$work/signer.key" "$work/v2" "$work/v2.raucb"
+"$abota" info --keyring "$work/ca.pem" "$work/v2.raucb" | sed -n '1,12p'
 if command -v rauc >/dev/null 2>&1; then
-    step "5. The real rauc accepts it"
-    rauc info --keyring="$work/ca.pem" "$work/update.raucb" 2>&1 | grep -E "Verified|Compatible|Bundle Format"
+    rauc info --keyring="$work/ca.pem" "$work/v2.raucb" 2>&1 | grep -E "Verified" ||
+        fail "rauc does not accept the bundle"
 fi
 
-step "6. abota extract: images come out byte-identical"
-"$abota" extract --keyring "$work/ca.pem" "$work/update.raucb" "$work/out"
-for f in rootfs.ext4 fip.bin; do
-    a=$(sha256sum < "$work/content/$f"); b=$(sha256sum < "$work/out/$f")
-    [ "$a" = "$b" ] || { echo "demo: $f differs after extract" >&2; exit 1; }
-    echo "$f: identical"
-done
+step "3. Install v2 into bank B, reboot into the trial, accept"
+on_device install --progress "$work/v2.raucb"
+boot
+[ "$(booted_bank)" = B ] || fail "bank B did not boot after the update"
+on_device status | sed -n '1,12p'
+echo "(health check passed: boot-complete.target reached)"
+on_device status mark-good
+boot
+[ "$(booted_bank)" = B ] || fail "accepted bank B did not stay booted"
 
-step "7. A tampered bundle is refused"
-cp "$work/update.raucb" "$work/tampered.raucb"
-printf 'X' | dd of="$work/tampered.raucb" bs=1 seek=100000 conv=notrunc status=none
-if "$abota" extract --keyring "$work/ca.pem" "$work/tampered.raucb" "$work/bad" 2>"$work/err"; then
-    echo "demo: tampered bundle was accepted" >&2; exit 1
+step "4. A broken v3 (kernel missing from its bootfs): the trial fails, TF-A falls back"
+make_content "$work/v3" 3.0.0 Image-missing
+"$abota" bundle --cert "$work/signer.pem" --key "$work/signer.key" "$work/v3" "$work/v3.raucb" >/dev/null
+on_device install "$work/v3.raucb"
+for i in 1 2 3 4; do
+    echo "-- power-on $i after the v3 update"
+    boot
+done
+[ "$(booted_bank)" = B ] || fail "the board did not fall back to bank B"
+on_device status | grep -iE "roll|fell|fallback" || fail "abota did not report the rollback"
+
+step "5. A tampered bundle is refused before anything is written"
+cp "$work/v2.raucb" "$work/tampered.raucb"
+printf 'X' | dd of="$work/tampered.raucb" bs=1 seek=300000 conv=notrunc status=none
+if on_device install "$work/tampered.raucb" 2>"$work/err"; then
+    fail "tampered bundle was accepted"
 fi
 cat "$work/err"
-echo "\ndemo: all steps passed"
+
+step "Board at the end"
+"$sim" status "$dev" | sed -n '1,24p'
+printf '\ndemo: all steps passed\n'
