@@ -39,7 +39,7 @@ asan: deps $(ASAN_BUILD)/build.ninja
 	ABOTA_BUILD=$(abspath $(ASAN_BUILD)) UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		ASAN_OPTIONS=detect_leaks=1 $(PYTHON) -m pytest -q tests/e2e -m "not slow"
 
-check: unit e2e asan
+check: unit e2e asan demo
 
 demo: build
 	sh scripts/demo.sh $(abspath $(BUILD))

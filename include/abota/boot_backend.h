@@ -77,6 +77,13 @@ int boot_backend_determine_states(struct boot_backend *b, struct system_config *
 				  const char *override, slot_resolve_fn resolve, void *resolve_ctx,
 				  char **booted_id, struct slot **booted, struct abota_error *err);
 
+/* For backends with a space-separated boot order variable (uboot's
+ * BOOT_ORDER, grub's ORDER): the first slot named there that usable() says
+ * the bootloader would still boot, or NULL. */
+struct slot *boot_backend_first_in_order(const struct system_config *cfg, const char *order,
+					 bool (*usable)(void *ctx, const char *bootname),
+					 void *ctx);
+
 /* Constructors of the individual backends (lib/boot/boot_<name>.c). */
 int boot_noop_open(const struct system_config *cfg, struct boot_backend **out,
 		   struct abota_error *err);

@@ -1,5 +1,6 @@
 /* boot_backend.c - backend selection and the checks common to all backends. */
 #include <errno.h>
+#include <string.h>
 #include <stdlib.h>
 
 #include "abota/boot_backend.h"
@@ -147,4 +148,25 @@ out:
 	free(current);
 	free(text);
 	return ret;
+}
+
+struct slot *boot_backend_first_in_order(const struct system_config *cfg, const char *order,
+					 bool (*usable)(void *ctx, const char *bootname),
+					 void *ctx)
+{
+	for (const char *p = order ? order : ""; *p;) {
+		while (*p == ' ')
+			p++;
+		size_t n = strcspn(p, " ");
+		char name[128];
+		if (n && n < sizeof(name)) {
+			memcpy(name, p, n);
+			name[n] = '\0';
+			struct slot *s = slot_find_bootname(cfg, name);
+			if (s && usable(ctx, name))
+				return s;
+		}
+		p += n;
+	}
+	return NULL;
 }

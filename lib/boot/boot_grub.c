@@ -200,6 +200,11 @@ static int genv_set_slot(struct genv *g, const char *bootname, bool good)
 	return genv_set(g, k, "0");
 }
 
+static bool grub_usable(void *ctx, const char *bootname)
+{
+	return genv_slot_good(ctx, bootname);
+}
+
 static int grub_get_primary(struct boot_backend *b, struct slot **primary,
 			    struct abota_error *err)
 {
@@ -207,22 +212,8 @@ static int grub_get_primary(struct boot_backend *b, struct slot **primary,
 	int ret = genv_load(b->cfg->grubenv, &g, err);
 	if (ret < 0)
 		return ret;
-	const char *order = genv_get(&g, "ORDER");
-	struct slot *hit = NULL;
-	for (const char *p = order ? order : ""; *p && !hit;) {
-		while (*p == ' ')
-			p++;
-		size_t n = strcspn(p, " ");
-		char name[128];
-		if (n && n < sizeof(name)) {
-			memcpy(name, p, n);
-			name[n] = '\0';
-			struct slot *s = slot_find_bootname(b->cfg, name);
-			if (s && genv_slot_good(&g, name))
-				hit = s;
-		}
-		p += n;
-	}
+	struct slot *hit = boot_backend_first_in_order(b->cfg, genv_get(&g, "ORDER"),
+						       grub_usable, &g);
 	genv_free(&g);
 	*primary = hit;
 	return 0;

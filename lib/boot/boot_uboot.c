@@ -142,6 +142,11 @@ static int env_store(struct env *e, const char *const *kv, size_t n, struct abot
 	return 0;
 }
 
+static bool uboot_usable(void *ctx, const char *bootname)
+{
+	return env_left(ctx, bootname) > 0;
+}
+
 static int uboot_get_primary(struct boot_backend *b, struct slot **primary,
 			     struct abota_error *err)
 {
@@ -151,22 +156,8 @@ static int uboot_get_primary(struct boot_backend *b, struct slot **primary,
 	if (ret < 0)
 		return ret;
 	env_get(&e, "BOOT_ORDER", order, sizeof(order));
-	struct slot *hit = NULL;
 	/* first slot in BOOT_ORDER that still has attempts left */
-	for (const char *p = order; *p && !hit;) {
-		while (*p == ' ')
-			p++;
-		size_t n = strcspn(p, " ");
-		char name[128];
-		if (n && n < sizeof(name)) {
-			memcpy(name, p, n);
-			name[n] = '\0';
-			struct slot *s = slot_find_bootname(b->cfg, name);
-			if (s && env_left(&e, name) > 0)
-				hit = s;
-		}
-		p += n;
-	}
+	struct slot *hit = boot_backend_first_in_order(b->cfg, order, uboot_usable, &e);
 	env_close(&e);
 	*primary = hit;
 	return 0;

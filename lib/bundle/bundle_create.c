@@ -83,6 +83,28 @@ static int sign_payload(int fd, const char *name, uint64_t payload, const struct
 	return ret;
 }
 
+/* Signs the payload of the temp file, checks the signature against RAUC's
+ * default size limit, appends it and renames the file into place. */
+static int sign_and_finish(int fd, const char *tmp, const char *out_path, uint64_t payload,
+			   const struct sig_signer *signer, const char *manifest,
+			   size_t manifest_len, bool detached, struct abota_error *err)
+{
+	uint8_t *sig = NULL;
+	size_t sig_len = 0;
+	int ret = sign_payload(fd, tmp, payload, signer, manifest, manifest_len, detached, &sig,
+			       &sig_len, err);
+	if (ret < 0)
+		return ret;
+	if (sig_len > BUNDLE_DEFAULT_MAX_SIGNATURE_SIZE)
+		ret = abota_error_set(err, -EFBIG,
+				      "signature of %zu bytes exceeds RAUC's default limit of 64 KiB (too many intermediates?)",
+				      sig_len);
+	else
+		ret = finish_output(fd, tmp, out_path, payload, sig, sig_len, err);
+	free(sig);
+	return ret;
+}
+
 static bool is_generated_index(const struct manifest *m, const char *name)
 {
 	for (size_t i = 0; i < m->n_images; i++) {
@@ -209,8 +231,6 @@ int bundle_create(const char *content_dir, const char *out_path,
 	size_t mlen = 0, signed_len = 0;
 	struct manifest *m = NULL;
 	struct squashfs_writer *w = NULL;
-	uint8_t *sig = NULL;
-	size_t sig_len = 0;
 	char mpath[4096];
 
 	dir_fd = open(content_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -357,17 +377,8 @@ int bundle_create(const char *content_dir, const char *out_path,
 				      "plain bundle payload would exceed 2 GiB, which RAUC refuses; use --format=verity");
 		goto out;
 	}
-	ret = sign_payload(out_fd, tmp, payload, &opts->signer, signed_mdata, signed_len, detached,
-			   &sig, &sig_len, err);
-	if (ret < 0)
-		goto out;
-	if (sig_len > BUNDLE_DEFAULT_MAX_SIGNATURE_SIZE) {
-		ret = abota_error_set(err, -EFBIG,
-				      "signature of %zu bytes exceeds RAUC's default limit of 64 KiB (too many intermediates?)",
-				      sig_len);
-		goto out;
-	}
-	ret = finish_output(out_fd, tmp, out_path, payload, sig, sig_len, err);
+	ret = sign_and_finish(out_fd, tmp, out_path, payload, &opts->signer, signed_mdata,
+			      signed_len, detached, err);
 	if (ret == 0) {
 		free(tmp);
 		tmp = NULL;
@@ -382,7 +393,6 @@ out:
 	}
 	if (dir_fd >= 0)
 		close(dir_fd);
-	free(sig);
 	free(mdata);
 	free(signed_mdata);
 	manifest_free(m);
@@ -395,8 +405,7 @@ int bundle_resign(const char *in_path, const char *out_path, const struct bundle
 	struct bundle *b = NULL;
 	char *tmp = NULL;
 	int out_fd = -1;
-	uint8_t *sig = NULL, *buf = NULL;
-	size_t sig_len = 0;
+	uint8_t *buf = NULL;
 	int ret = bundle_open(in_path, opts, &b, err);
 	if (ret < 0)
 		return ret;
@@ -441,10 +450,7 @@ int bundle_resign(const char *in_path, const char *out_path, const struct bundle
 	}
 	/* The copy is what gets signed: re-read it, not the input, so the new
 	 * signature covers exactly the bytes of OUT. */
-	ret = sign_payload(out_fd, tmp, payload, signer, mdata, mlen, plain, &sig, &sig_len, err);
-	if (ret < 0)
-		goto out;
-	ret = finish_output(out_fd, tmp, out_path, payload, sig, sig_len, err);
+	ret = sign_and_finish(out_fd, tmp, out_path, payload, signer, mdata, mlen, plain, err);
 	if (ret == 0) {
 		free(tmp);
 		tmp = NULL;
@@ -457,7 +463,6 @@ out:
 		free(tmp);
 	}
 	free(buf);
-	free(sig);
 	bundle_close(b);
 	return ret;
 }

@@ -13,6 +13,7 @@
  * data and fragment blocks, inode table, directory table, fragment table, id
  * table; no export table, no xattrs; zero padding to 4096.
  */
+#include "abota/fileio.h"
 #include "abota/squashfs.h"
 
 #include <errno.h>
@@ -67,18 +68,10 @@ static int out_read_at(sqfs_file_t *file, sqfs_u64 off, void *buf, size_t len)
 	struct out_file *f = (struct out_file *)file;
 	if (off > f->size || len > f->size - off)
 		return SQFS_ERROR_OUT_OF_BOUNDS;
-	char *p = buf;
-	while (len > 0) {
-		ssize_t n = pread(f->fd, p, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			f->error = n < 0 ? errno : EIO;
-			return SQFS_ERROR_IO;
-		}
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
+	struct abota_error e = { 0 };
+	if (fileio_pread_full(f->fd, buf, len, off, &e) < 0) {
+		f->error = -e.code;
+		return SQFS_ERROR_IO;
 	}
 	return 0;
 }
@@ -88,22 +81,13 @@ static int out_write_at(sqfs_file_t *file, sqfs_u64 off, const void *buf, size_t
 	struct out_file *f = (struct out_file *)file;
 	if (off > (uint64_t)INT64_MAX || len > (uint64_t)INT64_MAX - off)
 		return SQFS_ERROR_OVERFLOW;
-	uint64_t end = off + len;
-	const char *p = buf;
-	while (len > 0) {
-		ssize_t n = pwrite(f->fd, p, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			f->error = n < 0 ? errno : EIO;
-			return SQFS_ERROR_IO;
-		}
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
+	struct abota_error e = { 0 };
+	if (fileio_pwrite_full(f->fd, buf, len, off, &e) < 0) {
+		f->error = -e.code;
+		return SQFS_ERROR_IO;
 	}
-	if (end > f->size)
-		f->size = end;
+	if (off + len > f->size)
+		f->size = off + len;
 	return 0;
 }
 
