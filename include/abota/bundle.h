@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "abota/error.h"
+#include "abota/http_source.h"
 #include "abota/manifest.h"
 #include "abota/signature.h"
 #include "abota/source.h"
@@ -58,10 +59,14 @@ struct bundle_open_opts {
 	bool no_verify;                  /* inspect only: nothing is trusted */
 	uint64_t max_signature_size;     /* 0 = 64 KiB */
 	unsigned allowed_formats;        /* 0 = all supported */
+	const struct http_opts *http;    /* for http(s):// bundles; NULL = defaults */
 };
 
 struct bundle;
 
+/* path may be an http(s):// URL: the bundle is then read with range
+ * requests, only verity bundles are accepted, and every block is checked
+ * against the signed hash tree before use (no device-mapper, no NBD). */
 int bundle_open(const char *path, const struct bundle_open_opts *opts, struct bundle **out,
 		struct abota_error *err);
 void bundle_close(struct bundle *b);

@@ -14,6 +14,7 @@
 #include "abota/checked_source.h"
 #include "abota/digest.h"
 #include "abota/fileio.h"
+#include "abota/http_source.h"
 #include "abota/log.h"
 #include "abota/verity.h"
 
@@ -149,6 +150,11 @@ static int open_plain(struct bundle *b, const struct bundle_open_opts *opts,
 {
 	int ret = 0;
 	b->format = BUNDLE_FORMAT_PLAIN;
+	/* A plain bundle can only be trusted after hashing all of it, and bytes
+	 * read again later over the network are not covered: refuse, as RAUC. */
+	if (source_is_http(b->file) && !opts->no_verify)
+		return abota_error_set(err, -ENOTSUP,
+				       "bundle format 'plain' not supported in streaming mode (use a verity bundle, or download it first)");
 	b->sqfs_size = b->payload_size;
 	if (opts->no_verify)
 		return source_new_window(b->file, 0, b->payload_size, &b->content, err);
@@ -286,7 +292,10 @@ int bundle_open(const char *path, const struct bundle_open_opts *opts, struct bu
 		ret = abota_error_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
-	ret = source_open_file(path, &b->file, err);
+	if (http_is_url(path))
+		ret = source_open_http(path, opts->http, &b->file, err);
+	else
+		ret = source_open_file(path, &b->file, err);
 	if (ret < 0)
 		goto out_noprefix;
 	b->file_size = source_size(b->file);

@@ -1,0 +1,58 @@
+/* http_source.h - a byte source over HTTP(S) range requests (libcurl).
+ *
+ * Random reads become `Range: bytes=a-b` GETs.  Sequential reads are merged
+ * into large requests with read-ahead that grows while the access stays
+ * sequential (1 MiB up to 8 MiB), so a full install of a 150 MB bundle takes
+ * well under 200 requests (hawkBit limits requests per action).  Every
+ * response is checked: status 206, a Content-Range that starts where asked,
+ * the total size unchanged, never more bytes than asked (an endless body is
+ * cut off), and the ETag / Last-Modified of the first response (If-Range), so
+ * a bundle replaced on the server is noticed.  Transfers that fail (dropped
+ * connection, timeout, 5xx, 429) are retried with exponential backoff,
+ * continuing after the bytes already received.
+ *
+ * The bytes themselves are not trusted: a bundle read over HTTP must be
+ * checked block by block (verity) before use -- see bundle_open().
+ */
+#ifndef ABOTA_HTTP_SOURCE_H
+#define ABOTA_HTTP_SOURCE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "abota/error.h"
+#include "abota/source.h"
+
+struct http_opts {
+	const char *ca_file;          /* TLS trust anchors (default: the system's) */
+	const char *client_cert;      /* TLS client certificate (PEM) */
+	const char *client_key;       /* TLS client key (PEM) */
+	bool insecure;                /* do not verify the server (tests only) */
+	const char *const *headers;   /* extra request headers "Name: value", NULL-terminated */
+	long connect_timeout_s;       /* 0 = 20 s */
+	long low_speed_time_s;        /* abort a request slower than low_speed_limit for this long; 0 = 60 s */
+	long low_speed_limit;         /* bytes/s; 0 = 100 */
+	unsigned max_retries;         /* per request; 0 = 5 */
+	unsigned max_readahead;       /* bytes; 0 = 8 MiB */
+};
+
+struct http_stats {
+	uint64_t requests;            /* HTTP requests made (incl. retries) */
+	uint64_t bytes;               /* body bytes received */
+	uint64_t retries;
+};
+
+/* Opens URL (http:// or https://): one request learns the size (and checks
+ * that ranges are supported).  opts may be NULL for the defaults. */
+int source_open_http(const char *url, const struct http_opts *opts, struct source **out,
+		     struct abota_error *err);
+
+/* True if src is an HTTP source. */
+bool source_is_http(const struct source *src);
+/* Counters of an HTTP source (zeros for other sources). */
+void http_source_stats(const struct source *src, struct http_stats *stats);
+
+/* True if the string looks like an http(s) URL. */
+bool http_is_url(const char *s);
+
+#endif

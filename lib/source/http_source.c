@@ -1,0 +1,456 @@
+/* http_source.c - byte source over HTTP range requests (see http_source.h). */
+#include "abota/http_source.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "abota/log.h"
+
+#define MIN_READAHEAD (1u << 20)
+#define DEFAULT_MAX_READAHEAD (8u << 20)
+#define WINDOWS 4
+
+struct window {
+	uint64_t off;
+	size_t len, cap;
+	uint8_t *buf;
+	uint64_t used; /* LRU stamp */
+};
+
+struct http_source {
+	struct source base;
+	CURL *curl;
+	struct curl_slist *headers;
+	char *url;
+	char validator[300]; /* "If-Range: " + ETag or Last-Modified of the first response */
+	struct http_opts opts;
+	struct window win[WINDOWS];
+	uint64_t stamp;
+	uint64_t last_end;   /* end of the previous read, for sequential detection */
+	size_t readahead;
+	struct http_stats stats;
+	/* per request */
+	uint8_t *dst;
+	size_t want, got;
+	uint64_t req_off;
+	bool too_much;
+	bool bad_status;
+	long status;
+	char content_range[128];
+	char etag[256], last_modified[128];
+	char retry_after[32];
+};
+
+static const struct source_ops http_ops;
+
+bool http_is_url(const char *s)
+{
+	return strncasecmp(s, "http://", 7) == 0 || strncasecmp(s, "https://", 8) == 0;
+}
+
+bool source_is_http(const struct source *src)
+{
+	return src->ops == &http_ops;
+}
+
+void http_source_stats(const struct source *src, struct http_stats *stats)
+{
+	memset(stats, 0, sizeof(*stats));
+	if (source_is_http(src))
+		*stats = ((const struct http_source *)src)->stats;
+}
+
+/* Copies a header value (trimmed) if the line is "name: value". */
+static bool header_value(const char *line, size_t len, const char *name, char *out, size_t cap)
+{
+	size_t n = strlen(name);
+	if (len <= n || strncasecmp(line, name, n) != 0 || line[n] != ':')
+		return false;
+	const char *v = line + n + 1;
+	size_t vl = len - n - 1;
+	while (vl && (*v == ' ' || *v == '\t')) {
+		v++;
+		vl--;
+	}
+	while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
+		vl--;
+	if (vl >= cap)
+		vl = cap - 1;
+	memcpy(out, v, vl);
+	out[vl] = '\0';
+	return true;
+}
+
+static size_t on_header(char *line, size_t size, size_t n, void *p)
+{
+	struct http_source *hs = p;
+	size_t len = size * n;
+	/* A new status line (after a redirect or 100-continue) resets them. */
+	if (len >= 5 && strncmp(line, "HTTP/", 5) == 0) {
+		hs->content_range[0] = hs->etag[0] = hs->last_modified[0] = hs->retry_after[0] = '\0';
+		return len;
+	}
+	header_value(line, len, "Content-Range", hs->content_range, sizeof(hs->content_range));
+	header_value(line, len, "ETag", hs->etag, sizeof(hs->etag));
+	header_value(line, len, "Last-Modified", hs->last_modified, sizeof(hs->last_modified));
+	header_value(line, len, "Retry-After", hs->retry_after, sizeof(hs->retry_after));
+	return len;
+}
+
+static size_t on_data(char *data, size_t size, size_t n, void *p)
+{
+	struct http_source *hs = p;
+	size_t len = size * n;
+	long code = 0;
+	curl_easy_getinfo(hs->curl, CURLINFO_RESPONSE_CODE, &code);
+	if (code != 206) {
+		/* Never take a body that is not the range we asked for. */
+		hs->bad_status = true;
+		return 0;
+	}
+	if (len > hs->want - hs->got) {
+		/* More than asked: an endless or wrong body; stop reading it. */
+		hs->too_much = true;
+		return 0;
+	}
+	memcpy(hs->dst + hs->got, data, len);
+	hs->got += len;
+	hs->stats.bytes += len;
+	return len;
+}
+
+/* "bytes START-END/TOTAL" */
+static bool parse_content_range(const char *s, uint64_t *start, uint64_t *end, uint64_t *total)
+{
+	unsigned long long a, b, t;
+	char tail;
+	if (sscanf(s, "bytes %llu-%llu/%llu%c", &a, &b, &t, &tail) != 3 || b < a || b >= t)
+		return false;
+	*start = a;
+	*end = b;
+	*total = t;
+	return true;
+}
+
+static void backoff(unsigned attempt, const char *retry_after)
+{
+	/* 100 ms doubling up to 5 s; a server's Retry-After (seconds, capped
+	 * at 30 s) wins. */
+	long ms = 100L << (attempt < 6 ? attempt : 6);
+	if (ms > 5000)
+		ms = 5000;
+	if (retry_after && *retry_after && isdigit((unsigned char)retry_after[0])) {
+		long s = strtol(retry_after, NULL, 10);
+		if (s > 30)
+			s = 30;
+		ms = s * 1000;
+	}
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+/* Fetches exactly len bytes at off into dst, retrying after failures and
+ * continuing after what already arrived. */
+static int fetch(struct http_source *hs, uint8_t *dst, size_t len, uint64_t off,
+		 struct abota_error *err)
+{
+	unsigned max = hs->opts.max_retries ? hs->opts.max_retries : 5;
+	size_t done = 0;
+	char range[96];
+	char last[256] = "";
+	for (unsigned attempt = 0;; attempt++) {
+		uint64_t start = off + done;
+		snprintf(range, sizeof(range), "%" PRIu64 "-%" PRIu64, start, off + len - 1);
+		hs->dst = dst + done;
+		hs->want = len - done;
+		hs->got = 0;
+		hs->too_much = hs->bad_status = false;
+		hs->status = 0;
+		curl_easy_setopt(hs->curl, CURLOPT_RANGE, range);
+		hs->stats.requests++;
+		CURLcode rc = curl_easy_perform(hs->curl);
+		curl_easy_getinfo(hs->curl, CURLINFO_RESPONSE_CODE, &hs->status);
+		done += hs->got;
+		if (hs->too_much)
+			return abota_error_set(err, -EPROTO,
+					       "%s: server sent more data than the requested range",
+					       hs->base.name);
+		if (hs->status == 200 || (hs->bad_status && hs->status >= 200 && hs->status < 300)) {
+			if (hs->validator[0])
+				return abota_error_set(err, -ESTALE,
+						       "%s: the file changed on the server (range request answered with the whole file)",
+						       hs->base.name);
+			return abota_error_set(err, -ENOTSUP,
+					       "%s: range requests not supported by server (HTTP %ld)",
+					       hs->base.name, hs->status);
+		}
+		if (rc == CURLE_OK && hs->status == 206) {
+			uint64_t s, e, t;
+			if (!parse_content_range(hs->content_range, &s, &e, &t) || s != start ||
+			    t != hs->base.size)
+				return abota_error_set(err, -EPROTO,
+						       "%s: bad Content-Range '%s' for bytes %s",
+						       hs->base.name, hs->content_range, range);
+			if (done == len)
+				return 0;
+			snprintf(last, sizeof(last), "short response (%zu of %zu bytes)", done, len);
+		} else if (rc != CURLE_OK) {
+			snprintf(last, sizeof(last), "%s", curl_easy_strerror(rc));
+		} else if (hs->status == 416) {
+			return abota_error_set(err, -EPROTO,
+					       "%s: server refused range %s (416): file shorter than expected",
+					       hs->base.name, range);
+		} else if (hs->status == 429 || hs->status == 408 || hs->status >= 500) {
+			snprintf(last, sizeof(last), "HTTP %ld", hs->status);
+		} else {
+			return abota_error_set(err, hs->status == 404 || hs->status == 410 ? -ENOENT : -EACCES,
+					       "%s: HTTP %ld", hs->base.name, hs->status);
+		}
+		if (attempt >= max)
+			return abota_error_set(err, -EIO, "%s: giving up after %u attempts: %s",
+					       hs->base.name, attempt + 1, last);
+		hs->stats.retries++;
+		log_info("%s: %s; retrying from byte %" PRIu64, hs->base.name, last, off + done);
+		backoff(attempt, hs->status == 429 || hs->status == 503 ? hs->retry_after : NULL);
+	}
+}
+
+static struct window *window_for(struct http_source *hs, uint64_t off)
+{
+	for (unsigned i = 0; i < WINDOWS; i++) {
+		struct window *w = &hs->win[i];
+		if (w->len && off >= w->off && off < w->off + w->len) {
+			w->used = ++hs->stamp;
+			return w;
+		}
+	}
+	return NULL;
+}
+
+static struct window *window_victim(struct http_source *hs)
+{
+	struct window *v = &hs->win[0];
+	for (unsigned i = 1; i < WINDOWS; i++)
+		if (hs->win[i].used < v->used)
+			v = &hs->win[i];
+	return v;
+}
+
+static int http_read_at(struct source *src, void *buf, size_t len, uint64_t off,
+			struct abota_error *err)
+{
+	struct http_source *hs = (struct http_source *)src;
+	uint8_t *dst = buf;
+	size_t max_ra = hs->opts.max_readahead ? hs->opts.max_readahead : DEFAULT_MAX_READAHEAD;
+	while (len > 0) {
+		struct window *w = window_for(hs, off);
+		if (w) {
+			size_t n = (size_t)(w->off + w->len - off);
+			if (n > len)
+				n = len;
+			memcpy(dst, w->buf + (off - w->off), n);
+			dst += n;
+			off += n;
+			len -= n;
+			hs->last_end = off;
+			continue;
+		}
+		/* Read-ahead grows while reads stay sequential, and falls back to
+		 * the minimum on a jump. */
+		if (off == hs->last_end) {
+			if (hs->readahead < max_ra)
+				hs->readahead = hs->readahead * 2 > max_ra ? max_ra : hs->readahead * 2;
+		} else {
+			hs->readahead = MIN_READAHEAD;
+		}
+		uint64_t left = src->size - off;
+		size_t want = len > hs->readahead ? len : hs->readahead;
+		if (want > left)
+			want = (size_t)left;
+		if (want == len && len >= MIN_READAHEAD) {
+			/* A large read goes straight to the caller: no copy. */
+			int ret = fetch(hs, dst, len, off, err);
+			if (ret < 0)
+				return ret;
+			hs->last_end = off + len;
+			return 0;
+		}
+		w = window_victim(hs);
+		if (w->cap < want) {
+			uint8_t *nb = realloc(w->buf, want);
+			if (!nb)
+				return abota_error_set(err, -ENOMEM, "out of memory");
+			w->buf = nb;
+			w->cap = want;
+		}
+		w->len = 0;
+		int ret = fetch(hs, w->buf, want, off, err);
+		if (ret < 0)
+			return ret;
+		w->off = off;
+		w->len = want;
+		w->used = ++hs->stamp;
+	}
+	return 0;
+}
+
+static void http_close(struct source *src)
+{
+	struct http_source *hs = (struct http_source *)src;
+	for (unsigned i = 0; i < WINDOWS; i++)
+		free(hs->win[i].buf);
+	if (hs->curl)
+		curl_easy_cleanup(hs->curl);
+	curl_slist_free_all(hs->headers);
+	free(hs->url);
+}
+
+static const struct source_ops http_ops = {
+	.read_at = http_read_at,
+	.close = http_close,
+};
+
+/* A URL for messages: without credentials and query (tokens live there). */
+static char *display_name(const char *url)
+{
+	char *s = strdup(url);
+	if (!s)
+		return NULL;
+	char *q = strpbrk(s, "?#");
+	if (q)
+		*q = '\0';
+	char *scheme = strstr(s, "://");
+	char *at = scheme ? strchr(scheme + 3, '@') : NULL;
+	char *slash = scheme ? strchr(scheme + 3, '/') : NULL;
+	if (at && (!slash || at < slash))
+		memmove(scheme + 3, at + 1, strlen(at + 1) + 1);
+	return s;
+}
+
+int source_open_http(const char *url, const struct http_opts *opts, struct source **out,
+		     struct abota_error *err)
+{
+	static bool global_init;
+	if (!http_is_url(url))
+		return abota_error_set(err, -EINVAL, "%s: not an http:// or https:// URL", url);
+	if (!global_init) {
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+			return abota_error_set(err, -EIO, "cannot initialise libcurl");
+		global_init = true;
+	}
+	char *name = display_name(url);
+	if (!name)
+		return abota_error_set(err, -ENOMEM, "out of memory");
+	struct http_source *hs = source_alloc(sizeof(*hs), &http_ops, 0, name);
+	free(name);
+	if (!hs)
+		return abota_error_set(err, -ENOMEM, "out of memory");
+	int ret = 0;
+	if (opts)
+		hs->opts = *opts;
+	hs->readahead = MIN_READAHEAD;
+	hs->url = strdup(url);
+	hs->curl = curl_easy_init();
+	if (!hs->url || !hs->curl) {
+		ret = abota_error_set(err, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	CURL *c = hs->curl;
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "abota/" ABOTA_VERSION);
+	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+	curl_easy_setopt(c, CURLOPT_MAXREDIRS, 8L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+#endif
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, hs->opts.connect_timeout_s ? hs->opts.connect_timeout_s : 20L);
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, hs->opts.low_speed_time_s ? hs->opts.low_speed_time_s : 60L);
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, hs->opts.low_speed_limit ? hs->opts.low_speed_limit : 100L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, hs);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, hs);
+	/* Ranges of the bundle must arrive as sent, not re-encoded. */
+	curl_easy_setopt(c, CURLOPT_HTTP_CONTENT_DECODING, 0L);
+	if (hs->opts.ca_file)
+		curl_easy_setopt(c, CURLOPT_CAINFO, hs->opts.ca_file);
+	if (hs->opts.client_cert)
+		curl_easy_setopt(c, CURLOPT_SSLCERT, hs->opts.client_cert);
+	if (hs->opts.client_key)
+		curl_easy_setopt(c, CURLOPT_SSLKEY, hs->opts.client_key);
+	if (hs->opts.insecure) {
+		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+	for (const char *const *h = hs->opts.headers; h && *h; h++) {
+		struct curl_slist *l = curl_slist_append(hs->headers, *h);
+		if (!l) {
+			ret = abota_error_set(err, -ENOMEM, "out of memory");
+			goto fail;
+		}
+		hs->headers = l;
+	}
+	hs->opts.headers = NULL; /* the caller's strings are not kept */
+	if (hs->headers)
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hs->headers);
+
+	/* First request: 4 bytes, to learn the size (RAUC does the same). */
+	uint8_t first[4];
+	hs->base.size = UINT64_MAX; /* unknown until the Content-Range */
+	hs->dst = first;
+	hs->want = sizeof(first);
+	hs->got = 0;
+	curl_easy_setopt(c, CURLOPT_RANGE, "0-3");
+	hs->stats.requests++;
+	CURLcode rc = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &hs->status);
+	if (hs->status == 200 || hs->bad_status) {
+		ret = abota_error_set(err, -ENOTSUP,
+				      "%s: range requests not supported by server (HTTP %ld to a range request)",
+				      hs->base.name, hs->status);
+		goto fail;
+	}
+	if (rc != CURLE_OK) {
+		ret = abota_error_set(err, -EIO, "%s: %s", hs->base.name, curl_easy_strerror(rc));
+		goto fail;
+	}
+	if (hs->status != 206) {
+		ret = abota_error_set(err, hs->status == 404 ? -ENOENT : -EIO, "%s: HTTP %ld",
+				      hs->base.name, hs->status);
+		goto fail;
+	}
+	uint64_t s, e, t;
+	if (!parse_content_range(hs->content_range, &s, &e, &t) || s != 0) {
+		ret = abota_error_set(err, -EPROTO, "%s: bad Content-Range '%s'", hs->base.name,
+				      hs->content_range);
+		goto fail;
+	}
+	hs->base.size = t;
+	/* Later ranges only if the file is still the same one (If-Range). */
+	const char *v = hs->etag[0] && hs->etag[0] != 'W' ? hs->etag : hs->last_modified;
+	if (v[0]) {
+		snprintf(hs->validator, sizeof(hs->validator), "If-Range: %s", v);
+		struct curl_slist *l = curl_slist_append(hs->headers, hs->validator);
+		if (!l) {
+			ret = abota_error_set(err, -ENOMEM, "out of memory");
+			goto fail;
+		}
+		hs->headers = l;
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hs->headers);
+	}
+	*out = &hs->base;
+	return 0;
+fail:
+	source_close(&hs->base);
+	return ret;
+}
