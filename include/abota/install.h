@@ -19,6 +19,7 @@
 
 #include "abota/config.h"
 #include "abota/error.h"
+#include "abota/http_source.h"
 #include "abota/signature.h"
 
 struct install_progress {
@@ -32,7 +33,8 @@ struct install_progress {
 typedef void (*install_progress_fn)(void *ctx, const struct install_progress *p);
 
 struct install_opts {
-	const char *bundle;                  /* path of the bundle */
+	const char *bundle;                  /* path or http(s):// URL of the bundle */
+	const struct http_opts *http;        /* TLS and headers for a URL; NULL = defaults */
 	const struct sig_policy *keyring;    /* NULL = the config's [keyring] */
 	const char *override_boot_slot;      /* RAUC's --override-boot-slot */
 	bool ignore_compatible;

@@ -698,7 +698,8 @@ int install_run(struct system_config *cfg, const struct install_opts *opts,
 	}
 	struct bundle_open_opts bo = { .policy = pol,
 				       .max_signature_size = cfg->max_bundle_signature_size,
-				       .allowed_formats = formats };
+				       .allowed_formats = formats,
+				       .http = opts->http };
 	ret = bundle_open(opts->bundle, &bo, &in.bundle, err);
 	if (ret < 0)
 		goto out;
@@ -709,11 +710,16 @@ int install_run(struct system_config *cfg, const struct install_opts *opts,
 		goto out;
 	}
 	/* Local bundles are checked whole before anything is touched: a corrupt
-	 * block must not be found halfway through writing a slot. */
-	progress(&in, 3, "Verifying bundle payload", 0, 0);
-	ret = bundle_check_payload(in.bundle, err);
-	if (ret < 0)
-		goto out;
+	 * block must not be found halfway through writing a slot.  A streamed
+	 * bundle is not downloaded twice for that: each block is checked as it
+	 * arrives, the target is marked bad before writing, and the boot switch
+	 * happens only after everything was written and verified. */
+	if (!http_is_url(opts->bundle)) {
+		progress(&in, 3, "Verifying bundle payload", 0, 0);
+		ret = bundle_check_payload(in.bundle, err);
+		if (ret < 0)
+			goto out;
+	}
 	const struct manifest *m = bundle_get_manifest(in.bundle);
 	if (m->handler_filename) {
 		ret = abota_error_set(err, -ENOTSUP,
