@@ -9,7 +9,7 @@ libssl-dev libsquashfs-dev libdeflate-dev libzstd-dev liblzma-dev zlib1g-dev lib
 libcmocka-dev libjson-c-dev libfdisk-dev libblkid-dev libext2fs-dev libubootenv-dev
 libsystemd-dev libcurl4-openssl-dev libmicrohttpd-dev libsqlite3-dev
 python3 python3-pytest
-openssl rauc squashfs-tools cryptsetup-bin e2fsprogs dbus util-linux
+openssl rauc squashfs-tools cryptsetup-bin e2fsprogs dbus util-linux nginx
 libubootenv-tool grub-common
 "
 

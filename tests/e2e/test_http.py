@@ -1,0 +1,121 @@
+"""Installing straight from HTTP: nginx from Debian on 127.0.0.1 with range
+support, a proxy that drops connections mid-transfer, one that flips a byte,
+and a server without range support."""
+import json
+import os
+import shutil
+
+import pytest
+
+from conftest import abota, abota_fails, make_content, sha256_file
+from httpservers import FaultProxy, Nginx, NoRangeServer
+from test_install import Device
+
+
+@pytest.fixture(scope="module")
+def served(pki, tmp_path_factory):
+    d = tmp_path_factory.mktemp("www")
+    root = d / "root"
+    root.mkdir()
+    content = make_content(str(d / "content"), version="2.0", rootfs_kib=16384)
+    abota("bundle", "--cert", pki.signer[0], "--key", pki.signer[1], content,
+          root / "verity.raucb")
+    abota("bundle", "--cert", pki.signer[0], "--key", pki.signer[1], "--format=plain", content,
+          root / "plain.raucb")
+    ngx = Nginx(str(d / "nginx"), str(root))
+    yield {"nginx": ngx, "root": root, "content": content}
+    ngx.stop()
+
+
+def test_info_over_http(served, pki):
+    url = served["nginx"].url("verity.raucb")
+    info = json.loads(abota("info", "--keyring", pki.keyring, "--output-format=json",
+                            url).stdout)
+    assert info["format"] == "verity" and info["version"] == "2.0"
+
+
+def test_install_over_http(served, pki, tmp_path):
+    dev = Device(str(tmp_path / "dev"), pki)
+    ngx = served["nginx"]
+    before = len(ngx.requests())
+    abota("-c", dev.conf, "install", ngx.url("verity.raucb"))
+    img = open(os.path.join(served["content"], "rootfs.ext4"), "rb").read()
+    assert dev.slot_bytes("rootfs-b", len(img)) == img
+    assert "set-primary B" in dev.calls()
+    reqs = ngx.requests()[before:]
+    assert all(" 206 " in r for r in reqs), reqs
+    size = os.path.getsize(served["root"] / "verity.raucb")
+    # merged into large range requests: far fewer than one per squashfs block
+    assert len(reqs) <= 2 + size // (1 << 20) + 8, len(reqs)
+
+
+def test_plain_refused_for_streaming(served, pki, tmp_path):
+    dev = Device(str(tmp_path / "dev"), pki)
+    abota_fails("-c", dev.conf, "install", served["nginx"].url("plain.raucb"),
+                match="'plain' not supported in streaming mode")
+    assert not any(c.startswith("set-") for c in dev.calls())
+
+
+def test_dropped_connections_are_resumed(served, pki, tmp_path):
+    proxy = FaultProxy(served["nginx"].port, drop_after=300_000)
+    try:
+        dev = Device(str(tmp_path / "dev"), pki)
+        abota("-c", dev.conf, "install", proxy.url("verity.raucb"))
+        img = open(os.path.join(served["content"], "rootfs.ext4"), "rb").read()
+        assert dev.slot_bytes("rootfs-b", len(img)) == img
+        assert "set-primary B" in dev.calls()
+    finally:
+        proxy.stop()
+
+
+def test_corrupted_byte_is_caught(served, pki, tmp_path):
+    # a byte inside the squashfs data, past the first blocks
+    proxy = FaultProxy(served["nginx"].port, flip_at=200_000)
+    try:
+        dev = Device(str(tmp_path / "dev"), pki)
+        abota_fails("-c", dev.conf, "install", proxy.url("verity.raucb"), match="corrupted")
+        calls = dev.calls()
+        assert "set-primary B" not in calls  # never switched to the half-written bank
+    finally:
+        proxy.stop()
+
+
+def test_server_without_ranges(served, pki, tmp_path):
+    srv = NoRangeServer(str(served["root"]))
+    try:
+        dev = Device(str(tmp_path / "dev"), pki)
+        abota_fails("-c", dev.conf, "install", srv.url("verity.raucb"),
+                    match="range requests not supported by server")
+    finally:
+        srv.stop()
+
+
+def test_missing_and_unreachable(served, pki, tmp_path):
+    dev = Device(str(tmp_path / "dev"), pki)
+    abota_fails("-c", dev.conf, "install", served["nginx"].url("nothere.raucb"),
+                match="HTTP 404")
+    abota_fails("-c", dev.conf, "install", "http://127.0.0.1:1/x.raucb")
+
+
+def test_bundle_replaced_on_server_is_noticed(served, pki, tmp_path):
+    """If-Range: a bundle replaced between requests is not mixed with the old one."""
+    root = served["root"]
+    shutil.copy(root / "verity.raucb", root / "moving.raucb")
+    proxy = FaultProxy(served["nginx"].port)
+    # replace the file as soon as the first request went through
+    orig = proxy._handle
+
+    def handle(c):
+        orig(c)
+        if proxy.count == 1:
+            data = bytearray((root / "verity.raucb").read_bytes())
+            os.utime(root / "moving.raucb", (1, 1))
+            (root / "moving.raucb").write_bytes(bytes(data))
+            os.utime(root / "moving.raucb", (2000000000, 2000000000))
+    proxy._handle = handle
+    try:
+        dev = Device(str(tmp_path / "dev"), pki)
+        abota_fails("-c", dev.conf, "install", proxy.url("moving.raucb"),
+                    match="changed on the server")
+    finally:
+        proxy.stop()
