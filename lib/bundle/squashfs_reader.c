@@ -7,11 +7,13 @@
  * against the image before it is used.
  *
  * File data (squashfs_reader_stream) has two paths:
- *  - fast: the calling thread reads the compressed blocks of ~1 MiB batches
- *    (one source read per batch, blocks are contiguous on disk) and worker
- *    threads decompress them with libdeflate (gzip: zlib streams, ~4x faster
- *    than zlib), libzstd, or a copy of the libsquashfs compressor; the calling
- *    thread hands finished batches to the sink in order;
+ *  - fast: worker threads claim ~256 KiB batches in order, read their
+ *    compressed blocks (one source read per batch, blocks are contiguous on
+ *    disk; the verified source checks them on the worker too) and decompress
+ *    them with libdeflate (gzip: zlib streams, ~4x faster than zlib),
+ *    libzstd, or a copy of the libsquashfs compressor; the calling thread
+ *    only hands finished batches to the sink in order, so hashing and
+ *    writing overlap with reading and decompressing;
  *  - serial: libsquashfs' sqfs_data_reader on the calling thread.  Kept as
  *    the reference implementation and fallback (tests compare both).
  */
@@ -45,10 +47,14 @@
 #define NO_FRAG 0xFFFFFFFFu
 #define BLOCK_UNCOMPRESSED (1u << 24)
 #define BLOCK_SIZE_MASK ((1u << 24) - 1)
-/* Fast path: bytes of file data per batch, batches in flight per thread. */
-#define BATCH_BYTES (1u << 20)
-#define SLOTS_PER_WORKER 2u
+/* Fast path: bytes of file data per batch (at least one block), bytes of
+ * batches in flight (at least one per worker plus the one being delivered),
+ * batches in flight per thread at most, worker stack size. */
+#define BATCH_BYTES (256u << 10)
+#define SLOT_BUDGET (2u << 20)
+#define SLOTS_PER_WORKER 3u
 #define MAX_WORKERS 16u
+#define WORKER_STACK (256u << 10)
 
 /* --- the reader --- */
 
@@ -1144,28 +1150,35 @@ static int stream_serial(struct squashfs_reader *r, const struct inode *in, squa
 
 /* --- streaming: fast path --- */
 
-enum { SLOT_FREE, SLOT_READY, SLOT_BUSY, SLOT_DONE };
+enum { SLOT_FREE, SLOT_BUSY, SLOT_DONE };
 
 struct slot {
 	int state;
 	uint64_t seq;
 	size_t first, count; /* blocks */
+	uint64_t pos;        /* image offset of the first block's bytes */
+	size_t disk;         /* on-disk bytes of the batch */
 	uint8_t *in;
 	uint8_t *out;
 	size_t out_len;
 	int ret;
-	size_t bad_block;
+	bool read_failed;    /* ret is the source's error, in err */
+	size_t bad_block;    /* otherwise: the block that does not decompress */
+	struct abota_error *err; /* the read error, allocated on first use */
 };
 
 struct pipeline {
 	struct squashfs_reader *r;
 	const struct inode *in;
+	size_t per, nbatches;
 	pthread_mutex_t lock;
 	pthread_cond_t work;
 	pthread_cond_t done;
 	struct slot *slots;
 	size_t nslots;
-	uint64_t next_take;
+	/* under lock */
+	uint64_t next_claim; /* next batch to read and decode */
+	uint64_t next_pos;   /* its image offset */
 	bool quit;
 };
 
@@ -1199,28 +1212,69 @@ static void decode_slot(const struct squashfs_reader *r, const struct inode *in,
 	s->out_len = opos;
 }
 
+/* Reads the compressed bytes of a claimed slot (one source read: the blocks
+ * are contiguous, and check_blocks() put them inside the image) and
+ * decompresses them.  Runs on any thread: the source is positional and
+ * thread-safe, errors stay in the slot. */
+static void fill_slot(struct pipeline *p, struct decoder *d, struct slot *s)
+{
+	s->ret = 0;
+	s->read_failed = false;
+	if (s->disk > 0) {
+		if (!s->err && !(s->err = calloc(1, sizeof(*s->err)))) {
+			s->ret = -ENOMEM;
+			return;
+		}
+		s->ret = source_read_at(p->r->src, s->in, s->disk, s->pos, s->err);
+		if (s->ret < 0) {
+			s->read_failed = true;
+			return;
+		}
+	}
+	decode_slot(p->r, p->in, d, s);
+}
+
+/* Takes the next batch if its slot is free (call with the lock held). */
+static struct slot *claim_slot(struct pipeline *p)
+{
+	if (p->next_claim >= p->nbatches)
+		return NULL;
+	struct slot *s = &p->slots[p->next_claim % p->nslots];
+	if (s->state != SLOT_FREE)
+		return NULL;
+	const struct inode *in = p->in;
+	s->state = SLOT_BUSY;
+	s->seq = p->next_claim++;
+	s->first = (size_t)s->seq * p->per;
+	s->count = in->nblocks - s->first < p->per ? in->nblocks - s->first : p->per;
+	s->disk = 0;
+	for (size_t i = s->first; i < s->first + s->count; i++)
+		s->disk += in->blocks[i] & BLOCK_SIZE_MASK;
+	s->pos = p->next_pos;
+	p->next_pos += s->disk;
+	return s;
+}
+
 struct worker_arg {
 	struct pipeline *p;
 	struct decoder dec;
 };
 
+/* Workers read as well as decompress: reading on the calling thread made
+ * the workers wait for it while it hashed and wrote the previous batch. */
 static void *worker_main(void *arg)
 {
 	struct worker_arg *wa = arg;
 	struct pipeline *p = wa->p;
 	pthread_mutex_lock(&p->lock);
-	for (;;) {
-		struct slot *s = &p->slots[p->next_take % p->nslots];
-		if (p->quit)
-			break;
-		if (s->state != SLOT_READY || s->seq != p->next_take) {
+	while (!p->quit) {
+		struct slot *s = claim_slot(p);
+		if (!s) {
 			pthread_cond_wait(&p->work, &p->lock);
 			continue;
 		}
-		s->state = SLOT_BUSY;
-		p->next_take++;
 		pthread_mutex_unlock(&p->lock);
-		decode_slot(p->r, p->in, &wa->dec, s);
+		fill_slot(p, &wa->dec, s);
 		pthread_mutex_lock(&p->lock);
 		s->state = SLOT_DONE;
 		pthread_cond_broadcast(&p->done);
@@ -1269,43 +1323,83 @@ static int deliver_fragment(struct squashfs_reader *r, const struct inode *in, s
 	return sink(ctx, r->frag_buf + in->frag_off, tail, err);
 }
 
+/* Slots in flight: enough to keep every worker busy while the calling
+ * thread runs the sink, few enough that the buffers stay small. */
+static size_t pipeline_slots(unsigned workers, size_t batch_bytes, size_t nbatches)
+{
+	size_t n = workers ? SLOT_BUDGET / batch_bytes : 1;
+	if (workers && n < workers + 1u)
+		n = workers + 1u;
+	if (workers && n > SLOTS_PER_WORKER * workers)
+		n = SLOTS_PER_WORKER * workers;
+	return n > nbatches && nbatches > 0 ? nbatches : n;
+}
+
+static int pipeline_alloc(struct pipeline *p, size_t batch_bytes, struct abota_error *err)
+{
+	p->slots = calloc(p->nslots, sizeof(*p->slots));
+	if (!p->slots)
+		return abota_error_set(err, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < p->nslots; i++) {
+		p->slots[i].in = malloc(batch_bytes);
+		p->slots[i].out = malloc(batch_bytes);
+		if (!p->slots[i].in || !p->slots[i].out)
+			return abota_error_set(err, -ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+static void pipeline_free(struct pipeline *p)
+{
+	if (!p->slots)
+		return;
+	for (size_t i = 0; i < p->nslots; i++) {
+		free(p->slots[i].in);
+		free(p->slots[i].out);
+		free(p->slots[i].err);
+	}
+	free(p->slots);
+}
+
+/* The error of a failed slot, in the words of the serial path. */
+static int slot_error(const struct pipeline *p, const struct slot *s, struct abota_error *err)
+{
+	if (!s->read_failed && s->ret == -EBADMSG)
+		return corrupt(err, "inode %u: block %zu does not decompress to %zu bytes",
+			       p->in->ino, s->bad_block, block_len(p->r, p->in, s->bad_block));
+	if (!s->read_failed)
+		return abota_error_set(err, -ENOMEM, "out of memory");
+	if (err)
+		*err = *s->err;
+	abota_error_prefix(err, "squashfs: inode %u: reading file data", p->in->ino);
+	return s->ret;
+}
+
 static int stream_fast(struct squashfs_reader *r, const struct inode *in, unsigned workers,
 		       squashfs_sink_fn sink, void *ctx, struct abota_error *err)
 {
 	uint32_t bs = r->sb.block_size;
-	size_t per = BATCH_BYTES / bs ? BATCH_BYTES / bs : 1;
-	size_t nbatches = (in->nblocks + per - 1) / per;
+	struct pipeline p = { .r = r, .in = in, .next_pos = in->blocks_start };
+	p.per = BATCH_BYTES / bs ? BATCH_BYTES / bs : 1;
+	p.nbatches = (in->nblocks + p.per - 1) / p.per;
 	if (!r->dec_ready) {
 		if (decoder_init(&r->dec, r) < 0)
 			return abota_error_set(err, -ENOMEM, "out of memory");
 		r->dec_ready = true;
 	}
 	/* Small files are not worth threads. */
-	if (nbatches <= 1)
+	if (p.nbatches <= 1)
 		workers = 0;
-	struct pipeline p = { .r = r, .in = in };
-	p.nslots = workers ? SLOTS_PER_WORKER * workers : 1;
-	if (p.nslots > nbatches && nbatches > 0)
-		p.nslots = nbatches;
+	p.nslots = pipeline_slots(workers, p.per * bs, p.nbatches);
 	struct worker_arg *args = NULL;
 	pthread_t *threads = NULL;
 	unsigned started = 0;
 	int ret = 0;
 	bool sync_ready = false;
-	if (nbatches > 0) {
-		p.slots = calloc(p.nslots, sizeof(*p.slots));
-		if (!p.slots) {
-			ret = abota_error_set(err, -ENOMEM, "out of memory");
+	if (p.nbatches > 0) {
+		ret = pipeline_alloc(&p, p.per * bs, err);
+		if (ret < 0)
 			goto out;
-		}
-		for (size_t i = 0; i < p.nslots; i++) {
-			p.slots[i].in = malloc(per * bs);
-			p.slots[i].out = malloc(per * bs);
-			if (!p.slots[i].in || !p.slots[i].out) {
-				ret = abota_error_set(err, -ENOMEM, "out of memory");
-				goto out;
-			}
-		}
 	}
 	if (workers > 0) {
 		if (pthread_mutex_init(&p.lock, NULL) != 0) {
@@ -1330,73 +1424,47 @@ static int stream_fast(struct squashfs_reader *r, const struct inode *in, unsign
 			ret = abota_error_set(err, -ENOMEM, "out of memory");
 			goto out;
 		}
+		pthread_attr_t attr;
+		if (pthread_attr_init(&attr) != 0) {
+			ret = abota_error_set(err, -ENOMEM, "cannot create threads");
+			goto out;
+		}
+		/* Decoders keep their state on the heap; a small stack keeps the
+		 * RSS down. */
+		pthread_attr_setstacksize(&attr, WORKER_STACK);
 		for (unsigned i = 0; i < workers; i++) {
 			args[i].p = &p;
 			if (decoder_init(&args[i].dec, r) < 0)
 				break;
-			if (pthread_create(&threads[i], NULL, worker_main, &args[i]) != 0) {
+			if (pthread_create(&threads[i], &attr, worker_main, &args[i]) != 0) {
 				decoder_free(&args[i].dec);
 				break;
 			}
 			started++;
 		}
-		/* Without threads the calling thread decodes each batch. */
+		pthread_attr_destroy(&attr);
+		/* Without threads the calling thread reads and decodes each batch. */
 	}
 
-	size_t filled = 0, delivered = 0;
-	uint64_t pos = in->blocks_start;
-	while (ret == 0 && delivered < nbatches) {
-		/* Read ahead into every free slot. */
-		while (filled < nbatches && filled - delivered < p.nslots) {
-			struct slot *s = &p.slots[filled % p.nslots];
-			s->first = filled * per;
-			s->count = in->nblocks - s->first < per ? in->nblocks - s->first : per;
-			size_t disk = 0;
-			for (size_t i = s->first; i < s->first + s->count; i++)
-				disk += in->blocks[i] & BLOCK_SIZE_MASK;
-			if (disk > 0) {
-				ret = read_raw(r, pos, s->in, disk, err, "file data");
-				if (ret < 0) {
-					abota_error_prefix(err, "inode %u", in->ino);
-					break;
-				}
-			}
-			pos += disk;
-			if (started) {
-				pthread_mutex_lock(&p.lock);
-				s->seq = filled;
-				s->state = SLOT_READY;
-				pthread_cond_broadcast(&p.work);
-				pthread_mutex_unlock(&p.lock);
-			} else {
-				s->seq = filled;
-				s->state = SLOT_READY;
-			}
-			filled++;
-		}
-		if (ret < 0)
-			break;
+	for (size_t delivered = 0; ret == 0 && delivered < p.nbatches; delivered++) {
 		struct slot *s = &p.slots[delivered % p.nslots];
 		if (started) {
 			pthread_mutex_lock(&p.lock);
-			while (s->state != SLOT_DONE)
+			while (s->state != SLOT_DONE || s->seq != delivered)
 				pthread_cond_wait(&p.done, &p.lock);
 			pthread_mutex_unlock(&p.lock);
 		} else {
-			decode_slot(r, in, &r->dec, s);
+			s = claim_slot(&p);
+			fill_slot(&p, &r->dec, s);
 		}
-		if (s->ret < 0) {
-			ret = corrupt(err, "inode %u: block %zu does not decompress to %zu bytes",
-				      in->ino, s->bad_block, block_len(r, in, s->bad_block));
-			break;
-		}
-		ret = sink(ctx, s->out, s->out_len, err);
+		ret = s->ret < 0 ? slot_error(&p, s, err) : sink(ctx, s->out, s->out_len, err);
 		if (started)
 			pthread_mutex_lock(&p.lock);
 		s->state = SLOT_FREE;
-		if (started)
+		if (started) {
+			pthread_cond_broadcast(&p.work);
 			pthread_mutex_unlock(&p.lock);
-		delivered++;
+		}
 	}
 	if (ret == 0 && in->frag_idx != NO_FRAG)
 		ret = deliver_fragment(r, in, sink, ctx, err);
@@ -1418,13 +1486,7 @@ out:
 	}
 	free(args);
 	free(threads);
-	if (p.slots) {
-		for (size_t i = 0; i < p.nslots; i++) {
-			free(p.slots[i].in);
-			free(p.slots[i].out);
-		}
-		free(p.slots);
-	}
+	pipeline_free(&p);
 	return ret;
 }
 
