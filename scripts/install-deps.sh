@@ -4,7 +4,7 @@
 set -eu
 
 PKGS="
-build-essential pkg-config meson ninja-build clang
+build-essential pkg-config meson ninja-build clang libclang-rt-14-dev
 libssl-dev libsquashfs-dev libdeflate-dev libzstd-dev liblzma-dev zlib1g-dev liblz4-dev
 libcmocka-dev libjson-c-dev libfdisk-dev libblkid-dev libext2fs-dev libubootenv-dev
 libsystemd-dev libcurl4-openssl-dev libmicrohttpd-dev libsqlite3-dev

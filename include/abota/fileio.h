@@ -13,6 +13,11 @@
  * failure the old file is untouched and no temp file is left behind. */
 int fileio_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
 			struct abota_error *err);
+/* The same for the device's own state (slot status file, grubenv): its
+ * steps are write points of powercut.h (data, sync, rename + directory
+ * fsync), so a fault-injection campaign can cut power at each. */
+int fileio_write_atomic_device(const char *path, const void *data, size_t len, mode_t mode,
+			       struct abota_error *err);
 
 /* fsyncs the directory that contains `path` (path itself for a directory
  * when is_dir is non-zero). */

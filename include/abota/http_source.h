@@ -52,6 +52,10 @@ bool source_is_http(const struct source *src);
 /* Counters of an HTTP source (zeros for other sources). */
 void http_source_stats(const struct source *src, struct http_stats *stats);
 
+/* Parses a Content-Range value "bytes START-END/TOTAL" (START <= END < TOTAL).
+ * Exposed for the unit tests and the fuzz target; false if malformed. */
+bool http_parse_content_range(const char *s, uint64_t *start, uint64_t *end, uint64_t *total);
+
 /* True if the string looks like an http(s) URL. */
 bool http_is_url(const char *s);
 

@@ -1,7 +1,8 @@
 /* powercut.h - power-cut injection for the durable write paths.
  *
  * Every write whose ordering matters for power-loss safety (the two FWU
- * metadata copies, the simulator's firmware writes, ...) goes through
+ * metadata copies, the slot images written by install, the slot status file
+ * and grubenv, the simulator's firmware writes, ...) goes through
  * powercut_pwrite() and powercut_sync().  Normally they are a full pwrite and
  * an fdatasync.  A fault plan turns the N-th *write point* (1-based, writes
  * and syncs counted together, in this process) into a power cut:
@@ -49,5 +50,9 @@ int powercut_pwrite(int fd, const void *buf, size_t len, uint64_t off, const cha
 		    struct abota_error *err);
 /* fdatasync(fd). */
 int powercut_sync(int fd, const char *label, struct abota_error *err);
+/* A write point without data of its own (kind: "rename", ...): the caller
+ * performs the operation only when this returns 0; at the cut it does not
+ * happen. */
+int powercut_point(const char *kind, const char *label, struct abota_error *err);
 
 #endif

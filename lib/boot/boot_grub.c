@@ -173,7 +173,7 @@ static int genv_save(const char *path, const struct genv *g, struct abota_error 
 		buf[o++] = '\n';
 	}
 	memset(buf + o, '#', g->block - o);
-	ret = fileio_write_atomic(path, buf, g->block, 0644, err);
+	ret = fileio_write_atomic_device(path, buf, g->block, 0644, err);
 out:
 	free(buf);
 	return ret;

@@ -22,6 +22,7 @@
 #include "abota/digest.h"
 #include "abota/fileio.h"
 #include "abota/log.h"
+#include "abota/powercut.h"
 #include "abota/slot_device.h"
 #include "abota/slot_status.h"
 #include "abota/version.h"
@@ -475,6 +476,7 @@ struct segment {
 
 struct readback {
 	int fd;        /* the slot */
+	const char *label; /* the slot's name, for powercut.h */
 	uint64_t base; /* slot offset inside the device */
 	uint8_t *buf;
 	pthread_mutex_t lock;
@@ -537,8 +539,8 @@ static void *readback_main(void *p)
 		size_t upto = rb->n_segs;
 		bool synced = rb->synced;
 		pthread_mutex_unlock(&rb->lock);
-		if (!synced && fdatasync(rb->fd) < 0)
-			ret = abota_error_set(&err, -errno, "fdatasync: %s", strerror(errno));
+		if (!synced)
+			ret = powercut_sync(rb->fd, rb->label, &err);
 		for (size_t i = rb->checked; i < upto && ret == 0; i++) {
 			pthread_mutex_lock(&rb->lock);
 			struct segment s = rb->segs[i]; /* a push may move the array */
@@ -587,11 +589,12 @@ out:
 	return ret;
 }
 
-static int readback_start(struct readback *rb, struct slot_device *dev, pthread_t *thread,
-			  struct abota_error *err)
+static int readback_start(struct readback *rb, struct slot_device *dev, const char *label,
+			  pthread_t *thread, struct abota_error *err)
 {
 	memset(rb, 0, sizeof(*rb));
 	rb->fd = dev->fd;
+	rb->label = label;
 	rb->base = dev->offset;
 	rb->buf = malloc(READBACK_BUF);
 	if (!rb->buf)
@@ -617,6 +620,16 @@ static int readback_start(struct readback *rb, struct slot_device *dev, pthread_
 fail:
 	free(rb->buf);
 	return abota_error_set(err, -ENOMEM, "cannot start the read-back thread");
+}
+
+/* The writer's final fdatasync covered everything written: the thread need
+ * not sync the segments still to come.  (Also keeps the write points of a
+ * small image -- one segment -- in a fixed order for powercut.h.) */
+static void readback_set_synced(struct readback *rb)
+{
+	pthread_mutex_lock(&rb->lock);
+	rb->synced = true;
+	pthread_mutex_unlock(&rb->lock);
 }
 
 /* Tells the thread that no more segments come -- synced: the writer's final
@@ -658,7 +671,7 @@ static int write_sink(void *p, const void *buf, size_t len, struct abota_error *
 	struct write_ctx *w = p;
 	if (len > w->dev->size - w->off)
 		return abota_error_set(err, -ENOSPC, "image does not fit into the slot");
-	int ret = fileio_pwrite_full(w->dev->fd, buf, len, w->dev->offset + w->off, err);
+	int ret = powercut_pwrite(w->dev->fd, buf, len, w->dev->offset + w->off, w->slot, err);
 	if (ret < 0)
 		return ret;
 	w->seg.crc = (uint32_t)libdeflate_crc32(w->seg.crc, buf, len);
@@ -731,13 +744,16 @@ static int write_item(struct install *in, struct plan_item *it, struct abota_err
 			       .slot = it->slot->name, .rb = &rb };
 	log_info("writing %s to slot %s (%s)", it->img->filename, it->slot->name,
 		 dev.desc ? dev.desc : "");
-	ret = readback_start(&rb, &dev, &rb_thread, err);
+	ret = readback_start(&rb, &dev, it->slot->name, &rb_thread, err);
 	if (ret == 0) {
 		ret = bundle_stream_image(in->bundle, it->img, write_sink, &w, err);
+		/* the final sync before the last segment goes to the thread */
 		if (ret == 0)
+			ret = powercut_sync(dev.fd, it->slot->name, err);
+		if (ret == 0) {
+			readback_set_synced(&rb);
 			ret = segment_close(&w, err);
-		if (ret == 0 && fdatasync(dev.fd) < 0)
-			ret = abota_error_set(err, -errno, "fdatasync: %s", strerror(errno));
+		}
 		if (ret == 0 && w.off != it->img->size)
 			ret = abota_error_set(err, -EIO, "wrote %llu bytes, expected %llu",
 					      (unsigned long long)w.off,

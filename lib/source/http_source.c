@@ -127,12 +127,37 @@ static size_t on_data(char *data, size_t size, size_t n, void *p)
 	return len;
 }
 
-/* "bytes START-END/TOTAL" */
-static bool parse_content_range(const char *s, uint64_t *start, uint64_t *end, uint64_t *total)
+/* One decimal number (1*DIGIT): no sign, no spaces, no overflow. */
+static const char *parse_u64(const char *p, uint64_t *out)
 {
-	unsigned long long a, b, t;
-	char tail;
-	if (sscanf(s, "bytes %llu-%llu/%llu%c", &a, &b, &t, &tail) != 3 || b < a || b >= t)
+	if (*p < '0' || *p > '9')
+		return NULL;
+	uint64_t v = 0;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		unsigned d = (unsigned)(*p - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return NULL;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return p;
+}
+
+/* "bytes START-END/TOTAL", strictly: sscanf's %llu took a sign ("-1" became
+ * 2^64-1), leading spaces, and saturated on overflow. */
+bool http_parse_content_range(const char *s, uint64_t *start, uint64_t *end, uint64_t *total)
+{
+	uint64_t a, b, t;
+	if (strncmp(s, "bytes ", 6) != 0)
+		return false;
+	const char *p = parse_u64(s + 6, &a);
+	if (!p || *p++ != '-')
+		return false;
+	p = parse_u64(p, &b);
+	if (!p || *p++ != '/')
+		return false;
+	p = parse_u64(p, &t);
+	if (!p || *p != '\0' || b < a || b >= t)
 		return false;
 	*start = a;
 	*end = b;
@@ -194,7 +219,7 @@ static int fetch(struct http_source *hs, uint8_t *dst, size_t len, uint64_t off,
 		}
 		if (rc == CURLE_OK && hs->status == 206) {
 			uint64_t s, e, t;
-			if (!parse_content_range(hs->content_range, &s, &e, &t) || s != start ||
+			if (!http_parse_content_range(hs->content_range, &s, &e, &t) || s != start ||
 			    t != hs->base.size)
 				return abota_error_set(err, -EPROTO,
 						       "%s: bad Content-Range '%s' for bytes %s",
@@ -430,7 +455,7 @@ int source_open_http(const char *url, const struct http_opts *opts, struct sourc
 		goto fail;
 	}
 	uint64_t s, e, t;
-	if (!parse_content_range(hs->content_range, &s, &e, &t) || s != 0) {
+	if (!http_parse_content_range(hs->content_range, &s, &e, &t) || s != 0) {
 		ret = abota_error_set(err, -EPROTO, "%s: bad Content-Range '%s'", hs->base.name,
 				      hs->content_range);
 		goto fail;

@@ -2,6 +2,7 @@
 #include "abota/powercut.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,12 +10,14 @@
 
 #include "abota/fileio.h"
 
+/* count and cut are atomic: install's read-back thread syncs while the
+ * writer writes.  The plan itself is set before any thread starts. */
 static struct {
 	int loaded;
 	unsigned long cut_at; /* 0 = never */
 	long bytes;           /* < 0 = half */
-	unsigned long count;
-	int cut;
+	atomic_ulong count;
+	atomic_int cut;
 	const char *log;
 } pc;
 
@@ -47,22 +50,23 @@ void powercut_plan(unsigned long n, long bytes)
 	load_env();
 	pc.cut_at = n;
 	pc.bytes = bytes;
-	pc.count = 0;
-	pc.cut = 0;
+	atomic_store(&pc.count, 0);
+	atomic_store(&pc.cut, 0);
 	pc.log = getenv("ABOTA_POWERCUT_LOG");
 }
 
 unsigned long powercut_count(void)
 {
-	return pc.count;
+	return atomic_load(&pc.count);
 }
 
 int powercut_happened(void)
 {
-	return pc.cut;
+	return atomic_load(&pc.cut);
 }
 
-static void log_point(const char *kind, const char *label, uint64_t off, size_t len)
+static void log_point(unsigned long n, const char *kind, const char *label, uint64_t off,
+		      size_t len)
 {
 	if (!pc.log || !*pc.log)
 		return;
@@ -70,10 +74,9 @@ static void log_point(const char *kind, const char *label, uint64_t off, size_t 
 	if (!f)
 		return;
 	if (len || off)
-		fprintf(f, "%lu %s %s %llu %zu\n", pc.count, kind, label, (unsigned long long)off,
-			len);
+		fprintf(f, "%lu %s %s %llu %zu\n", n, kind, label, (unsigned long long)off, len);
 	else
-		fprintf(f, "%lu %s %s\n", pc.count, kind, label);
+		fprintf(f, "%lu %s %s\n", n, kind, label);
 	fclose(f);
 }
 
@@ -81,22 +84,22 @@ int powercut_pwrite(int fd, const void *buf, size_t len, uint64_t off, const cha
 		    struct abota_error *err)
 {
 	load_env();
-	if (pc.cut)
+	if (atomic_load(&pc.cut))
 		return abota_error_set(err, -ECANCELED, "%s: simulated power cut", label);
-	pc.count++;
-	log_point("write", label, off, len);
-	if (pc.cut_at && pc.count == pc.cut_at) {
+	unsigned long n = atomic_fetch_add(&pc.count, 1) + 1;
+	log_point(n, "write", label, off, len);
+	if (pc.cut_at && n == pc.cut_at) {
 		size_t keep = pc.bytes < 0 ? len / 2 : (size_t)pc.bytes;
 		if (keep > len)
 			keep = len;
-		pc.cut = 1;
+		atomic_store(&pc.cut, 1);
 		if (keep)
 			(void)fileio_pwrite_full(fd, buf, keep, off, NULL);
 		(void)fdatasync(fd); /* what reached the media stays there */
 		return abota_error_set(err, -ECANCELED,
 				       "%s: simulated power cut at write point %lu (%zu of %zu bytes "
 				       "written)",
-				       label, pc.count, keep, len);
+				       label, n, keep, len);
 	}
 	int ret = fileio_pwrite_full(fd, buf, len, off, err);
 	if (ret < 0)
@@ -107,18 +110,34 @@ int powercut_pwrite(int fd, const void *buf, size_t len, uint64_t off, const cha
 int powercut_sync(int fd, const char *label, struct abota_error *err)
 {
 	load_env();
-	if (pc.cut)
+	if (atomic_load(&pc.cut))
 		return abota_error_set(err, -ECANCELED, "%s: simulated power cut", label);
-	pc.count++;
-	log_point("sync", label, 0, 0);
-	if (pc.cut_at && pc.count == pc.cut_at) {
-		pc.cut = 1;
+	unsigned long n = atomic_fetch_add(&pc.count, 1) + 1;
+	log_point(n, "sync", label, 0, 0);
+	if (pc.cut_at && n == pc.cut_at) {
+		atomic_store(&pc.cut, 1);
 		return abota_error_set(err, -ECANCELED,
 				       "%s: simulated power cut at write point %lu (before sync)",
-				       label, pc.count);
+				       label, n);
 	}
 	if (fdatasync(fd) < 0)
 		return abota_error_set(err, -errno, "%s: fdatasync failed: %s", label,
 				       strerror(errno));
+	return 0;
+}
+
+int powercut_point(const char *kind, const char *label, struct abota_error *err)
+{
+	load_env();
+	if (atomic_load(&pc.cut))
+		return abota_error_set(err, -ECANCELED, "%s: simulated power cut", label);
+	unsigned long n = atomic_fetch_add(&pc.count, 1) + 1;
+	log_point(n, kind, label, 0, 0);
+	if (pc.cut_at && n == pc.cut_at) {
+		atomic_store(&pc.cut, 1);
+		return abota_error_set(err, -ECANCELED,
+				       "%s: simulated power cut at write point %lu (before %s)",
+				       label, n, kind);
+	}
 	return 0;
 }

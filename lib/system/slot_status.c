@@ -312,7 +312,7 @@ int slot_status_save(struct slot_status_store *st, struct abota_error *err)
 		}
 		st->broken = false;
 	}
-	ret = fileio_write_atomic(st->path, data, len, 0644, err);
+	ret = fileio_write_atomic_device(st->path, data, len, 0644, err);
 	goto out;
 oom:
 	ret = abota_error_set(err, -ENOMEM, "out of memory");

@@ -4,11 +4,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "abota/powercut.h"
 
 int fileio_pread_full(int fd, void *buf, size_t len, uint64_t off, struct abota_error *err)
 {
@@ -100,8 +103,11 @@ out:
 	return ret;
 }
 
-int fileio_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
-			struct abota_error *err)
+/* cut_points: the data write, its sync and rename + directory fsync are
+ * write points of powercut.h; a cut there leaves the temporary file behind,
+ * as a real power cut would. */
+static int write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+			bool cut_points, struct abota_error *err)
 {
 	int ret = 0;
 	int fd = -1;
@@ -121,12 +127,20 @@ int fileio_write_atomic(const char *path, const void *data, size_t len, mode_t m
 		ret = abota_error_set(err, -errno, "%s: chmod failed: %s", tmp, strerror(errno));
 		goto out_unlink;
 	}
-	ret = fileio_write_full(fd, data, len, err);
-	if (ret < 0) {
-		abota_error_prefix(err, "%s", tmp);
-		goto out_unlink;
+	if (cut_points) {
+		ret = powercut_pwrite(fd, data, len, 0, tmp, err);
+		if (ret == 0)
+			ret = powercut_sync(fd, tmp, err);
+		if (ret == -ECANCELED && powercut_happened())
+			goto out;
+	} else {
+		ret = fileio_write_full(fd, data, len, err);
+		if (ret < 0)
+			abota_error_prefix(err, "%s", tmp);
 	}
-	if (fsync(fd) < 0) {
+	if (ret < 0)
+		goto out_unlink;
+	if (fsync(fd) < 0) { /* size and mode too, not only the data */
 		ret = abota_error_set(err, -errno, "%s: fsync failed: %s", tmp, strerror(errno));
 		goto out_unlink;
 	}
@@ -136,6 +150,8 @@ int fileio_write_atomic(const char *path, const void *data, size_t len, mode_t m
 		goto out_unlink;
 	}
 	fd = -1;
+	if (cut_points && (ret = powercut_point("rename", path, err)) < 0)
+		goto out;
 	if (rename(tmp, path) < 0) {
 		ret = abota_error_set(err, -errno, "%s: rename failed: %s", path, strerror(errno));
 		goto out_unlink;
@@ -149,6 +165,18 @@ out:
 		close(fd);
 	free(tmp);
 	return ret;
+}
+
+int fileio_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+			struct abota_error *err)
+{
+	return write_atomic(path, data, len, mode, false, err);
+}
+
+int fileio_write_atomic_device(const char *path, const void *data, size_t len, mode_t mode,
+			       struct abota_error *err)
+{
+	return write_atomic(path, data, len, mode, true, err);
 }
 
 int fileio_read_all(const char *path, size_t max_size, char **data_out, size_t *len_out,

@@ -726,7 +726,7 @@ int keyfile_to_data(const struct keyfile *kf, char **out, size_t *len)
 		const struct kf_group *g = &kf->groups[gi];
 		total += strlen(g->name) + 4;
 		for (size_t i = 0; i < g->n_entries; i++)
-			total += strlen(g->entries[i].key) + strlen(g->entries[i].raw) + 2;
+			total += strlen(g->entries[i].key) + strlen(g->entries[i].raw) + 3;
 	}
 	char *s = malloc(total);
 	if (!s)
@@ -737,8 +737,15 @@ int keyfile_to_data(const struct keyfile *kf, char **out, size_t *len)
 		if (gi > 0)
 			s[o++] = '\n';
 		o += (size_t)sprintf(s + o, "[%s]\n", g->name);
-		for (size_t i = 0; i < g->n_entries; i++)
-			o += (size_t)sprintf(s + o, "%s=%s\n", g->entries[i].key, g->entries[i].raw);
+		for (size_t i = 0; i < g->n_entries; i++) {
+			/* A parsed raw value may end in a literal CR ("a\r\r\n" in
+			 * the file); the parser takes one CR before the LF as a CRLF
+			 * line end, so write one more to read the value back intact. */
+			const char *raw = g->entries[i].raw;
+			size_t rl = strlen(raw);
+			o += (size_t)sprintf(s + o, "%s=%s%s\n", g->entries[i].key, raw,
+					     rl && raw[rl - 1] == '\r' ? "\r" : "");
+		}
 	}
 	s[o] = '\0';
 	*out = s;

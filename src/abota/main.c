@@ -1,4 +1,5 @@
 /* main.c - global options and verb dispatch of the abota CLI. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -6,6 +7,7 @@
 #include <string.h>
 
 #include "abota/log.h"
+#include "abota/powercut.h"
 #include "cli.h"
 
 struct verb {
@@ -42,7 +44,8 @@ bool cli_parse_output_format(const char *s, enum cli_output_format *out)
 int cli_fail(const char *verb, const struct abota_error *err)
 {
 	fprintf(stderr, "abota %s: %s\n", verb, err->msg[0] ? err->msg : "failed");
-	return 1;
+	/* A simulated power cut (powercut.h): the process "lost power". */
+	return err->code == -ECANCELED && powercut_happened() ? POWERCUT_EXIT_STATUS : 1;
 }
 
 int cli_usage_error(const char *verb, const char *fmt, ...)

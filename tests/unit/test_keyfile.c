@@ -190,6 +190,31 @@ static void test_write_roundtrip(void **state)
 	keyfile_free(kf);
 }
 
+/* Found by fuzz/fuzz_keyfile.c: a value ending in a literal CR lost it on
+ * parse -> keyfile_to_data -> parse (the second parse took the CR for a
+ * CRLF line end). */
+static void test_roundtrip_trailing_cr(void **state)
+{
+	(void)state;
+	static const char in[] = "[g]\nk=fip.img\r\r\r\nl=x\r\n";
+	struct keyfile *kf = NULL, *kf2 = NULL;
+	assert_int_equal(keyfile_parse(in, sizeof(in) - 1, "t", &kf, NULL), 0);
+	char *out = NULL;
+	size_t len = 0;
+	assert_int_equal(keyfile_to_data(kf, &out, &len), 0);
+	assert_int_equal(keyfile_parse(out, len, "t2", &kf2, NULL), 0);
+	const char *v1, *v2;
+	assert_int_equal(keyfile_get_string(kf, "g", "k", &v1, NULL), 0);
+	assert_int_equal(keyfile_get_string(kf2, "g", "k", &v2, NULL), 0);
+	assert_string_equal(v1, "fip.img\r\r");
+	assert_string_equal(v2, v1);
+	assert_int_equal(keyfile_get_string(kf2, "g", "l", &v2, NULL), 0);
+	assert_string_equal(v2, "x");
+	free(out);
+	keyfile_free(kf2);
+	keyfile_free(kf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -199,6 +224,7 @@ int main(void)
 		cmocka_unit_test(test_strict),
 		cmocka_unit_test(test_bad_syntax),
 		cmocka_unit_test(test_write_roundtrip),
+		cmocka_unit_test(test_roundtrip_trailing_cr),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
