@@ -76,13 +76,8 @@ static void exercise(const char *path, bool no_verify)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	fuzz_quiet();
-	int fd = memfd_create("fuzz-bundle", MFD_CLOEXEC);
-	if (fd < 0)
-		abort();
-	if (size && write(fd, data, size) != (ssize_t)size)
-		abort();
 	char path[64];
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	int fd = fuzz_memfd_path(data, size, "fuzz-bundle", path, sizeof(path));
 	exercise(path, false);
 	exercise(path, true);
 	close(fd);

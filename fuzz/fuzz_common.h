@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "abota/error.h"
 #include "abota/log.h"
@@ -34,6 +36,20 @@ static inline void fuzz_quiet(void)
 		log_set_level(LOG_LEVEL_ERROR);
 		done = 1;
 	}
+}
+
+/* Puts the input in an anonymous file and names it /proc/self/fd/N, for the
+ * entry points that take a path.  Returns the fd (close it when done). */
+static inline int fuzz_memfd_path(const uint8_t *data, size_t size, const char *name,
+				  char *path, size_t cap)
+{
+	int fd = memfd_create(name, MFD_CLOEXEC);
+	if (fd < 0)
+		abort();
+	if (size && write(fd, data, size) != (ssize_t)size)
+		abort();
+	snprintf(path, cap, "/proc/self/fd/%d", fd);
+	return fd;
 }
 
 /* ---- memory source ------------------------------------------------- */

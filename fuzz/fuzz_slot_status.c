@@ -14,13 +14,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	fuzz_quiet();
-	int fd = memfd_create("fuzz-status", MFD_CLOEXEC);
-	if (fd < 0)
-		abort();
-	if (size && write(fd, data, size) != (ssize_t)size)
-		abort();
 	char path[64];
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	int fd = fuzz_memfd_path(data, size, "fuzz-status", path, sizeof(path));
 	struct abota_error err = { 0 };
 	struct slot_status_store *st = NULL;
 	if (slot_status_load(path, &st, &err) == 0) {

@@ -55,23 +55,13 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from simhelp import ABOTA, SIM, VARIANTS, gpt_parts  # noqa: E402
+from simhelp import ABOTA, EXTLINUX, FSTAB, SIM, VARIANTS, gpt_parts  # noqa: E402
 
 BOARD = "stm32mp157f-dk2"
 BANK_PARTS = ("fip", "bootfs", "vendorfs", "rootfs")
 SCENARIOS = ("A", "B", "C")
 STATE = {"accepted": "A", "valid": "V", "invalid": "I"}
 
-EXTLINUX = """menu title Select the boot mode
-DEFAULT OpenSTLinux
-LABEL OpenSTLinux
-    KERNEL /uImage
-    APPEND root=PARTUUID=e91c4e10-16e6-4c0e-bd0e-77becf4a3582 rootwait rw console=ttySTM0,115200 rauc.slot=A
-"""
-FSTAB = """PARTLABEL=bootfs-a /boot ext4 defaults 0 0
-PARTLABEL=vendorfs-a /vendor ext4 defaults 0 0
-PARTLABEL=userfs /usr/local ext4 defaults 0 0
-"""
 
 
 class CampaignError(Exception):

@@ -235,3 +235,17 @@ def gpt_parts(disk):
                            uuid=str(uuid.UUID(bytes_le=e[16:32])), start=first * 512,
                            size=(last - first + 1) * 512, attrs=struct.unpack_from("<Q", e, 48)[0])
     return parts
+
+
+# What a build system writes into a bank's bootfs and rootfs (naming bank A);
+# abota's bank fix-ups make them name the bank they are installed into.
+EXTLINUX = """menu title Select the boot mode
+DEFAULT OpenSTLinux
+LABEL OpenSTLinux
+    KERNEL /uImage
+    APPEND root=PARTUUID=e91c4e10-16e6-4c0e-bd0e-77becf4a3582 rootwait rw console=ttySTM0,115200 rauc.slot=A
+"""
+FSTAB = """PARTLABEL=bootfs-a /boot ext4 defaults 0 0
+PARTLABEL=vendorfs-a /vendor ext4 defaults 0 0
+PARTLABEL=userfs /usr/local ext4 defaults 0 0
+"""

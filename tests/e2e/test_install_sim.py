@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from conftest import abota, abota_fails, make_ext4, run
-from simhelp import Board
+from simhelp import EXTLINUX, FSTAB, Board
 
 BOARDS = ["stm32mp135f-dk", "stm32mp157f-dk2", "stm32mp157f-ev1", "stm32mp215f-dk",
           "stm32mp257f-dk", "stm32mp257f-ev1-sdcard", "stm32mp257f-ev1-emmc"]
@@ -21,16 +21,6 @@ BOARDS = ["stm32mp135f-dk", "stm32mp157f-dk2", "stm32mp157f-ev1", "stm32mp215f-d
 # What ST's bundle recipes put in a bundle (meta-st-ota): fip, bootfs,
 # vendorfs, rootfs.  bootfs's extlinux.conf and rootfs's fstab name bank A, as
 # a build system produces them; abota's bank fix-ups make them name B.
-EXTLINUX = """menu title Select the boot mode
-DEFAULT OpenSTLinux
-LABEL OpenSTLinux
-    KERNEL /uImage
-    APPEND root=PARTUUID=e91c4e10-16e6-4c0e-bd0e-77becf4a3582 rootwait rw console=ttySTM0,115200 rauc.slot=A
-"""
-FSTAB = """PARTLABEL=bootfs-a /boot ext4 defaults 0 0
-PARTLABEL=vendorfs-a /vendor ext4 defaults 0 0
-PARTLABEL=userfs /usr/local ext4 defaults 0 0
-"""
 
 
 def make_bundle(pki, d, version, compatible="stm32mpu", broken_bootfs=False):
