@@ -6,28 +6,14 @@ time of each, the ratio, and both bundle sizes.
 
     bench/bundle_create.py BUILD_DIR [--runs N] [--out FILE]
 """
-import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def sh(*args, **kw):
-    return subprocess.run([str(a) for a in args], check=True, capture_output=True, text=True,
-                          **kw)
-
-
-def make_pki(d):
-    key, cert = os.path.join(d, "key.pem"), os.path.join(d, "cert.pem")
-    sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-       "-nodes", "-keyout", key, "-out", cert, "-days", "30", "-subj", "/CN=bench")
-    return cert, key
+from benchlib import WORK, make_signer, parse_args, rootfs_image, sh
 
 
 def timed(args):
@@ -37,20 +23,12 @@ def timed(args):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("build")
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--out")
-    a = ap.parse_args()
-    abota = os.path.join(a.build, "src", "abota", "abota")
-    work = os.path.join(HERE, "work")
-    os.makedirs(work, exist_ok=True)
-    image = os.path.join(work, "rootfs-v1.ext4")
-    if not os.path.exists(image):
-        sh("sh", os.path.join(HERE, "mkrootfs.sh"), image)
-    tmp = tempfile.mkdtemp(prefix="abota-bench-", dir=work)
+    a = parse_args(__doc__)
+    abota = a.abota
+    image = rootfs_image()
+    tmp = tempfile.mkdtemp(prefix="abota-bench-", dir=WORK)
     try:
-        cert, key = make_pki(tmp)
+        cert, key = make_signer(tmp)
         content = os.path.join(tmp, "content")
         os.makedirs(content)
         os.link(image, os.path.join(content, "rootfs.ext4"))

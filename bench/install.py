@@ -7,7 +7,6 @@ the floor.
 
     bench/install.py BUILD_DIR [--runs N] [--out FILE]
 """
-import argparse
 import os
 import shutil
 import statistics
@@ -16,12 +15,7 @@ import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def sh(*args, env=None):
-    return subprocess.run([str(a) for a in args], check=True, capture_output=True, text=True,
-                          env=env)
+from benchlib import WORK, make_signer, parse_args, rootfs_image, sh
 
 
 def timed(args, env=None):
@@ -43,24 +37,13 @@ def drop_caches():
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("build")
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--out")
-    a = ap.parse_args()
-    abota = os.path.join(a.build, "src", "abota", "abota")
-    work = os.path.join(HERE, "work")
-    os.makedirs(work, exist_ok=True)
-    image = os.path.join(work, "rootfs-v1.ext4")
-    if not os.path.exists(image):
-        sh("sh", os.path.join(HERE, "mkrootfs.sh"), image)
-    tmp = tempfile.mkdtemp(prefix="abota-ibench-", dir=work)
+    a = parse_args(__doc__)
+    abota = a.abota
+    image = rootfs_image()
+    tmp = tempfile.mkdtemp(prefix="abota-ibench-", dir=WORK)
     daemon = service = None
     try:
-        key, cert = os.path.join(tmp, "key.pem"), os.path.join(tmp, "cert.pem")
-        sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-           "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert, "-days", "30",
-           "-subj", "/CN=bench")
+        cert, key = make_signer(tmp)
         manifest = "[update]\ncompatible=bench\nversion=1\n\n[image.rootfs]\nfilename=rootfs.ext4\n"
         # RAUC-built plain bundle (mksquashfs defaults: gzip, 128 KiB)
         rc = os.path.join(tmp, "rauc-content")

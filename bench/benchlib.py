@@ -1,0 +1,40 @@
+"""Shared pieces of the benchmark scripts: running commands, the arguments
+every benchmark takes, the 512 MiB rootfs image, and a throw-away signer."""
+import argparse
+import os
+import subprocess
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WORK = os.path.join(HERE, "work")
+
+
+def sh(*args, env=None):
+    return subprocess.run([str(a) for a in args], check=True, capture_output=True, text=True,
+                          env=env)
+
+
+def parse_args(doc):
+    ap = argparse.ArgumentParser(description=doc)
+    ap.add_argument("build")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--out")
+    a = ap.parse_args()
+    a.abota = os.path.join(a.build, "src", "abota", "abota")
+    return a
+
+
+def rootfs_image():
+    """The benchmark image, made once by mkrootfs.sh and kept in bench/work."""
+    os.makedirs(WORK, exist_ok=True)
+    image = os.path.join(WORK, "rootfs-v1.ext4")
+    if not os.path.exists(image):
+        sh("sh", os.path.join(HERE, "mkrootfs.sh"), image)
+    return image
+
+
+def make_signer(d):
+    """A self-signed EC signer (it is its own keyring); returns (cert, key)."""
+    key, cert = os.path.join(d, "key.pem"), os.path.join(d, "cert.pem")
+    sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+       "-nodes", "-keyout", key, "-out", cert, "-days", "30", "-subj", "/CN=bench")
+    return cert, key
