@@ -204,26 +204,12 @@ int fwu_store_open_disk(const char *disk, const struct fwu_md_config *cfg,
 				      r3[1]->number);
 		goto out;
 	}
-	st = calloc(1, sizeof(*st));
-	if (!st) {
-		ret = abota_error_set(err, -ENOMEM, "out of memory");
+	const uint64_t offset[2] = { r3[0]->start, r3[1]->start };
+	const uint64_t size[2] = { r3[0]->size, r3[1]->size };
+	const char *const names[2] = { r3[0]->name, r3[1]->name };
+	ret = fwu_store_open_regions(disk, offset, size, names, cfg, &st, err);
+	if (ret < 0)
 		goto out;
-	}
-	st->ncopies = 2;
-	if (cfg)
-		st->cfg = *cfg;
-	else
-		fwu_md_config_st(&st->cfg, 2);
-	for (unsigned c = 0; c < 2; c++) {
-		st->copy[c].path = strdup(disk);
-		if (!st->copy[c].path) {
-			ret = abota_error_set(err, -ENOMEM, "out of memory");
-			goto out;
-		}
-		st->copy[c].offset = r3[c]->start;
-		st->copy[c].size = r3[c]->size;
-		snprintf(st->copy[c].name, sizeof(st->copy[c].name), "%s", r3[c]->name);
-	}
 	st->gpt = gpt;
 	gpt = NULL;
 	*out = st;
