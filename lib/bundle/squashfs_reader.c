@@ -414,8 +414,7 @@ static void decoder_free(struct decoder *d)
 		libdeflate_free_decompressor(d->ld);
 	if (d->zd)
 		ZSTD_freeDCtx(d->zd);
-	if (d->sq)
-		sqfs_destroy(d->sq);
+	sqfs_destroy(d->sq);
 	memset(d, 0, sizeof(*d));
 }
 
@@ -514,16 +513,12 @@ void squashfs_reader_free(struct squashfs_reader *r)
 {
 	if (!r)
 		return;
-	if (r->data)
-		sqfs_destroy(r->data);
-	if (r->mi)
-		sqfs_destroy(r->mi);
-	if (r->md)
-		sqfs_destroy(r->md);
-	if (r->mf)
-		sqfs_destroy(r->mf);
-	if (r->cmp)
-		sqfs_destroy(r->cmp);
+	/* NULL is fine: sqfs_destroy checks. */
+	sqfs_destroy(r->data);
+	sqfs_destroy(r->mi);
+	sqfs_destroy(r->md);
+	sqfs_destroy(r->mf);
+	sqfs_destroy(r->cmp);
 	decoder_free(&r->dec);
 	free(r->frag_buf);
 	free(r->zeros);

@@ -575,22 +575,15 @@ void squashfs_writer_free(struct squashfs_writer *w)
 			(void)sqfs_block_processor_sync(w->proc);
 		sqfs_destroy(w->proc);
 	}
-	if (w->dirwr)
-		sqfs_destroy(w->dirwr);
-	if (w->dm)
-		sqfs_destroy(w->dm);
-	if (w->im)
-		sqfs_destroy(w->im);
-	if (w->ids)
-		sqfs_destroy(w->ids);
-	if (w->frag)
-		sqfs_destroy(w->frag);
-	if (w->blkwr)
-		sqfs_destroy(w->blkwr);
-	if (w->uncmp)
-		sqfs_destroy(w->uncmp);
-	if (w->cmp)
-		sqfs_destroy(w->cmp);
+	/* sqfs_destroy() ignores NULL. */
+	sqfs_destroy(w->dirwr);
+	sqfs_destroy(w->dm);
+	sqfs_destroy(w->im);
+	sqfs_destroy(w->ids);
+	sqfs_destroy(w->frag);
+	sqfs_destroy(w->blkwr);
+	sqfs_destroy(w->uncmp);
+	sqfs_destroy(w->cmp);
 	node_free(&w->root);
 	EVP_MD_free(w->sha256);
 	free(w->buf);
