@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "abota/digest.h"
 #include "abota/error.h"
 #include "abota/http_source.h"
 #include "abota/manifest.h"
@@ -105,6 +106,29 @@ int bundle_check_payload(struct bundle *b, struct abota_error *err);
  * second, end-to-end check). */
 int bundle_stream_image(struct bundle *b, const struct manifest_image *img,
 			squashfs_sink_fn sink, void *ctx, struct abota_error *err);
+
+/* bundle_stream_image() for resuming and adaptive updates.  The sink gets
+ * the image's bytes [start, size) in order; bytes the bundle is not asked
+ * for come from fill(), so the whole image is still hashed and checked. */
+struct bundle_stream_opts {
+	/* Resume: the first byte to deliver (a multiple of the squashfs block
+	 * size), with `hash` holding the image's SHA-256 state over [0, start).
+	 * `hash` (optional when start is 0) is the caller's: it is updated
+	 * before each sink call, so the sink may save it, and finalised at the
+	 * end. */
+	uint64_t start;
+	struct digest_sha256_ctx *hash;
+	/* Adaptive: want(off, len) is asked for each squashfs block; declined
+	 * blocks are not read from the bundle and fill() must provide them. */
+	squashfs_want_fn want;
+	void *want_ctx;
+	int (*fill)(void *ctx, uint64_t off, void *buf, size_t len, struct abota_error *err);
+	void *fill_ctx;
+};
+
+int bundle_stream_image_ex(struct bundle *b, const struct manifest_image *img,
+			   const struct bundle_stream_opts *o, squashfs_sink_fn sink, void *ctx,
+			   struct abota_error *err);
 
 /* Extracts every file of the bundle into DIR (which must not exist; it is
  * created complete or not at all).  Images are checked against the manifest. */

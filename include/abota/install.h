@@ -51,6 +51,8 @@ struct install_result {
 	char target[64];       /* bootname (or slot name) of the installed group */
 	char transaction[37];
 	unsigned written, skipped; /* images written / skipped (install-same) */
+	unsigned resumed;          /* images continued from the resume journal */
+	uint64_t resumed_bytes;    /* bytes proven before the interruption, not rewritten */
 };
 
 int install_run(struct system_config *cfg, const struct install_opts *opts,

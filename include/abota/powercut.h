@@ -27,6 +27,7 @@
 #ifndef ABOTA_POWERCUT_H
 #define ABOTA_POWERCUT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,6 +40,11 @@
  * cut write (negative = half).  Resets the counter and the "cut" state and
  * re-reads ABOTA_POWERCUT_LOG. */
 void powercut_plan(unsigned long n, long bytes);
+/* True when a cut is planned or the write points are logged: code that
+ * runs write points on several threads then keeps them in a fixed order
+ * (install's read-back thread runs in lockstep with the writer), so that
+ * write point N is the same in every run of a campaign. */
+bool powercut_armed(void);
 /* Number of write points passed so far. */
 unsigned long powercut_count(void);
 /* Non-zero once the cut happened. */

@@ -221,6 +221,27 @@ typedef int (*squashfs_sink_fn)(void *ctx, const void *buf, size_t len, struct a
 int squashfs_reader_stream(struct squashfs_reader *r, const char *path, squashfs_sink_fn sink,
 			   void *ctx, struct abota_error *err);
 
+/* Part of a file, for resuming and for adaptive updates: blocks before
+ * `start` (a multiple of the block size) and blocks `want` declines are not
+ * read from the source (not downloaded, not decompressed); the sink gets
+ * the image offset of every chunk it receives, still in file order.  `want`
+ * is asked about every data block at or after start, and about the tail end
+ * (the bytes after the last full block), with the block's offset and
+ * length. */
+typedef bool (*squashfs_want_fn)(void *ctx, uint64_t off, size_t len);
+typedef int (*squashfs_sink_at_fn)(void *ctx, uint64_t off, const void *buf, size_t len,
+				   struct abota_error *err);
+struct squashfs_stream_opts {
+	uint64_t start;
+	squashfs_want_fn want; /* NULL = every block */
+	void *want_ctx;
+};
+
+/* squashfs_reader_stream() of a selection of blocks (opts NULL = all). */
+int squashfs_reader_stream_at(struct squashfs_reader *r, const char *path,
+			      const struct squashfs_stream_opts *opts, squashfs_sink_at_fn sink,
+			      void *ctx, struct abota_error *err);
+
 /* Decompression threads for squashfs_reader_stream(): 0 = one per online CPU
  * (the default); SQUASHFS_READER_SERIAL = no threads, decompress with
  * libsquashfs's data reader on the calling thread (the reference path). */

@@ -396,50 +396,97 @@ int bundle_check_payload(struct bundle *b, struct abota_error *err)
 
 /* --- streaming images with an end-to-end hash check --- */
 
+#define FILL_CHUNK (1u << 20)
+
 struct hash_sink {
+	const struct manifest_image *img;
+	const struct bundle_stream_opts *o;
+	struct digest_sha256_ctx *md;
 	squashfs_sink_fn sink;
 	void *ctx;
-	EVP_MD_CTX *md;
-	uint64_t seen, limit;
+	uint64_t next; /* image offset of the next byte for the sink */
+	uint8_t *fill_buf;
 };
 
-static int hash_sink_cb(void *p, const void *buf, size_t len, struct abota_error *err)
+static int hash_deliver(struct hash_sink *hs, const void *buf, size_t len,
+			struct abota_error *err)
 {
-	struct hash_sink *hs = p;
-	if (len > hs->limit - hs->seen)
-		return abota_error_set(err, -EFBIG, "image is larger than its manifest size");
-	hs->seen += len;
-	if (EVP_DigestUpdate(hs->md, buf, len) != 1)
-		return abota_error_set(err, -EIO, "hashing failed");
+	digest_sha256_update(hs->md, buf, len);
+	hs->next += len;
 	return hs->sink ? hs->sink(hs->ctx, buf, len, err) : 0;
 }
 
-int bundle_stream_image(struct bundle *b, const struct manifest_image *img,
-			squashfs_sink_fn sink, void *ctx, struct abota_error *err)
+/* The bytes in [hs->next, upto) that the bundle does not deliver (want
+ * declined them): the caller's fill() provides them, in order. */
+static int hash_fill(struct hash_sink *hs, uint64_t upto, struct abota_error *err)
+{
+	int ret = 0;
+	if (hs->next < upto && !(hs->o && hs->o->fill))
+		return abota_error_set(err, -EINVAL, "%s: bytes %llu-%llu were skipped but nothing fills them",
+				       hs->img->filename, (unsigned long long)hs->next,
+				       (unsigned long long)upto);
+	if (hs->next < upto && !hs->fill_buf && !(hs->fill_buf = malloc(FILL_CHUNK)))
+		return abota_error_set(err, -ENOMEM, "out of memory");
+	while (ret == 0 && hs->next < upto) {
+		size_t n = upto - hs->next < FILL_CHUNK ? (size_t)(upto - hs->next) : FILL_CHUNK;
+		ret = hs->o->fill(hs->o->fill_ctx, hs->next, hs->fill_buf, n, err);
+		if (ret == 0)
+			ret = hash_deliver(hs, hs->fill_buf, n, err);
+	}
+	return ret;
+}
+
+static int hash_sink_cb(void *p, uint64_t off, const void *buf, size_t len,
+			struct abota_error *err)
+{
+	struct hash_sink *hs = p;
+	if (off < hs->next || off > hs->img->size || len > hs->img->size - off)
+		return abota_error_set(err, -EFBIG, "%s: data beyond the manifest's size=%llu",
+				       hs->img->filename, (unsigned long long)hs->img->size);
+	int ret = hash_fill(hs, off, err);
+	return ret < 0 ? ret : hash_deliver(hs, buf, len, err);
+}
+
+int bundle_stream_image_ex(struct bundle *b, const struct manifest_image *img,
+			   const struct bundle_stream_opts *o, squashfs_sink_fn sink, void *ctx,
+			   struct abota_error *err)
 {
 	if (!img->filename)
 		return abota_error_set(err, -EINVAL, "image of slot class %s has no file",
 				       img->slotclass);
-	struct hash_sink hs = { .sink = sink, .ctx = ctx, .md = EVP_MD_CTX_new(),
-				.limit = img->size };
+	struct hash_sink hs = { .img = img, .o = o, .sink = sink, .ctx = ctx };
+	struct digest_sha256_state st;
 	int ret = 0;
-	if (!hs.md || EVP_DigestInit_ex(hs.md, EVP_sha256(), NULL) != 1) {
-		ret = abota_error_set(err, -ENOMEM, "out of memory");
-		goto out;
+	if (o && o->hash) {
+		hs.md = o->hash;
+		if (digest_sha256_save(o->hash, &st) < 0 || st.length != o->start)
+			return abota_error_set(err, -EINVAL,
+					       "%s: the hash state does not match the start offset %llu",
+					       img->filename, (unsigned long long)o->start);
+	} else if (o && o->start) {
+		return abota_error_set(err, -EINVAL, "%s: a start offset needs the hash state",
+				       img->filename);
+	} else if (digest_sha256_new(&hs.md) < 0) {
+		return abota_error_set(err, -ENOMEM, "out of memory");
 	}
-	ret = squashfs_reader_stream(b->sqfs, img->filename, hash_sink_cb, &hs, err);
+	hs.next = o ? o->start : 0;
+	struct squashfs_stream_opts so = { .start = hs.next };
+	if (o) {
+		so.want = o->want;
+		so.want_ctx = o->want_ctx;
+	}
+	ret = squashfs_reader_stream_at(b->sqfs, img->filename, &so, hash_sink_cb, &hs, err);
+	if (ret == 0)
+		ret = hash_fill(&hs, img->size, err);
 	if (ret < 0)
 		goto out;
 	uint8_t md[DIGEST_SHA256_LEN];
 	char hex[DIGEST_SHA256_HEX_LEN + 1];
-	if (EVP_DigestFinal_ex(hs.md, md, NULL) != 1) {
-		ret = abota_error_set(err, -EIO, "hashing failed");
-		goto out;
-	}
+	digest_sha256_final(hs.md, md);
 	digest_to_hex(md, sizeof(md), hex);
-	if (hs.seen != img->size) {
+	if (hs.next != img->size) {
 		ret = abota_error_set(err, -EBADMSG, "%s: %llu bytes read, manifest says size=%llu",
-				      img->filename, (unsigned long long)hs.seen,
+				      img->filename, (unsigned long long)hs.next,
 				      (unsigned long long)img->size);
 		goto out;
 	}
@@ -449,6 +496,14 @@ int bundle_stream_image(struct bundle *b, const struct manifest_image *img,
 		goto out;
 	}
 out:
-	EVP_MD_CTX_free(hs.md);
+	free(hs.fill_buf);
+	if (!(o && o->hash))
+		digest_sha256_free(hs.md);
 	return ret;
+}
+
+int bundle_stream_image(struct bundle *b, const struct manifest_image *img,
+			squashfs_sink_fn sink, void *ctx, struct abota_error *err)
+{
+	return bundle_stream_image_ex(b, img, NULL, sink, ctx, err);
 }

@@ -1070,10 +1070,29 @@ static int frag_lookup(struct squashfs_reader *r, const struct inode *in, struct
 	return 0;
 }
 
+/* --- streaming: which blocks, and where they go --- */
+
+struct stream_sel {
+	size_t first; /* first block to deliver (start / block size) */
+	squashfs_want_fn want;
+	void *want_ctx;
+	squashfs_sink_at_fn sink;
+	void *ctx;
+};
+
+/* Is block i (or the tail end, i == nblocks) of the file delivered? */
+static bool sel_wants(const struct squashfs_reader *r, const struct stream_sel *sel, size_t i,
+		      size_t len)
+{
+	if (i < sel->first)
+		return false;
+	return !sel->want || sel->want(sel->want_ctx, (uint64_t)i * r->sb.block_size, len);
+}
+
 /* --- streaming: serial path (libsquashfs data reader) --- */
 
-static int stream_serial(struct squashfs_reader *r, const struct inode *in, squashfs_sink_fn sink,
-			 void *ctx, struct abota_error *err)
+static int stream_serial(struct squashfs_reader *r, const struct inode *in,
+			 const struct stream_sel *sel, struct abota_error *err)
 {
 	uint32_t bs = r->sb.block_size;
 	if (!r->data) {
@@ -1097,8 +1116,13 @@ static int stream_serial(struct squashfs_reader *r, const struct inode *in, squa
 	for (size_t i = 0; ret == 0 && i < in->nblocks; i++) {
 		size_t want = block_len(r, in, i);
 		uint32_t disk = in->blocks[i] & BLOCK_SIZE_MASK;
+		uint64_t off = (uint64_t)i * bs;
+		if (!sel_wants(r, sel, i, want)) {
+			pos += disk;
+			continue;
+		}
 		if (disk == 0) {
-			ret = sink(ctx, r->zeros, want, err);
+			ret = sel->sink(sel->ctx, off, r->zeros, want, err);
 			continue;
 		}
 		one->data.file_ext.blocks_start = pos;
@@ -1113,13 +1137,13 @@ static int stream_serial(struct squashfs_reader *r, const struct inode *in, squa
 			ret = corrupt(err, "inode %u: block %zu holds %zu bytes, not %zu", in->ino, i,
 				      got, want);
 		else
-			ret = sink(ctx, buf, got, err);
+			ret = sel->sink(sel->ctx, off, buf, got, err);
 		free(buf);
 		pos += disk;
 	}
-	if (ret == 0 && in->frag_idx != NO_FRAG) {
+	size_t tail = (size_t)(in->size % bs);
+	if (ret == 0 && in->frag_idx != NO_FRAG && sel_wants(r, sel, in->nblocks, tail)) {
 		struct frag f;
-		size_t tail = (size_t)(in->size % bs);
 		ret = frag_lookup(r, in, &f, err);
 		if (ret == 0) {
 			one->data.file_ext.blocks_start = f.start;
@@ -1135,7 +1159,8 @@ static int stream_serial(struct squashfs_reader *r, const struct inode *in, squa
 				ret = corrupt(err, "inode %u: tail end beyond fragment block %u",
 					      in->ino, in->frag_idx);
 			else
-				ret = sink(ctx, buf + in->frag_off, tail, err);
+				ret = sel->sink(sel->ctx, (uint64_t)in->nblocks * bs, buf + in->frag_off,
+						tail, err);
 			free(buf);
 		}
 	}
@@ -1162,10 +1187,18 @@ struct slot {
 	struct abota_error *err; /* the read error, allocated on first use */
 };
 
+/* A run of consecutive wanted blocks, read with one source read. */
+struct batch {
+	size_t first, count;
+	uint64_t pos; /* image offset of the first block's bytes */
+	size_t disk;  /* on-disk bytes */
+};
+
 struct pipeline {
 	struct squashfs_reader *r;
 	const struct inode *in;
 	size_t per, nbatches;
+	struct batch *batches;
 	pthread_mutex_t lock;
 	pthread_cond_t work;
 	pthread_cond_t done;
@@ -1173,7 +1206,6 @@ struct pipeline {
 	size_t nslots;
 	/* under lock */
 	uint64_t next_claim; /* next batch to read and decode */
-	uint64_t next_pos;   /* its image offset */
 	bool quit;
 };
 
@@ -1237,16 +1269,13 @@ static struct slot *claim_slot(struct pipeline *p)
 	struct slot *s = &p->slots[p->next_claim % p->nslots];
 	if (s->state != SLOT_FREE)
 		return NULL;
-	const struct inode *in = p->in;
 	s->state = SLOT_BUSY;
 	s->seq = p->next_claim++;
-	s->first = (size_t)s->seq * p->per;
-	s->count = in->nblocks - s->first < p->per ? in->nblocks - s->first : p->per;
-	s->disk = 0;
-	for (size_t i = s->first; i < s->first + s->count; i++)
-		s->disk += in->blocks[i] & BLOCK_SIZE_MASK;
-	s->pos = p->next_pos;
-	p->next_pos += s->disk;
+	const struct batch *b = &p->batches[s->seq];
+	s->first = b->first;
+	s->count = b->count;
+	s->disk = b->disk;
+	s->pos = b->pos;
 	return s;
 }
 
@@ -1284,8 +1313,8 @@ static unsigned default_workers(void)
 	return n < 1 ? 1u : n > (long)MAX_WORKERS ? MAX_WORKERS : (unsigned)n;
 }
 
-static int deliver_fragment(struct squashfs_reader *r, const struct inode *in, squashfs_sink_fn sink,
-			    void *ctx, struct abota_error *err)
+static int deliver_fragment(struct squashfs_reader *r, const struct inode *in,
+			    const struct stream_sel *sel, struct abota_error *err)
 {
 	uint32_t bs = r->sb.block_size;
 	size_t tail = (size_t)(in->size % bs);
@@ -1315,7 +1344,7 @@ static int deliver_fragment(struct squashfs_reader *r, const struct inode *in, s
 	if (in->frag_off > r->frag_len || tail > r->frag_len - in->frag_off)
 		return corrupt(err, "inode %u: tail end beyond fragment block %u", in->ino,
 			       in->frag_idx);
-	return sink(ctx, r->frag_buf + in->frag_off, tail, err);
+	return sel->sink(sel->ctx, (uint64_t)in->nblocks * bs, r->frag_buf + in->frag_off, tail, err);
 }
 
 /* Slots in flight: enough to keep every worker busy while the calling
@@ -1370,16 +1399,55 @@ static int slot_error(const struct pipeline *p, const struct slot *s, struct abo
 	return s->ret;
 }
 
+/* Groups the wanted blocks into batches of at most p->per consecutive
+ * blocks (skipped blocks are neither read nor decoded). */
+static int plan_batches(struct pipeline *p, const struct stream_sel *sel, struct abota_error *err)
+{
+	const struct inode *in = p->in;
+	uint64_t pos = in->blocks_start;
+	size_t n = 0, cap = 0;
+	struct batch *b = NULL;
+	for (size_t i = 0; i < in->nblocks; i++) {
+		size_t disk = in->blocks[i] & BLOCK_SIZE_MASK;
+		if (sel_wants(p->r, sel, i, block_len(p->r, in, i))) {
+			if (n > 0 && b[n - 1].first + b[n - 1].count == i && b[n - 1].count < p->per) {
+				b[n - 1].count++;
+				b[n - 1].disk += disk;
+			} else {
+				if (n == cap) {
+					size_t ncap = cap ? cap * 2 : 64;
+					struct batch *nb = realloc(b, ncap * sizeof(*nb));
+					if (!nb) {
+						free(b);
+						return abota_error_set(err, -ENOMEM, "out of memory");
+					}
+					b = nb;
+					cap = ncap;
+				}
+				b[n++] = (struct batch){ .first = i, .count = 1, .pos = pos, .disk = disk };
+			}
+		}
+		pos += disk;
+	}
+	p->batches = b;
+	p->nbatches = n;
+	return 0;
+}
+
 static int stream_fast(struct squashfs_reader *r, const struct inode *in, unsigned workers,
-		       squashfs_sink_fn sink, void *ctx, struct abota_error *err)
+		       const struct stream_sel *sel, struct abota_error *err)
 {
 	uint32_t bs = r->sb.block_size;
-	struct pipeline p = { .r = r, .in = in, .next_pos = in->blocks_start };
+	struct pipeline p = { .r = r, .in = in };
 	p.per = BATCH_BYTES / bs ? BATCH_BYTES / bs : 1;
-	p.nbatches = (in->nblocks + p.per - 1) / p.per;
+	int ret = plan_batches(&p, sel, err);
+	if (ret < 0)
+		return ret;
 	if (!r->dec_ready) {
-		if (decoder_init(&r->dec, r) < 0)
+		if (decoder_init(&r->dec, r) < 0) {
+			free(p.batches);
 			return abota_error_set(err, -ENOMEM, "out of memory");
+		}
 		r->dec_ready = true;
 	}
 	/* Small files are not worth threads. */
@@ -1389,7 +1457,6 @@ static int stream_fast(struct squashfs_reader *r, const struct inode *in, unsign
 	struct worker_arg *args = NULL;
 	pthread_t *threads = NULL;
 	unsigned started = 0;
-	int ret = 0;
 	bool sync_ready = false;
 	if (p.nbatches > 0) {
 		ret = pipeline_alloc(&p, p.per * bs, err);
@@ -1452,7 +1519,9 @@ static int stream_fast(struct squashfs_reader *r, const struct inode *in, unsign
 			s = claim_slot(&p);
 			fill_slot(&p, &r->dec, s);
 		}
-		ret = s->ret < 0 ? slot_error(&p, s, err) : sink(ctx, s->out, s->out_len, err);
+		ret = s->ret < 0 ? slot_error(&p, s, err)
+				 : sel->sink(sel->ctx, (uint64_t)s->first * bs, s->out, s->out_len,
+					     err);
 		if (started)
 			pthread_mutex_lock(&p.lock);
 		s->state = SLOT_FREE;
@@ -1461,8 +1530,9 @@ static int stream_fast(struct squashfs_reader *r, const struct inode *in, unsign
 			pthread_mutex_unlock(&p.lock);
 		}
 	}
-	if (ret == 0 && in->frag_idx != NO_FRAG)
-		ret = deliver_fragment(r, in, sink, ctx, err);
+	if (ret == 0 && in->frag_idx != NO_FRAG &&
+	    sel_wants(r, sel, in->nblocks, (size_t)(in->size % bs)))
+		ret = deliver_fragment(r, in, sel, err);
 out:
 	if (started) {
 		pthread_mutex_lock(&p.lock);
@@ -1482,13 +1552,26 @@ out:
 	free(args);
 	free(threads);
 	pipeline_free(&p);
+	free(p.batches);
 	return ret;
 }
 
-int squashfs_reader_stream(struct squashfs_reader *r, const char *path, squashfs_sink_fn sink,
-			   void *ctx, struct abota_error *err)
+int squashfs_reader_stream_at(struct squashfs_reader *r, const char *path,
+			      const struct squashfs_stream_opts *opts, squashfs_sink_at_fn sink,
+			      void *ctx, struct abota_error *err)
 {
 	struct inode in;
+	uint32_t bs = r->sb.block_size;
+	struct stream_sel sel = { .sink = sink, .ctx = ctx };
+	uint64_t start = opts ? opts->start : 0;
+	if (opts) {
+		sel.want = opts->want;
+		sel.want_ctx = opts->want_ctx;
+	}
+	if (start % bs != 0)
+		return abota_error_set(err, -EINVAL,
+				       "squashfs: '%s': start offset %llu is not a multiple of the block size %u",
+				       path, (unsigned long long)start, bs);
 	int ret = resolve(r, path, WANT_BLOCKS, &in, err);
 	if (ret < 0)
 		return ret;
@@ -1497,22 +1580,48 @@ int squashfs_reader_stream(struct squashfs_reader *r, const char *path, squashfs
 				      "squashfs: '%s': not a regular file", path);
 		goto out;
 	}
+	if (start > in.size) {
+		ret = abota_error_set(err, -EINVAL, "squashfs: '%s': start offset %llu beyond its %llu bytes",
+				      path, (unsigned long long)start, (unsigned long long)in.size);
+		goto out;
+	}
+	sel.first = (size_t)(start / bs);
 	ret = check_blocks(r, &in, err);
 	if (ret < 0)
 		goto out;
 	if (r->workers == SQUASHFS_READER_SERIAL) {
-		ret = stream_serial(r, &in, sink, ctx, err);
+		ret = stream_serial(r, &in, &sel, err);
 	} else {
 		unsigned workers = r->workers ? r->workers : default_workers();
 		if (workers > MAX_WORKERS)
 			workers = MAX_WORKERS;
-		ret = stream_fast(r, &in, workers, sink, ctx, err);
+		ret = stream_fast(r, &in, workers, &sel, err);
 	}
 	if (ret < 0)
 		abota_error_prefix(err, "%s", path);
 out:
 	inode_clear(&in);
 	return ret;
+}
+
+/* squashfs_reader_stream() on top of the offset-passing form. */
+struct seq_sink {
+	squashfs_sink_fn sink;
+	void *ctx;
+};
+
+static int seq_sink_cb(void *p, uint64_t off, const void *buf, size_t len, struct abota_error *err)
+{
+	(void)off; /* every block is delivered, in order */
+	struct seq_sink *s = p;
+	return s->sink(s->ctx, buf, len, err);
+}
+
+int squashfs_reader_stream(struct squashfs_reader *r, const char *path, squashfs_sink_fn sink,
+			   void *ctx, struct abota_error *err)
+{
+	struct seq_sink s = { .sink = sink, .ctx = ctx };
+	return squashfs_reader_stream_at(r, path, NULL, seq_sink_cb, &s, err);
 }
 
 struct mem_sink {

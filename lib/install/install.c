@@ -21,6 +21,7 @@
 #include "abota/bundle.h"
 #include "abota/digest.h"
 #include "abota/fileio.h"
+#include "abota/install_journal.h"
 #include "abota/log.h"
 #include "abota/powercut.h"
 #include "abota/slot_device.h"
@@ -32,6 +33,7 @@ struct plan_item {
 	const struct manifest_image *img;
 	struct slot *slot;
 	bool skip; /* install-same: slot already holds this image */
+	struct journal_slot *journal; /* its progress in the resume journal */
 };
 
 struct install {
@@ -51,6 +53,9 @@ struct install {
 	char transaction[37];
 	uint64_t bytes_total, bytes_before;
 	char *hook_dir;
+	char *journal_path;              /* NULL: no data-directory, no resume */
+	struct install_journal *journal;
+	const char *target_name;         /* the group, for the journal */
 };
 
 static void progress(struct install *in, unsigned percent, const char *msg, uint64_t done,
@@ -472,6 +477,8 @@ struct segment {
 	uint64_t off; /* inside the slot */
 	uint64_t len;
 	uint32_t crc;
+	bool has_state; /* the image hash state at off + len is known */
+	struct digest_sha256_state state;
 };
 
 struct readback {
@@ -497,6 +504,11 @@ struct write_ctx {
 	const char *slot;
 	struct segment seg; /* being written */
 	struct readback *rb;
+	struct digest_sha256_ctx *hash; /* the image's, updated before each sink call */
+	struct journal_slot *journal;   /* NULL: no resume journal */
+	size_t journaled;               /* segments recorded in the journal */
+	uint64_t start;                 /* where this run began writing */
+	bool lockstep;                  /* see readback_wait() */
 };
 
 /* Reads one durable segment back and compares its CRC. */
@@ -550,12 +562,14 @@ static void *readback_main(void *p)
 		pthread_mutex_lock(&rb->lock);
 		if (ret == 0)
 			rb->checked = upto;
+		pthread_cond_broadcast(&rb->cond); /* a writer in readback_wait() */
 	}
 	if (ret < 0) {
 		rb->failed = true;
 		rb->ret = ret;
 		rb->err = err;
 	}
+	pthread_cond_broadcast(&rb->cond);
 	pthread_mutex_unlock(&rb->lock);
 	return NULL;
 }
@@ -583,7 +597,7 @@ static int readback_push(struct readback *rb, const struct segment *s, struct ab
 		rb->cap_segs = cap;
 	}
 	rb->segs[rb->n_segs++] = *s;
-	pthread_cond_signal(&rb->cond);
+	pthread_cond_broadcast(&rb->cond);
 out:
 	pthread_mutex_unlock(&rb->lock);
 	return ret;
@@ -641,7 +655,7 @@ static int readback_finish(struct readback *rb, pthread_t thread, bool synced,
 	pthread_mutex_lock(&rb->lock);
 	rb->closed = true;
 	rb->synced = synced;
-	pthread_cond_signal(&rb->cond);
+	pthread_cond_broadcast(&rb->cond);
 	pthread_mutex_unlock(&rb->lock);
 	pthread_join(thread, NULL);
 	int ret = 0;
@@ -657,12 +671,50 @@ static int readback_finish(struct readback *rb, pthread_t thread, bool synced,
 	return ret;
 }
 
+/* Resume checkpoint: the newest segment the read-back thread has proven
+ * (synced, read back, matched) goes into the journal with the image's hash
+ * state at its end.  Run by the writer between segments, so the journal is
+ * written by one thread and its write points stay in order. */
+static int journal_checkpoint(struct write_ctx *w, struct abota_error *err)
+{
+	if (!w->journal)
+		return 0;
+	struct readback *rb = w->rb;
+	struct segment last = { 0 };
+	pthread_mutex_lock(&rb->lock);
+	size_t checked = rb->checked;
+	if (checked > w->journaled)
+		last = rb->segs[checked - 1];
+	pthread_mutex_unlock(&rb->lock);
+	if (checked <= w->journaled || !last.has_state)
+		return 0;
+	w->journaled = checked;
+	install_journal_set_progress(w->journal, last.off + last.len, &last.state);
+	return install_journal_save(w->in->journal, w->in->journal_path, err);
+}
+
+/* Under fault injection (powercut_armed) the writer waits for the read-back
+ * thread after each segment, so the write points come in the same order in
+ * every run and a campaign's cut at point N is reproducible. */
+static void readback_wait(struct readback *rb)
+{
+	pthread_mutex_lock(&rb->lock);
+	while (rb->checked < rb->n_segs && !rb->failed)
+		pthread_cond_wait(&rb->cond, &rb->lock);
+	pthread_mutex_unlock(&rb->lock);
+}
+
 static int segment_close(struct write_ctx *w, struct abota_error *err)
 {
 	if (w->seg.len == 0)
 		return 0;
+	w->seg.has_state = w->hash && digest_sha256_save(w->hash, &w->seg.state) == 0;
 	int ret = readback_push(w->rb, &w->seg, err);
 	w->seg = (struct segment){ .off = w->off };
+	if (ret == 0 && w->lockstep)
+		readback_wait(w->rb);
+	if (ret == 0)
+		ret = journal_checkpoint(w, err);
 	return ret;
 }
 
@@ -671,6 +723,8 @@ static int write_sink(void *p, const void *buf, size_t len, struct abota_error *
 	struct write_ctx *w = p;
 	if (len > w->dev->size - w->off)
 		return abota_error_set(err, -ENOSPC, "image does not fit into the slot");
+	if (w->seg.len == 0)
+		w->seg.off = w->off;
 	int ret = powercut_pwrite(w->dev->fd, buf, len, w->dev->offset + w->off, w->slot, err);
 	if (ret < 0)
 		return ret;
@@ -681,9 +735,12 @@ static int write_sink(void *p, const void *buf, size_t len, struct abota_error *
 		ret = segment_close(w, err);
 		if (ret < 0)
 			return ret;
+	} else if ((ret = journal_checkpoint(w, err)) < 0) {
+		/* as soon as the read-back thread has proven another segment */
+		return ret;
 	}
 	struct install *in = w->in;
-	uint64_t done = in->bytes_before + w->off;
+	uint64_t done = in->bytes_before + (w->off - w->start);
 	unsigned pct = in->bytes_total ? (unsigned)(10 + done * 85 / in->bytes_total) : 95;
 	progress(in, pct, w->slot, w->off, w->total);
 	return 0;
@@ -708,7 +765,31 @@ static int record_bundle(struct install *in, struct slot_status *st)
 	return ret;
 }
 
+static int write_item_once(struct install *in, struct plan_item *it, struct abota_error *err);
+
+/* A resumed image whose end-to-end hash does not match (the bytes proven
+ * before the interruption are not what the journal says -- a journal from
+ * elsewhere, or a slot changed behind our back) is written again from the
+ * start, in the same run, so a bad journal can never wedge the updates. */
 static int write_item(struct install *in, struct plan_item *it, struct abota_error *err)
+{
+	struct journal_slot *js = it->journal;
+	bool resumed = js && js->verified > 0 && js->verified < it->img->size;
+	uint64_t before = in->bytes_before;
+	int ret = write_item_once(in, it, err);
+	if (ret != -EBADMSG || !resumed)
+		return ret;
+	log_warning("%s; writing slot %s again from the start", err ? err->msg : "hash mismatch",
+		    it->slot->name);
+	in->bytes_before = before;
+	in->res->resumed--;
+	in->res->resumed_bytes -= js->verified;
+	install_journal_set_progress(js, 0, NULL);
+	ret = install_journal_save(in->journal, in->journal_path, err);
+	return ret < 0 ? ret : write_item_once(in, it, err);
+}
+
+static int write_item_once(struct install *in, struct plan_item *it, struct abota_error *err)
 {
 	int ret = 0;
 	char ts[SLOT_STATUS_TIMESTAMP_LEN];
@@ -723,6 +804,23 @@ static int write_item(struct install *in, struct plan_item *it, struct abota_err
 		slot_status_set(&st->installed_timestamp, ts);
 		slot_status_set(&st->installed_transaction, in->transaction);
 		in->res->skipped++;
+		return save_status(in, err);
+	}
+	struct journal_slot *js = it->journal;
+	if (js && js->verified == it->img->size) {
+		/* An interrupted run wrote, verified and checked this one whole. */
+		log_info("slot %s: %s was written and verified before the interruption: kept",
+			 it->slot->name, it->img->filename);
+		in->bytes_before += it->img->size;
+		if (st) {
+			slot_status_set(&st->status, "ok");
+			slot_status_set(&st->sha256, it->img->sha256);
+			st->size = it->img->size;
+			st->has_size = true;
+		}
+		in->res->written++;
+		in->res->resumed++;
+		in->res->resumed_bytes += it->img->size;
 		return save_status(in, err);
 	}
 	if (st) {
@@ -741,12 +839,31 @@ static int write_item(struct install *in, struct plan_item *it, struct abota_err
 	struct readback rb;
 	pthread_t rb_thread;
 	struct write_ctx w = { .in = in, .dev = &dev, .total = it->img->size,
-			       .slot = it->slot->name, .rb = &rb };
-	log_info("writing %s to slot %s (%s)", it->img->filename, it->slot->name,
-		 dev.desc ? dev.desc : "");
+			       .slot = it->slot->name, .rb = &rb, .journal = js,
+			       .lockstep = powercut_armed() };
+	struct bundle_stream_opts so = { 0 };
+	if (digest_sha256_new(&w.hash) < 0) {
+		slot_device_close(&dev);
+		return abota_error_set(err, -ENOMEM, "out of memory");
+	}
+	if (js && js->verified > 0 && digest_sha256_restore(w.hash, &js->hash) == 0) {
+		w.off = so.start = js->verified;
+		log_info("resuming %s in slot %s at %llu of %llu bytes (%u%%): the bytes before were written and verified before the interruption",
+			 it->img->filename, it->slot->name, (unsigned long long)js->verified,
+			 (unsigned long long)it->img->size,
+			 (unsigned)(js->verified * 100 / it->img->size));
+		in->res->resumed++;
+		in->res->resumed_bytes += js->verified;
+	} else {
+		log_info("writing %s to slot %s (%s)", it->img->filename, it->slot->name,
+			 dev.desc ? dev.desc : "");
+	}
+	so.hash = w.hash;
+	in->bytes_before += w.off;
+	uint64_t resumed_at = w.start = w.off;
 	ret = readback_start(&rb, &dev, it->slot->name, &rb_thread, err);
 	if (ret == 0) {
-		ret = bundle_stream_image(in->bundle, it->img, write_sink, &w, err);
+		ret = bundle_stream_image_ex(in->bundle, it->img, &so, write_sink, &w, err);
 		/* the final sync before the last segment goes to the thread */
 		if (ret == 0)
 			ret = powercut_sync(dev.fd, it->slot->name, err);
@@ -769,7 +886,12 @@ static int write_item(struct install *in, struct plan_item *it, struct abota_err
 		}
 	}
 	slot_device_close(&dev);
-	in->bytes_before += it->img->size;
+	digest_sha256_free(w.hash);
+	in->bytes_before += it->img->size - resumed_at;
+	if (ret == 0 && js) {
+		install_journal_set_progress(js, it->img->size, NULL);
+		ret = install_journal_save(in->journal, in->journal_path, err);
+	}
 	if (st) {
 		int r2 = record_bundle(in, st);
 		slot_status_set(&st->status, ret == 0 ? "ok" : "failed");
@@ -797,6 +919,91 @@ static int write_item(struct install *in, struct plan_item *it, struct abota_err
 	else
 		in->res->written++;
 	return ret;
+}
+
+/* --- resume journal --- */
+
+/* Loads the journal of an interrupted install.  Ours -- same bundle (by
+ * manifest hash), same target group, same image per slot -- means resume;
+ * anything else is discarded: the new journal replaces it before the first
+ * byte is written to a slot. */
+static int journal_prepare(struct install *in, struct abota_error *err)
+{
+	if (!in->cfg->data_directory) {
+		log_debug("no data-directory: an interrupted install cannot be resumed");
+		return 0;
+	}
+	if (asprintf(&in->journal_path, "%s/%s", in->cfg->data_directory, INSTALL_JOURNAL_NAME) < 0) {
+		in->journal_path = NULL;
+		return abota_error_set(err, -ENOMEM, "out of memory");
+	}
+	const struct manifest *m = bundle_get_manifest(in->bundle);
+	const char *hash = bundle_manifest_hash(in->bundle);
+	struct install_journal *old = NULL;
+	struct abota_error e = { 0 };
+	int ret = install_journal_load(in->journal_path, &old, &e);
+	if (ret < 0 && ret != -ENOENT)
+		log_warning("ignoring the resume journal: %s", e.msg);
+	bool same = old && strcmp(old->bundle_hash, hash) == 0 &&
+		    strcmp(old->target, in->target_name) == 0;
+	if (old && !same) {
+		uint64_t v, t;
+		install_journal_totals(old, &v, &t);
+		log_warning("discarding the resume journal of an interrupted install of %s into %s (%llu of %llu bytes): this is a different bundle or target",
+			 old->bundle, old->target, (unsigned long long)v, (unsigned long long)t);
+	}
+	if (same) {
+		in->journal = old;
+		old = NULL;
+	} else {
+		ret = install_journal_new(hash, in->opts->bundle, m->version, in->target_name,
+					  in->transaction, &in->journal, err);
+		if (ret < 0)
+			goto out;
+	}
+	ret = 0;
+	for (size_t p = 0; p < in->n_plan; p++) {
+		struct plan_item *it = &in->plan[p];
+		if (it->skip)
+			continue;
+		struct journal_slot *js = install_journal_find(in->journal, it->slot->name);
+		if (js && (strcmp(js->image, it->img->filename) != 0 ||
+			   strcmp(js->sha256, it->img->sha256) != 0 || js->size != it->img->size))
+			install_journal_set_progress(js, 0, NULL); /* not this image: start over */
+		if (!js)
+			js = install_journal_add_slot(in->journal, it->slot->name, it->img->filename,
+						      it->img->sha256, it->img->size);
+		if (!js) {
+			ret = abota_error_set(err, -ENOMEM, "out of memory");
+			goto out;
+		}
+	}
+	/* Only now: adding a slot may move the array. */
+	for (size_t p = 0; p < in->n_plan; p++)
+		if (!in->plan[p].skip)
+			in->plan[p].journal = install_journal_find(in->journal, in->plan[p].slot->name);
+	if (same) {
+		uint64_t v, t;
+		install_journal_totals(in->journal, &v, &t);
+		log_info("resuming the interrupted install of %s (transaction %s): %llu of %llu bytes already written and verified",
+			 in->journal->bundle, in->journal->transaction, (unsigned long long)v,
+			 (unsigned long long)t);
+		/* one transaction across the interruption */
+		snprintf(in->transaction, sizeof(in->transaction), "%s", in->journal->transaction);
+		memcpy(in->res->transaction, in->transaction, sizeof(in->res->transaction));
+	}
+out:
+	install_journal_free(old);
+	return ret;
+}
+
+/* Is this run resuming an interrupted one? */
+static bool journal_has_progress(const struct install *in)
+{
+	for (size_t p = 0; p < in->n_plan; p++)
+		if (in->plan[p].journal && in->plan[p].journal->verified > 0)
+			return true;
+	return false;
 }
 
 /* FWU boards: repeated updates without a plain reboot use up the trial
@@ -828,6 +1035,8 @@ static int apply_fixups(struct install *in, struct abota_error *err)
 
 static void install_free(struct install *in)
 {
+	install_journal_free(in->journal);
+	free(in->journal_path);
 	remove_hook_dir(in);
 	slot_status_store_free(in->status);
 	free(in->plan);
@@ -887,17 +1096,6 @@ int install_run(struct system_config *cfg, const struct install_opts *opts,
 				      bundle_manifest_hash(in.bundle), opts->require_manifest_hash);
 		goto out;
 	}
-	/* Local bundles are checked whole before anything is touched: a corrupt
-	 * block must not be found halfway through writing a slot.  A streamed
-	 * bundle is not downloaded twice for that: each block is checked as it
-	 * arrives, the target is marked bad before writing, and the boot switch
-	 * happens only after everything was written and verified. */
-	if (!http_is_url(opts->bundle)) {
-		progress(&in, 3, "Verifying bundle payload", 0, 0);
-		ret = bundle_check_payload(in.bundle, err);
-		if (ret < 0)
-			goto out;
-	}
 	const struct manifest *m = bundle_get_manifest(in.bundle);
 	if (m->handler_filename) {
 		ret = abota_error_set(err, -ENOTSUP,
@@ -930,6 +1128,25 @@ int install_run(struct system_config *cfg, const struct install_opts *opts,
 	ret = check_trial_budget(&in, err);
 	if (ret < 0)
 		goto out;
+	in.target_name = in.target_root ? (in.target_root->bootname ? in.target_root->bootname
+								    : in.target_root->name)
+					: in.plan[0].slot->name;
+	ret = journal_prepare(&in, err);
+	if (ret < 0)
+		goto out;
+	/* Local bundles are checked whole before anything is touched: a corrupt
+	 * block must not be found halfway through writing a slot.  A streamed
+	 * bundle is not downloaded twice for that: each block is checked as it
+	 * arrives, the target is marked bad before writing, and the boot switch
+	 * happens only after everything was written and verified.  Neither is
+	 * a resumed install checked twice: its target is half-written already,
+	 * and every block it still reads is checked as it is read. */
+	if (!http_is_url(opts->bundle) && !journal_has_progress(&in)) {
+		progress(&in, 7, "Verifying bundle payload", 0, 0);
+		ret = bundle_check_payload(in.bundle, err);
+		if (ret < 0)
+			goto out;
+	}
 
 	/* From here on the device changes.  First make the target unbootable,
 	 * so a power cut while writing leaves the running slot primary. */
@@ -940,6 +1157,13 @@ int install_run(struct system_config *cfg, const struct install_opts *opts,
 			goto out;
 		snprintf(res.target, sizeof(res.target), "%s",
 			 in.target_root->bootname ? in.target_root->bootname : in.target_root->name);
+	}
+	/* The journal names this bundle before a slot changes, so a cut from
+	 * here on resumes it (and an older journal is gone). */
+	if (in.journal) {
+		ret = install_journal_save(in.journal, in.journal_path, err);
+		if (ret < 0)
+			goto out;
 	}
 	for (size_t p = 0; p < in.n_plan; p++) {
 		ret = write_item(&in, &in.plan[p], err);
@@ -961,6 +1185,14 @@ int install_run(struct system_config *cfg, const struct install_opts *opts,
 			if (ret < 0)
 				goto out;
 		}
+	}
+	/* Complete: nothing left to resume.  (A cut before this leaves a
+	 * journal whose every slot is done; running the install again only
+	 * redoes the fix-ups and the boot switch.) */
+	if (in.journal_path) {
+		ret = install_journal_remove(in.journal_path, err);
+		if (ret < 0)
+			goto out;
 	}
 	ret = run_handler(&in, "post-install", cfg->post_install_handler, err);
 	if (ret < 0)

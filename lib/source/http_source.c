@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,11 @@ struct window {
 
 struct http_source {
 	struct source base;
+	/* The squashfs reader's workers read concurrently (through the
+	 * checked source, which passes whole blocks straight down): one
+	 * request at a time on the one connection. */
+	pthread_mutex_t lock;
+	bool lock_ready;
 	CURL *curl;
 	struct curl_slist *headers;
 	char *url;
@@ -269,8 +275,8 @@ static struct window *window_victim(struct http_source *hs)
 	return v;
 }
 
-static int http_read_at(struct source *src, void *buf, size_t len, uint64_t off,
-			struct abota_error *err)
+static int read_at_locked(struct source *src, void *buf, size_t len, uint64_t off,
+			  struct abota_error *err)
 {
 	struct http_source *hs = (struct http_source *)src;
 	uint8_t *dst = buf;
@@ -327,9 +333,21 @@ static int http_read_at(struct source *src, void *buf, size_t len, uint64_t off,
 	return 0;
 }
 
+static int http_read_at(struct source *src, void *buf, size_t len, uint64_t off,
+			struct abota_error *err)
+{
+	struct http_source *hs = (struct http_source *)src;
+	pthread_mutex_lock(&hs->lock);
+	int ret = read_at_locked(src, buf, len, off, err);
+	pthread_mutex_unlock(&hs->lock);
+	return ret;
+}
+
 static void http_close(struct source *src)
 {
 	struct http_source *hs = (struct http_source *)src;
+	if (hs->lock_ready)
+		pthread_mutex_destroy(&hs->lock);
 	for (unsigned i = 0; i < WINDOWS; i++)
 		free(hs->win[i].buf);
 	if (hs->curl)
@@ -382,6 +400,11 @@ int source_open_http(const char *url, const struct http_opts *opts, struct sourc
 	if (opts)
 		hs->opts = *opts;
 	hs->readahead = MIN_READAHEAD;
+	if (pthread_mutex_init(&hs->lock, NULL) != 0) {
+		ret = abota_error_set(err, -ENOMEM, "cannot create a mutex");
+		goto fail;
+	}
+	hs->lock_ready = true;
 	hs->url = strdup(url);
 	hs->curl = curl_easy_init();
 	if (!hs->url || !hs->curl) {

@@ -1,6 +1,7 @@
 /* fileio.c - power-safe file replacement and bounded reads. */
 #include "abota/fileio.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -103,6 +105,37 @@ out:
 	return ret;
 }
 
+/* Temporary files of earlier writes that a power cut (or a kill) left
+ * behind ("<name>.tmp-XXXXXX" beside the target) are removed before a new
+ * one is made, so they cannot pile up in the data directory.  A writer
+ * holds an flock on its temporary file, so one still being written by
+ * another process is left alone. */
+static void remove_stale_temps(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+	const char *base = slash ? slash + 1 : path;
+	size_t blen = strlen(base);
+	DIR *d = dir ? opendir(dir) : NULL;
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		const char *n = de->d_name;
+		if (strncmp(n, base, blen) != 0 || strncmp(n + blen, ".tmp-", 5) != 0 ||
+		    strlen(n + blen + 5) != 6)
+			continue;
+		int fd = openat(dirfd(d), n, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+		if (fd < 0)
+			continue;
+		struct stat st;
+		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && flock(fd, LOCK_EX | LOCK_NB) == 0)
+			unlinkat(dirfd(d), n, 0);
+		close(fd);
+	}
+	if (d)
+		closedir(d);
+	free(dir);
+}
+
 /* cut_points: the data write, its sync and rename + directory fsync are
  * write points of powercut.h; a cut there leaves the temporary file behind,
  * as a real power cut would. */
@@ -115,6 +148,7 @@ static int write_atomic(const char *path, const void *data, size_t len, mode_t m
 	char *tmp = malloc(plen + 16);
 	if (!tmp)
 		return abota_error_set(err, -ENOMEM, "out of memory");
+	remove_stale_temps(path);
 	/* Same directory as the target, so rename() is atomic. */
 	snprintf(tmp, plen + 16, "%s.tmp-XXXXXX", path);
 	fd = mkostemp(tmp, O_CLOEXEC);
@@ -123,6 +157,7 @@ static int write_atomic(const char *path, const void *data, size_t len, mode_t m
 				      strerror(errno));
 		goto out;
 	}
+	(void)flock(fd, LOCK_EX); /* ours: not stale (remove_stale_temps) */
 	if (fchmod(fd, mode) < 0) {
 		ret = abota_error_set(err, -errno, "%s: chmod failed: %s", tmp, strerror(errno));
 		goto out_unlink;

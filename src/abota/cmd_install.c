@@ -156,8 +156,13 @@ int cmd_install(struct cli_globals *g, int argc, char **argv)
 		fprintf(stderr, "Installing `%s` failed\n", io.bundle);
 		return cli_fail("install", &err);
 	}
-	printf("Installing `%s` succeeded: %u image%s written%s%s\n", io.bundle, res.written,
-	       res.written == 1 ? "" : "s", res.target[0] ? ", next boot tries " : "",
+	char resumed[96] = "";
+	if (res.resumed)
+		snprintf(resumed, sizeof(resumed),
+			 " (%u resumed after an interruption, %llu bytes not written again)",
+			 res.resumed, (unsigned long long)res.resumed_bytes);
+	printf("Installing `%s` succeeded: %u image%s written%s%s%s\n", io.bundle, res.written,
+	       res.written == 1 ? "" : "s", resumed, res.target[0] ? ", next boot tries " : "",
 	       res.target);
 	return 0;
 }

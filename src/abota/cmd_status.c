@@ -6,6 +6,7 @@
  * "=== ... ===" sections.  Slots are listed in system.conf order.
  */
 #include <errno.h>
+#include <limits.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include "abota/boot_backend.h"
 #include "abota/boot_fwu.h"
 #include "abota/config.h"
+#include "abota/install_journal.h"
 #include "abota/log.h"
 #include "abota/slot.h"
 #include "abota/slot_status.h"
@@ -27,11 +29,13 @@ struct status_ctx {
 	struct slot_status_store *store; /* NULL without a central status file */
 	char *booted_id;
 	struct slot *booted;
+	struct install_journal *journal; /* an interrupted install, or NULL */
 };
 
 static void ctx_free(struct status_ctx *c)
 {
 	boot_backend_close(c->boot);
+	install_journal_free(c->journal);
 	slot_status_store_free(c->store);
 	free(c->booted_id);
 	config_free(c->cfg);
@@ -62,7 +66,69 @@ static int ctx_open(struct cli_globals *g, bool need_backend, struct status_ctx 
 	if (c->cfg->statusfile &&
 	    (ret = slot_status_load(c->cfg->statusfile, &c->store, err)) < 0)
 		return ret;
+	/* An interrupted install leaves its resume journal behind; a broken
+	 * one only means the next install starts over. */
+	if (c->cfg->data_directory) {
+		char path[PATH_MAX];
+		snprintf(path, sizeof(path), "%s/%s", c->cfg->data_directory, INSTALL_JOURNAL_NAME);
+		struct abota_error je = { 0 };
+		int jr = install_journal_load(path, &c->journal, &je);
+		if (jr < 0 && jr != -ENOENT)
+			log_warning("%s (an install will start over)", je.msg);
+	}
 	return 0;
+}
+
+static unsigned journal_percent(const struct install_journal *j, uint64_t *v, uint64_t *t)
+{
+	install_journal_totals(j, v, t);
+	return *t ? (unsigned)(*v * 100 / *t) : 0;
+}
+
+static json_object *journal_json(const struct install_journal *j)
+{
+	uint64_t v, t;
+	unsigned pct = journal_percent(j, &v, &t);
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "bundle", json_object_new_string(j->bundle));
+	json_object_object_add(o, "manifest_hash", json_object_new_string(j->bundle_hash));
+	json_object_object_add(o, "version",
+			       j->bundle_version ? json_object_new_string(j->bundle_version) : NULL);
+	json_object_object_add(o, "target", json_object_new_string(j->target));
+	json_object_object_add(o, "transaction", json_object_new_string(j->transaction));
+	json_object_object_add(o, "started", json_object_new_string(j->started));
+	json_object_object_add(o, "verified_bytes", json_object_new_int64((int64_t)v));
+	json_object_object_add(o, "total_bytes", json_object_new_int64((int64_t)t));
+	json_object_object_add(o, "percent", json_object_new_int((int)pct));
+	json_object *slots = json_object_new_object();
+	for (size_t i = 0; i < j->n_slots; i++) {
+		json_object *so = json_object_new_object();
+		json_object_object_add(so, "image", json_object_new_string(j->slots[i].image));
+		json_object_object_add(so, "verified_bytes",
+				       json_object_new_int64((int64_t)j->slots[i].verified));
+		json_object_object_add(so, "size", json_object_new_int64((int64_t)j->slots[i].size));
+		json_object_object_add(slots, j->slots[i].name, so);
+	}
+	json_object_object_add(o, "slots", slots);
+	return o;
+}
+
+static void journal_readable(const struct install_journal *j)
+{
+	uint64_t v, t;
+	unsigned pct = journal_percent(j, &v, &t);
+	printf("\n=== Interrupted install ===\n");
+	printf("Bundle:      %s%s%s%s\n", j->bundle, j->bundle_version ? " (version " : "",
+	       j->bundle_version ? j->bundle_version : "", j->bundle_version ? ")" : "");
+	printf("Target:      %s, transaction %s, started %s\n", j->target, j->transaction,
+	       j->started);
+	printf("Progress:    %.1f of %.1f MiB written and verified (%u%%); installing the same "
+	       "bundle again resumes it\n",
+	       (double)v / 1048576.0, (double)t / 1048576.0, pct);
+	for (size_t i = 0; i < j->n_slots; i++)
+		printf("  %s (%s): %llu of %llu bytes\n", j->slots[i].name, j->slots[i].image,
+		       (unsigned long long)j->slots[i].verified,
+		       (unsigned long long)j->slots[i].size);
 }
 
 /* "good" | "bad" | "unknown", NULL for slots without a bootname. */
@@ -263,6 +329,10 @@ static int print_json(struct status_ctx *c, bool detailed, bool pretty)
 	struct boot_fwu_status fst;
 	if (fwu_status(c, &fst))
 		json_object_object_add(root, "fwu", fwu_json(c, &fst));
+	/* abota extension (RAUC has no such key): only after an interrupted
+	 * install */
+	if (c->journal)
+		json_object_object_add(root, "interrupted_install", journal_json(c->journal));
 	printf("%s\n", json_object_to_json_string_ext(
 			      root, JSON_C_TO_STRING_NOSLASHESCAPE |
 					    (pretty ? JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED
@@ -327,6 +397,15 @@ static int print_shell(struct status_ctx *c, bool detailed)
 		snprintf(num, sizeof(num), "%u", fst.trial_left);
 		shell_var("ABOTA_FWU_TRIAL_BOOTS_LEFT", fst.has_fwu_info ? num : "");
 		shell_var("ABOTA_FWU_ROLLBACK", fst.rolled_back ? fst.rollback_reason : "");
+	}
+	/* abota extension: only after an interrupted install */
+	if (c->journal) {
+		uint64_t v = 0, t = 0;
+		char num[32];
+		snprintf(num, sizeof(num), "%u", journal_percent(c->journal, &v, &t));
+		shell_var("ABOTA_INTERRUPTED_INSTALL_BUNDLE", c->journal->bundle);
+		shell_var("ABOTA_INTERRUPTED_INSTALL_TARGET", c->journal->target);
+		shell_var("ABOTA_INTERRUPTED_INSTALL_PERCENT", num);
 	}
 	for (size_t i = 0; i < cfg->nslots; i++) {
 		const struct slot *s = &cfg->slots[i];
@@ -424,6 +503,8 @@ static int print_readable(struct status_ctx *c, bool detailed)
 	struct boot_fwu_status fst;
 	if (fwu_status(c, &fst))
 		fwu_readable(c, &fst);
+	if (c->journal)
+		journal_readable(c->journal);
 	printf("\n=== Slot States ===\n");
 	/* each root slot followed by its children, like RAUC */
 	for (size_t i = 0; i < cfg->nslots; i++) {

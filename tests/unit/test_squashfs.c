@@ -269,6 +269,66 @@ static void check_stream(struct squashfs_reader *r, const char *path, unsigned w
 
 static const unsigned worker_modes[] = { SQUASHFS_READER_SERIAL, 0, 1, 3 };
 
+/* squashfs_reader_stream_at(): from START, every third block declined.
+ * Each chunk must be the expected bytes at its offset, in file order, and
+ * exactly the wanted blocks (and only they) arrive. */
+struct at_sink {
+	const uint8_t *expect;
+	size_t len;
+	uint32_t bs;
+	uint64_t next;      /* chunks come in order */
+	uint64_t delivered; /* bytes */
+	uint64_t wanted;    /* bytes the filter accepted */
+};
+
+static bool at_want(void *ctx, uint64_t off, size_t len)
+{
+	struct at_sink *s = ctx;
+	bool w = (off / s->bs) % 3 != 1;
+	if (w)
+		s->wanted += len;
+	return w;
+}
+
+static int at_sink_cb(void *ctx, uint64_t off, const void *buf, size_t len,
+		      struct abota_error *err)
+{
+	(void)err;
+	struct at_sink *s = ctx;
+	assert_true(off >= s->next);
+	assert_true(off + len <= s->len);
+	for (uint64_t b = off; b < off + len; b += s->bs)
+		assert_true((b / s->bs) % 3 != 1);
+	assert_memory_equal(buf, s->expect + off, len);
+	s->next = off + len;
+	s->delivered += len;
+	return 0;
+}
+
+static void check_stream_at(struct squashfs_reader *r, const char *path, unsigned workers,
+			    const uint8_t *expect, size_t len, uint64_t start)
+{
+	struct abota_error err = { 0 };
+	struct squashfs_info info;
+	squashfs_reader_info(r, &info);
+	if (start > len)
+		start = 0;
+	struct at_sink s = { .expect = expect, .len = len, .bs = info.block_size, .next = start };
+	struct squashfs_stream_opts o = { .start = start, .want = at_want, .want_ctx = &s };
+	squashfs_reader_set_workers(r, workers);
+	if (squashfs_reader_stream_at(r, path, &o, at_sink_cb, &s, &err) != 0)
+		fail_msg("stream_at %s (workers %u, start %llu): %s", path, workers,
+			 (unsigned long long)start, err.msg);
+	assert_int_equal(s.delivered, s.wanted);
+	assert_true(s.wanted > 0 || start >= len);
+	/* not a multiple of the block size: refused */
+	if (info.block_size > 1) {
+		o.start = start + 1;
+		assert_int_equal(squashfs_reader_stream_at(r, path, &o, at_sink_cb, &s, &err),
+				 -EINVAL);
+	}
+}
+
 struct walk_rec {
 	char list[2048];
 	size_t n;
@@ -316,6 +376,12 @@ static void verify_image(const struct built *b)
 			     strlen(nested_txt));
 		check_stream(r, "big.img.block-hash-index", m, b->big_d.block_index,
 			     b->big_d.block_index_len);
+		struct squashfs_info info;
+		squashfs_reader_info(r, &info);
+		check_stream_at(r, "big.img", m, big, BIG_SIZE, 0);
+		check_stream_at(r, "big.img", m, big, BIG_SIZE, 2 * (uint64_t)info.block_size);
+		check_stream_at(r, "odd.bin", m, odd, ODD_SIZE, info.block_size);
+		check_stream_at(r, "zero.img", m, zero, ZERO_SIZE, info.block_size);
 	}
 
 	/* digests reported while writing, against OpenSSL over the inputs */
