@@ -37,6 +37,12 @@
 #define BUNDLE_DEFAULT_BLOCK_SIZE (1024u * 1024u)
 #define BUNDLE_ADAPTIVE_BLOCK_SIZE (128u * 1024u)
 
+/* Adaptive images (adaptive=block-hash-index) get RAUC's index -- the
+ * SHA-256 of every 4 KiB block -- and abota's compact one: the first 8 bytes
+ * of each of those hashes (see adaptive.h for why 8 bytes are enough). */
+#define BUNDLE_INDEX_SUFFIX ".block-hash-index"
+#define BUNDLE_COMPACT_INDEX_SUFFIX ".block-hash-index-64"
+
 struct bundle_create_opts {
 	struct sig_signer signer;
 	int format;                 /* enum bundle_format, or -1 = manifest's or verity */
@@ -129,6 +135,12 @@ struct bundle_stream_opts {
 int bundle_stream_image_ex(struct bundle *b, const struct manifest_image *img,
 			   const struct bundle_stream_opts *o, squashfs_sink_fn sink, void *ctx,
 			   struct abota_error *err);
+
+/* Reads bytes [off, off + len) of an image (only the squashfs blocks that
+ * hold them are read).  Not hash-checked beyond the bundle's verified
+ * source: for adaptive updates, whose result is checked whole. */
+int bundle_read_image_at(struct bundle *b, const struct manifest_image *img, uint64_t off,
+			 void *buf, size_t len, struct abota_error *err);
 
 /* Extracts every file of the bundle into DIR (which must not exist; it is
  * created complete or not at all).  Images are checked against the manifest. */

@@ -53,6 +53,8 @@ struct install_result {
 	unsigned written, skipped; /* images written / skipped (install-same) */
 	unsigned resumed;          /* images continued from the resume journal */
 	uint64_t resumed_bytes;    /* bytes proven before the interruption, not rewritten */
+	unsigned adaptive;         /* images installed adaptively */
+	uint64_t adaptive_reused_bytes; /* image bytes taken from local copies (or zeros) */
 };
 
 int install_run(struct system_config *cfg, const struct install_opts *opts,

@@ -21,8 +21,14 @@
  *                              "N sync LABEL" per write point, so a campaign
  *                              can enumerate the points first and then run
  *                              N = 1..count
- * or from powercut_plan() (tests, the simulator).  Page-cache effects are not
- * modelled: data handed to a write point that was not cut is on the media.
+ * or from powercut_plan() (tests, the simulator).
+ *
+ * Page-cache loss is modelled: while a cut is planned, every write keeps the
+ * bytes it overwrites until a sync of the same file makes it durable; at the
+ * cut, the writes not synced yet are undone (newest first, files that grew
+ * get their old size back), as a real power cut loses the page cache.  The
+ * write points of all threads are serialised then.  Without a plan nothing
+ * is recorded.
  */
 #ifndef ABOTA_POWERCUT_H
 #define ABOTA_POWERCUT_H

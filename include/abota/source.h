@@ -15,11 +15,17 @@
 
 struct source;
 
+struct source_range {
+	uint64_t off, len;
+};
+
 struct source_ops {
 	/* Reads exactly len bytes at off; off+len beyond the size is an error. */
 	int (*read_at)(struct source *src, void *buf, size_t len, uint64_t off,
 		       struct abota_error *err);
 	void (*close)(struct source *src);
+	/* Optional: see source_plan(). */
+	void (*plan)(struct source *src, const struct source_range *r, size_t n);
 };
 
 struct source {
@@ -36,6 +42,12 @@ uint64_t source_size(const struct source *src);
 const char *source_name(const struct source *src);
 /* NULL-safe. */
 void source_close(struct source *src);
+/* A hint: the ranges (sorted, not overlapping) that will be read next, in
+ * that order; replaces an earlier plan.  An HTTP source merges them into
+ * few requests and fetches nothing beyond them (adaptive updates read a
+ * scattered few percent of a bundle); others ignore it or pass it down.
+ * Reads outside the plan still work. */
+void source_plan(struct source *src, const struct source_range *r, size_t n);
 
 /* A local regular file, opened once (O_RDONLY|O_CLOEXEC); never re-opened by
  * path.  Anything but a regular file is refused. */

@@ -507,3 +507,49 @@ int bundle_stream_image(struct bundle *b, const struct manifest_image *img,
 {
 	return bundle_stream_image_ex(b, img, NULL, sink, ctx, err);
 }
+
+/* --- random access to an image --- */
+
+struct range_copy {
+	uint64_t off;
+	size_t len;
+	uint8_t *dst;
+	size_t copied;
+};
+
+static bool range_want(void *p, uint64_t off, size_t len)
+{
+	const struct range_copy *rc = p;
+	return off < rc->off + rc->len && off + len > rc->off;
+}
+
+static int range_sink(void *p, uint64_t off, const void *buf, size_t len, struct abota_error *err)
+{
+	(void)err;
+	struct range_copy *rc = p;
+	uint64_t a = off > rc->off ? off : rc->off;
+	uint64_t e = off + len < rc->off + rc->len ? off + len : rc->off + rc->len;
+	if (a < e) {
+		memcpy(rc->dst + (a - rc->off), (const uint8_t *)buf + (a - off), (size_t)(e - a));
+		rc->copied += (size_t)(e - a);
+	}
+	return 0;
+}
+
+int bundle_read_image_at(struct bundle *b, const struct manifest_image *img, uint64_t off,
+			 void *buf, size_t len, struct abota_error *err)
+{
+	struct squashfs_info info;
+	if (!img->filename || off > img->size || len > img->size - off)
+		return abota_error_set(err, -EINVAL, "image range %llu+%zu outside the image",
+				       (unsigned long long)off, len);
+	squashfs_reader_info(b->sqfs, &info);
+	struct range_copy rc = { .off = off, .len = len, .dst = buf };
+	struct squashfs_stream_opts so = { .start = off - off % info.block_size,
+					   .want = range_want, .want_ctx = &rc };
+	int ret = squashfs_reader_stream_at(b->sqfs, img->filename, &so, range_sink, &rc, err);
+	if (ret == 0 && rc.copied != len)
+		ret = abota_error_set(err, -EBADMSG, "%s: short read at %llu", img->filename,
+				      (unsigned long long)off);
+	return ret;
+}

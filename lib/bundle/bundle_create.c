@@ -112,7 +112,9 @@ static bool is_generated_index(const struct manifest *m, const char *name)
 		if (!img->adaptive_block_hash_index || !img->filename)
 			continue;
 		size_t l = strlen(img->filename);
-		if (strncmp(name, img->filename, l) == 0 && strcmp(name + l, ".block-hash-index") == 0)
+		if (strncmp(name, img->filename, l) == 0 &&
+		    (strcmp(name + l, BUNDLE_INDEX_SUFFIX) == 0 ||
+		     strcmp(name + l, BUNDLE_COMPACT_INDEX_SUFFIX) == 0))
 			return true;
 	}
 	return false;
@@ -324,9 +326,24 @@ int bundle_create(const char *content_dir, const char *out_path,
 		img->has_size = true;
 		if (d.block_index) {
 			char iname[300];
-			snprintf(iname, sizeof(iname), "%s.block-hash-index", img->filename);
+			snprintf(iname, sizeof(iname), "%s%s", img->filename, BUNDLE_INDEX_SUFFIX);
 			ret = squashfs_writer_add_data(w, iname, d.block_index, d.block_index_len,
 						       0644, err);
+			/* abota's compact index: the first 8 bytes of each
+			 * hash, a quarter of the download for a streamed
+			 * adaptive install (RAUC's full index stays, for RAUC) */
+			size_t nb = d.block_index_len / 32;
+			uint8_t *compact = ret == 0 ? malloc(nb * 8 + 1) : NULL;
+			if (ret == 0 && !compact)
+				ret = abota_error_set(err, -ENOMEM, "out of memory");
+			for (size_t b = 0; compact && b < nb; b++)
+				memcpy(compact + b * 8, d.block_index + b * 32, 8);
+			if (ret == 0) {
+				snprintf(iname, sizeof(iname), "%s%s", img->filename,
+					 BUNDLE_COMPACT_INDEX_SUFFIX);
+				ret = squashfs_writer_add_data(w, iname, compact, nb * 8, 0644, err);
+			}
+			free(compact);
 			free(d.block_index);
 			if (ret < 0)
 				goto out;

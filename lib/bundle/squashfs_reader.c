@@ -1431,6 +1431,16 @@ static int plan_batches(struct pipeline *p, const struct stream_sel *sel, struct
 	}
 	p->batches = b;
 	p->nbatches = n;
+	/* Tell the source what will be read (an HTTP source then asks for
+	 * exactly these bytes, in few requests). */
+	struct source_range *r = n ? malloc(n * sizeof(*r)) : NULL;
+	size_t k = 0;
+	for (size_t i = 0; r && i < n; i++)
+		if (b[i].disk)
+			r[k++] = (struct source_range){ .off = b[i].pos, .len = b[i].disk };
+	if (r)
+		source_plan(p->r->src, r, k);
+	free(r);
 	return 0;
 }
 

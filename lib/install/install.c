@@ -15,6 +15,7 @@
 #include <libdeflate.h>
 #include <openssl/rand.h>
 
+#include "abota/adaptive.h"
 #include "abota/bank_fixup.h"
 #include "abota/boot_backend.h"
 #include "abota/boot_fwu.h"
@@ -33,6 +34,7 @@ struct plan_item {
 	const struct manifest_image *img;
 	struct slot *slot;
 	bool skip; /* install-same: slot already holds this image */
+	bool no_adaptive; /* adaptive reuse failed once: copy whole */
 	struct journal_slot *journal; /* its progress in the resume journal */
 };
 
@@ -767,6 +769,107 @@ static int record_bundle(struct install *in, struct slot_status *st)
 
 static int write_item_once(struct install *in, struct plan_item *it, struct abota_error *err);
 
+/* --- adaptive updates --- */
+
+/* The slot of class sclass in the booted group (the running system), or
+ * NULL. */
+static const struct slot *active_of_class(const struct install *in, const char *sclass)
+{
+	if (!in->booted)
+		return NULL;
+	const struct slot *root = slot_root(in->booted);
+	for (size_t i = 0; i < in->cfg->nslots; i++) {
+		const struct slot *s = &in->cfg->slots[i];
+		if (strcmp(s->sclass, sclass) == 0 && slot_root(s) == root)
+			return s;
+	}
+	return NULL;
+}
+
+struct image_fetch {
+	struct bundle *b;
+	const struct manifest_image *img;
+};
+
+static int image_fetch_cb(void *p, uint64_t off, void *buf, size_t len, struct abota_error *err)
+{
+	struct image_fetch *f = p;
+	return bundle_read_image_at(f->b, f->img, off, buf, len, err);
+}
+
+struct adaptive_setup {
+	struct adaptive *a;
+	struct slot_device active;
+	bool active_open;
+	char *index;
+	struct image_fetch fetch;
+};
+
+static void adaptive_teardown(struct adaptive_setup *as)
+{
+	adaptive_free(as->a);
+	if (as->active_open)
+		slot_device_close(&as->active);
+	free(as->index);
+	memset(as, 0, sizeof(*as));
+}
+
+/* Sets up block reuse for an adaptive image: the bundle's index, the
+ * active slot of the same class and the target's old content.  Any problem
+ * only costs the savings: a warning, then a full copy (as RAUC does). */
+static void adaptive_setup(struct install *in, const struct plan_item *it,
+			   const struct slot_device *target, struct adaptive_setup *as)
+{
+	struct abota_error e = { 0 };
+	char name[600];
+	size_t len = 0;
+	memset(as, 0, sizeof(*as));
+	if (!it->img->adaptive_block_hash_index || it->no_adaptive)
+		return;
+	uint64_t nblocks = it->img->size / ADAPTIVE_BLOCK;
+	/* abota's compact index if the bundle has it (a quarter of the bytes
+	 * to download), else RAUC's */
+	unsigned hlen = 8;
+	snprintf(name, sizeof(name), "%s%s", it->img->filename, BUNDLE_COMPACT_INDEX_SUFFIX);
+	int ret = squashfs_reader_read_file(bundle_squashfs(in->bundle), name,
+					    (size_t)(nblocks * hlen + 1), &as->index, &len, &e);
+	if (ret == -ENOENT) {
+		hlen = 32;
+		e.msg[0] = '\0';
+		snprintf(name, sizeof(name), "%s%s", it->img->filename, BUNDLE_INDEX_SUFFIX);
+		ret = squashfs_reader_read_file(bundle_squashfs(in->bundle), name,
+						(size_t)(nblocks * hlen + 1), &as->index, &len, &e);
+	}
+	struct adaptive_src src[2];
+	size_t n = 0;
+	const struct slot *act = ret == 0 ? active_of_class(in, it->slot->sclass) : NULL;
+	if (act && slot_device_open(in->cfg, act, O_RDONLY, &as->active, &e) == 0) {
+		as->active_open = true;
+		src[n++] = (struct adaptive_src){ .fd = as->active.fd, .base = as->active.offset,
+						  .size = as->active.size < it->img->size
+								  ? as->active.size
+								  : it->img->size,
+						  .name = act->name };
+	} else if (act) {
+		log_warning("adaptive: active slot %s not readable (%s): not used", act->name, e.msg);
+		e.msg[0] = '\0';
+	}
+	if (ret == 0) {
+		src[n++] = (struct adaptive_src){ .fd = target->fd, .base = target->offset,
+						  .size = target->size < it->img->size ? target->size
+										: it->img->size,
+						  .name = it->slot->name, .is_target = true };
+		as->fetch = (struct image_fetch){ .b = in->bundle, .img = it->img };
+		ret = adaptive_new((const uint8_t *)as->index, len, hlen, it->img->size, src, n,
+				   image_fetch_cb, &as->fetch, &as->a, &e);
+	}
+	if (ret < 0) {
+		log_warning("adaptive update of %s not possible (%s): writing it whole",
+			    it->img->filename, e.msg);
+		adaptive_teardown(as);
+	}
+}
+
 /* A resumed image whose end-to-end hash does not match (the bytes proven
  * before the interruption are not what the journal says -- a journal from
  * elsewhere, or a slot changed behind our back) is written again from the
@@ -775,15 +878,26 @@ static int write_item(struct install *in, struct plan_item *it, struct abota_err
 {
 	struct journal_slot *js = it->journal;
 	bool resumed = js && js->verified > 0 && js->verified < it->img->size;
+	bool adaptive = it->img->adaptive_block_hash_index;
 	uint64_t before = in->bytes_before;
 	int ret = write_item_once(in, it, err);
-	if (ret != -EBADMSG || !resumed)
+	if (ret != -EBADMSG || !(resumed || adaptive))
 		return ret;
-	log_warning("%s; writing slot %s again from the start", err ? err->msg : "hash mismatch",
-		    it->slot->name);
+	/* Likewise an adaptive image whose local blocks did not add up (a
+	 * prefix collision of the compact index): written whole, as RAUC
+	 * falls back to a full copy on any adaptive error. */
+	it->no_adaptive = true;
+	log_warning("%s; writing slot %s again from the start%s", err ? err->msg : "hash mismatch",
+		    it->slot->name, adaptive ? " without adaptive reuse" : "");
+	if (!js) {
+		in->bytes_before = before;
+		return write_item_once(in, it, err);
+	}
 	in->bytes_before = before;
-	in->res->resumed--;
-	in->res->resumed_bytes -= js->verified;
+	if (resumed) {
+		in->res->resumed--;
+		in->res->resumed_bytes -= js->verified;
+	}
 	install_journal_set_progress(js, 0, NULL);
 	ret = install_journal_save(in->journal, in->journal_path, err);
 	return ret < 0 ? ret : write_item_once(in, it, err);
@@ -859,6 +973,14 @@ static int write_item_once(struct install *in, struct plan_item *it, struct abot
 			 dev.desc ? dev.desc : "");
 	}
 	so.hash = w.hash;
+	struct adaptive_setup as;
+	adaptive_setup(in, it, &dev, &as);
+	if (as.a) {
+		so.want = adaptive_want;
+		so.want_ctx = as.a;
+		so.fill = adaptive_fill;
+		so.fill_ctx = as.a;
+	}
 	in->bytes_before += w.off;
 	uint64_t resumed_at = w.start = w.off;
 	ret = readback_start(&rb, &dev, it->slot->name, &rb_thread, err);
@@ -885,6 +1007,19 @@ static int write_item_once(struct install *in, struct plan_item *it, struct abot
 				*err = rb_err;
 		}
 	}
+	if (as.a) {
+		struct adaptive_stats ast;
+		adaptive_get_stats(as.a, &ast);
+		log_info("adaptive: %s: %llu of %llu blocks copied from the active slot, %llu kept in the target, %llu zero, %llu stale; %llu image bytes read from the bundle",
+			 it->img->filename, (unsigned long long)ast.from_active,
+			 (unsigned long long)ast.blocks, (unsigned long long)ast.from_target,
+			 (unsigned long long)ast.zero, (unsigned long long)ast.stale,
+			 (unsigned long long)ast.wanted_bytes);
+		in->res->adaptive_reused_bytes +=
+			(ast.from_active + ast.from_target + ast.zero) * ADAPTIVE_BLOCK;
+		in->res->adaptive++;
+	}
+	adaptive_teardown(&as);
 	slot_device_close(&dev);
 	digest_sha256_free(w.hash);
 	in->bytes_before += it->img->size - resumed_at;

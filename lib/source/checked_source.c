@@ -140,9 +140,35 @@ static void checked_close(struct source *src)
 	pthread_mutex_destroy(&cs->lock);
 }
 
+/* Reads below go by whole blocks: widen the ranges to them. */
+static void checked_plan(struct source *src, const struct source_range *r, size_t n)
+{
+	struct checked_source *cs = (struct checked_source *)src;
+	struct source_range *m = n ? malloc(n * sizeof(*m)) : NULL;
+	size_t k = 0;
+	if (n && !m)
+		return; /* a hint only */
+	for (size_t i = 0; i < n; i++) {
+		uint64_t a = r[i].off / cs->block_size * cs->block_size;
+		uint64_t e = r[i].off + r[i].len;
+		e = (e + cs->block_size - 1) / cs->block_size * cs->block_size;
+		if (e > cs->base.size)
+			e = cs->base.size;
+		if (k > 0 && a <= m[k - 1].off + m[k - 1].len) {
+			if (e > m[k - 1].off + m[k - 1].len)
+				m[k - 1].len = e - m[k - 1].off;
+		} else if (a < e) {
+			m[k++] = (struct source_range){ .off = a, .len = e - a };
+		}
+	}
+	source_plan(cs->lower, m, k);
+	free(m);
+}
+
 static const struct source_ops checked_ops = {
 	.read_at = checked_read_at,
 	.close = checked_close,
+	.plan = checked_plan,
 };
 
 int source_new_checked(struct source *lower, uint64_t size, uint32_t block_size,

@@ -15,9 +15,15 @@
 
 #include "abota/log.h"
 
-#define MIN_READAHEAD (1u << 20)
+/* The first read after a jump (squashfs metadata, the superblock) fetches
+ * this much; sequential reads double it up to max_readahead.  Image data is
+ * planned (source_plan) and fetched as planned. */
+#define MIN_READAHEAD (64u << 10)
 #define DEFAULT_MAX_READAHEAD (8u << 20)
 #define WINDOWS 4
+/* Planned ranges closer than this are fetched as one: the gap costs less
+ * than another request (and hawkBit counts requests). */
+#define PLAN_GAP (64u << 10)
 
 struct window {
 	uint64_t off;
@@ -42,6 +48,8 @@ struct http_source {
 	uint64_t stamp;
 	uint64_t last_end;   /* end of the previous read, for sequential detection */
 	size_t readahead;
+	struct source_range *plan; /* source_plan(), merged; sorted */
+	size_t plan_n;
 	struct http_stats stats;
 	/* per request */
 	uint8_t *dst;
@@ -207,6 +215,7 @@ static int fetch(struct http_source *hs, uint8_t *dst, size_t len, uint64_t off,
 		hs->status = 0;
 		curl_easy_setopt(hs->curl, CURLOPT_RANGE, range);
 		hs->stats.requests++;
+		log_debug("%s: GET bytes=%s", hs->base.name, range);
 		CURLcode rc = curl_easy_perform(hs->curl);
 		curl_easy_getinfo(hs->curl, CURLINFO_RESPONSE_CODE, &hs->status);
 		done += hs->got;
@@ -275,6 +284,47 @@ static struct window *window_victim(struct http_source *hs)
 	return v;
 }
 
+/* The merged planned range holding off, or NULL. */
+static const struct source_range *plan_find(const struct http_source *hs, uint64_t off)
+{
+	size_t lo = 0, hi = hs->plan_n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const struct source_range *r = &hs->plan[mid];
+		if (off < r->off)
+			hi = mid;
+		else if (off >= r->off + r->len)
+			lo = mid + 1;
+		else
+			return r;
+	}
+	return NULL;
+}
+
+static void http_plan(struct source *src, const struct source_range *r, size_t n)
+{
+	struct http_source *hs = (struct http_source *)src;
+	struct source_range *m = n ? malloc(n * sizeof(*m)) : NULL;
+	size_t k = 0;
+	for (size_t i = 0; m && i < n; i++) {
+		if (r[i].len == 0)
+			continue;
+		if (k > 0 && r[i].off >= m[k - 1].off &&
+		    r[i].off <= m[k - 1].off + m[k - 1].len + PLAN_GAP) {
+			uint64_t e = r[i].off + r[i].len;
+			if (e > m[k - 1].off + m[k - 1].len)
+				m[k - 1].len = e - m[k - 1].off;
+		} else if (k == 0 || r[i].off > m[k - 1].off) {
+			m[k++] = r[i];
+		}
+	}
+	pthread_mutex_lock(&hs->lock);
+	free(hs->plan);
+	hs->plan = m; /* NULL (no plan) if out of memory: a hint only */
+	hs->plan_n = m ? k : 0;
+	pthread_mutex_unlock(&hs->lock);
+}
+
 static int read_at_locked(struct source *src, void *buf, size_t len, uint64_t off,
 			  struct abota_error *err)
 {
@@ -294,19 +344,38 @@ static int read_at_locked(struct source *src, void *buf, size_t len, uint64_t of
 			hs->last_end = off;
 			continue;
 		}
-		/* Read-ahead grows while reads stay sequential, and falls back to
-		 * the minimum on a jump. */
-		if (off == hs->last_end) {
-			if (hs->readahead < max_ra)
-				hs->readahead = hs->readahead * 2 > max_ra ? max_ra : hs->readahead * 2;
-		} else {
-			hs->readahead = MIN_READAHEAD;
-		}
 		uint64_t left = src->size - off;
-		size_t want = len > hs->readahead ? len : hs->readahead;
+		uint64_t foff = off; /* where the request starts */
+		size_t want;
+		const struct source_range *pr = plan_find(hs, off);
+		if (pr && off + len <= pr->off + pr->len) {
+			/* Planned: the merged range in chunks of max_ra counted
+			 * from its start, nothing beyond it.  Fixed chunks, so
+			 * the workers' reads, which arrive slightly out of order,
+			 * land in the same window instead of overlapping
+			 * requests. */
+			uint64_t c = pr->off + (off - pr->off) / max_ra * max_ra;
+			uint64_t e = c + max_ra < pr->off + pr->len ? c + max_ra : pr->off + pr->len;
+			if (off + len > e)
+				c = off, e = off + len; /* straddles two chunks */
+			foff = c;
+			want = (size_t)(e - c);
+			left = src->size - foff;
+		} else {
+			/* Read-ahead grows while reads stay sequential, and falls
+			 * back to the minimum on a jump. */
+			if (off == hs->last_end) {
+				if (hs->readahead < max_ra)
+					hs->readahead = hs->readahead * 2 > max_ra ? max_ra
+										  : hs->readahead * 2;
+			} else {
+				hs->readahead = MIN_READAHEAD;
+			}
+			want = len > hs->readahead ? len : hs->readahead;
+		}
 		if (want > left)
 			want = (size_t)left;
-		if (want == len && len >= MIN_READAHEAD) {
+		if (foff == off && want == len && len >= MIN_READAHEAD) {
 			/* A large read goes straight to the caller: no copy. */
 			int ret = fetch(hs, dst, len, off, err);
 			if (ret < 0)
@@ -323,10 +392,10 @@ static int read_at_locked(struct source *src, void *buf, size_t len, uint64_t of
 			w->cap = want;
 		}
 		w->len = 0;
-		int ret = fetch(hs, w->buf, want, off, err);
+		int ret = fetch(hs, w->buf, want, foff, err);
 		if (ret < 0)
 			return ret;
-		w->off = off;
+		w->off = foff;
 		w->len = want;
 		w->used = ++hs->stamp;
 	}
@@ -348,6 +417,7 @@ static void http_close(struct source *src)
 	struct http_source *hs = (struct http_source *)src;
 	if (hs->lock_ready)
 		pthread_mutex_destroy(&hs->lock);
+	free(hs->plan);
 	for (unsigned i = 0; i < WINDOWS; i++)
 		free(hs->win[i].buf);
 	if (hs->curl)
@@ -359,6 +429,7 @@ static void http_close(struct source *src)
 static const struct source_ops http_ops = {
 	.read_at = http_read_at,
 	.close = http_close,
+	.plan = http_plan,
 };
 
 /* A URL for messages: without credentials and query (tokens live there). */

@@ -39,6 +39,12 @@ int source_read_at(struct source *src, void *buf, size_t len, uint64_t off,
 	return src->ops->read_at(src, buf, len, off, err);
 }
 
+void source_plan(struct source *src, const struct source_range *r, size_t n)
+{
+	if (src && src->ops->plan)
+		src->ops->plan(src, r, n);
+}
+
 uint64_t source_size(const struct source *src)
 {
 	return src->size;
@@ -159,9 +165,22 @@ static int window_read_at(struct source *src, void *buf, size_t len, uint64_t of
 	return source_read_at(ws->lower, buf, len, ws->off + off, err);
 }
 
+static void window_plan(struct source *src, const struct source_range *r, size_t n)
+{
+	struct window_source *ws = (struct window_source *)src;
+	struct source_range *m = n ? malloc(n * sizeof(*m)) : NULL;
+	if (n && !m)
+		return; /* a hint only */
+	for (size_t i = 0; i < n; i++)
+		m[i] = (struct source_range){ .off = ws->off + r[i].off, .len = r[i].len };
+	source_plan(ws->lower, m, n);
+	free(m);
+}
+
 static const struct source_ops window_ops = {
 	.read_at = window_read_at,
 	.close = NULL,
+	.plan = window_plan,
 };
 
 int source_new_window(struct source *lower, uint64_t off, uint64_t size, struct source **out,

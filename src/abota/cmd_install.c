@@ -161,8 +161,12 @@ int cmd_install(struct cli_globals *g, int argc, char **argv)
 		snprintf(resumed, sizeof(resumed),
 			 " (%u resumed after an interruption, %llu bytes not written again)",
 			 res.resumed, (unsigned long long)res.resumed_bytes);
-	printf("Installing `%s` succeeded: %u image%s written%s%s%s\n", io.bundle, res.written,
-	       res.written == 1 ? "" : "s", resumed, res.target[0] ? ", next boot tries " : "",
-	       res.target);
+	char adaptive[96] = "";
+	if (res.adaptive)
+		snprintf(adaptive, sizeof(adaptive), " (adaptive: %llu bytes taken from local slots)",
+			 (unsigned long long)res.adaptive_reused_bytes);
+	printf("Installing `%s` succeeded: %u image%s written%s%s%s%s\n", io.bundle, res.written,
+	       res.written == 1 ? "" : "s", resumed, adaptive,
+	       res.target[0] ? ", next boot tries " : "", res.target);
 	return 0;
 }

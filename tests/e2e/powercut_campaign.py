@@ -15,9 +15,11 @@ writes, cut with --cut-uboot-write).  A cut "in step k at point N" runs the
 steps before k normally and step k with ABOTA_POWERCUT=N[:BYTES] (abota
 exits 137) or --cut-uboot-write=N[:BYTES].  Then the board is powered on
 (abota-sim event power-loss; boot) and the device recovers: an interrupted
-install is run again (there is no resume journal yet: the install restarts
-its writing), an interrupted mark-good/mark-bad is repeated if the booted
-bank is still in trial, and the remaining steps of the scenario follow.
+install is run again (the same command: with the resume journal it keeps
+the images and checkpoints that were proven before the cut and writes the
+rest), an interrupted mark-good/mark-bad is repeated if the booted bank is
+still in trial, and the remaining steps of the scenario follow.  At the cut,
+writes that were not synced yet are lost (powercut.h's page-cache model).
 
 Invariants, checked after every step and boot (a violation is a string):
   - BL2/U-Boot/kernel boot a bank (no panic, no "no bootable bank");
@@ -32,9 +34,8 @@ Invariants, checked after every step and boot (a violation is a string):
     bank) is identical to the uninterrupted run's;
   - a later update (v3) still installs, boots in trial and is accepted.
 
-Not modelled: page-cache loss (a write that was not cut is on the media, as
-powercut.h says), reordering of writes by the device, the ext4 writes of
-the bank fix-ups (libext2fs, not routed through powercut.h).
+Not modelled: reordering of writes by the device, the ext4 writes of the
+bank fix-ups (libext2fs, not routed through powercut.h).
 
 CLI:  powercut_campaign.py [--scenario A,B,C] [--variant r3,upstream,v1]
                            [--sample K] [--jobs N] [--workdir DIR]

@@ -1,0 +1,316 @@
+/* adaptive.c - local block reuse for adaptive updates (adaptive.h). */
+#include "abota/adaptive.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "abota/fileio.h"
+#include "abota/log.h"
+
+#define HASH_LEN 32u
+#define SCAN_BUF (1u << 20)
+#define NO_ENTRY UINT64_MAX
+#define MAX_SRCS 8u
+
+/* Open addressing on the first 8 bytes of a block's SHA-256; a candidate
+ * is re-hashed in full when it is read, so a prefix collision only costs a
+ * fallback read from the bundle. */
+struct entry {
+	uint64_t key;
+	uint64_t where; /* block number << 8 | source; NO_ENTRY = empty */
+};
+
+struct adaptive {
+	const uint8_t *index;
+	size_t hlen; /* bytes per index entry: 32 or 8 */
+	uint64_t nblocks;
+	struct adaptive_src src[MAX_SRCS];
+	size_t n_src;
+	struct entry *table;
+	uint64_t mask;
+	uint8_t zero_hash[HASH_LEN];
+	adaptive_fetch_fn fetch;
+	void *fetch_ctx;
+	uint8_t *blk;
+	struct adaptive_stats st;
+};
+
+static uint64_t key_of(const uint8_t *h)
+{
+	uint64_t k;
+	memcpy(&k, h, sizeof(k));
+	return k;
+}
+
+static uint64_t slot_of(uint64_t key, uint64_t mask)
+{
+	/* the hash is uniform already; mix a little for short tables */
+	return (key ^ (key >> 29)) & mask;
+}
+
+/* Adds a block; per source one entry per hash: the first position for a
+ * seed slot, the last one for the target (only positions not yet
+ * overwritten are usable, so the highest is the best bet). */
+static void insert(struct adaptive *a, uint64_t key, uint64_t block, unsigned src)
+{
+	for (uint64_t i = slot_of(key, a->mask);; i = (i + 1) & a->mask) {
+		struct entry *e = &a->table[i];
+		if (e->where == NO_ENTRY) {
+			e->key = key;
+			e->where = block << 8 | src;
+			return;
+		}
+		if (e->key == key && (e->where & 0xFF) == src) {
+			if (a->src[src].is_target)
+				e->where = block << 8 | src;
+			return;
+		}
+	}
+}
+
+/* A source holding the block with hash h, usable for image offset off;
+ * false if none.  A seed slot wins over the target. */
+static bool lookup(const struct adaptive *a, const uint8_t *h, uint64_t off, unsigned *src,
+		   uint64_t *pos)
+{
+	uint64_t key = key_of(h);
+	bool found = false;
+	for (uint64_t i = slot_of(key, a->mask);; i = (i + 1) & a->mask) {
+		const struct entry *e = &a->table[i];
+		if (e->where == NO_ENTRY)
+			break;
+		if (e->key != key)
+			continue;
+		unsigned s = (unsigned)(e->where & 0xFF);
+		uint64_t p = (e->where >> 8) * ADAPTIVE_BLOCK;
+		if (a->src[s].is_target && p < off)
+			continue; /* overwritten by now */
+		if (!found || a->src[*src].is_target) {
+			*src = s;
+			*pos = p;
+			found = true;
+		}
+	}
+	return found;
+}
+
+/* --- indexing the sources --- */
+
+struct scan {
+	const struct adaptive_src *src;
+	uint64_t nblocks;
+	uint64_t *keys; /* 0 = all-zero block (not indexed) */
+	const uint8_t *zero_hash;
+	int ret;
+	struct abota_error err;
+};
+
+static void *scan_main(void *p)
+{
+	struct scan *sc = p;
+	uint8_t *buf = malloc(SCAN_BUF);
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	if (!buf || !md) {
+		sc->ret = abota_error_set(&sc->err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	const uint64_t per = SCAN_BUF / ADAPTIVE_BLOCK;
+	for (uint64_t b = 0; b < sc->nblocks && sc->ret == 0; b += per) {
+		uint64_t n = sc->nblocks - b < per ? sc->nblocks - b : per;
+		sc->ret = fileio_pread_full(sc->src->fd, buf, (size_t)(n * ADAPTIVE_BLOCK),
+					    sc->src->base + b * ADAPTIVE_BLOCK, &sc->err);
+		for (uint64_t i = 0; i < n && sc->ret == 0; i++) {
+			uint8_t h[HASH_LEN];
+			unsigned len = 0;
+			if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
+			    EVP_DigestUpdate(md, buf + i * ADAPTIVE_BLOCK, ADAPTIVE_BLOCK) != 1 ||
+			    EVP_DigestFinal_ex(md, h, &len) != 1) {
+				sc->ret = abota_error_set(&sc->err, -EIO, "hashing failed");
+				break;
+			}
+			sc->keys[b + i] = memcmp(h, sc->zero_hash, HASH_LEN) == 0 ? 0 : key_of(h);
+		}
+	}
+	if (sc->ret < 0)
+		abota_error_prefix(&sc->err, "indexing slot %s", sc->src->name);
+out:
+	EVP_MD_CTX_free(md);
+	free(buf);
+	return NULL;
+}
+
+int adaptive_new(const uint8_t *index, size_t index_len, unsigned hash_len, uint64_t image_size,
+		 const struct adaptive_src *srcs, size_t n_srcs, adaptive_fetch_fn fetch,
+		 void *fetch_ctx, struct adaptive **out, struct abota_error *err)
+{
+	if (hash_len != 8 && hash_len != HASH_LEN)
+		return abota_error_set(err, -EINVAL, "block index: %u-byte hashes", hash_len);
+	if (image_size == 0 || image_size % ADAPTIVE_BLOCK != 0 ||
+	    image_size / ADAPTIVE_BLOCK > SIZE_MAX / HASH_LEN ||
+	    index_len != image_size / ADAPTIVE_BLOCK * hash_len)
+		return abota_error_set(err, -EINVAL,
+				       "block-hash-index: %zu bytes do not describe an image of %llu bytes",
+				       index_len, (unsigned long long)image_size);
+	if (n_srcs > MAX_SRCS)
+		return abota_error_set(err, -EINVAL, "too many adaptive sources");
+	struct adaptive *a = calloc(1, sizeof(*a));
+	struct scan sc[MAX_SRCS];
+	pthread_t th[MAX_SRCS];
+	bool started[MAX_SRCS] = { false };
+	int ret = 0;
+	memset(sc, 0, sizeof(sc));
+	if (!a || !(a->blk = malloc(ADAPTIVE_BLOCK)))
+		goto oom;
+	a->index = index;
+	a->hlen = hash_len;
+	a->nblocks = image_size / ADAPTIVE_BLOCK;
+	a->st.blocks = a->nblocks;
+	a->fetch = fetch;
+	a->fetch_ctx = fetch_ctx;
+	memcpy(a->src, srcs, n_srcs * sizeof(*srcs));
+	a->n_src = n_srcs;
+	uint8_t zero[ADAPTIVE_BLOCK] = { 0 };
+	unsigned zl = 0;
+	if (EVP_Digest(zero, sizeof(zero), a->zero_hash, &zl, EVP_sha256(), NULL) != 1) {
+		ret = abota_error_set(err, -EIO, "hashing failed");
+		goto fail;
+	}
+	/* Hash every source on its own thread (two cores: active and target
+	 * slot at once). */
+	uint64_t total = 0;
+	for (size_t s = 0; s < n_srcs; s++) {
+		sc[s].src = &a->src[s];
+		sc[s].nblocks = srcs[s].size / ADAPTIVE_BLOCK;
+		sc[s].zero_hash = a->zero_hash;
+		total += sc[s].nblocks;
+		if (sc[s].nblocks && !(sc[s].keys = malloc(sc[s].nblocks * sizeof(uint64_t))))
+			goto oom;
+	}
+	for (size_t s = 0; s < n_srcs; s++)
+		started[s] = pthread_create(&th[s], NULL, scan_main, &sc[s]) == 0;
+	for (size_t s = 0; s < n_srcs; s++) {
+		if (started[s])
+			pthread_join(th[s], NULL);
+		else
+			scan_main(&sc[s]);
+	}
+	for (size_t s = 0; s < n_srcs; s++) {
+		if (sc[s].ret < 0) {
+			ret = sc[s].ret;
+			if (err)
+				*err = sc[s].err;
+			goto fail;
+		}
+	}
+	uint64_t cap = 64;
+	while (cap < total + total / 2 + 1)
+		cap *= 2;
+	if (!(a->table = malloc(cap * sizeof(*a->table))))
+		goto oom;
+	for (uint64_t i = 0; i < cap; i++)
+		a->table[i].where = NO_ENTRY;
+	a->mask = cap - 1;
+	for (size_t s = 0; s < n_srcs; s++)
+		for (uint64_t b = 0; b < sc[s].nblocks; b++)
+			if (sc[s].keys[b])
+				insert(a, sc[s].keys[b], b, (unsigned)s);
+	for (size_t s = 0; s < n_srcs; s++)
+		free(sc[s].keys);
+	*out = a;
+	return 0;
+oom:
+	ret = abota_error_set(err, -ENOMEM, "out of memory");
+fail:
+	for (size_t s = 0; s < n_srcs && s < MAX_SRCS; s++)
+		free(sc[s].keys);
+	adaptive_free(a);
+	return ret;
+}
+
+bool adaptive_want(void *p, uint64_t off, size_t len)
+{
+	struct adaptive *a = p;
+	for (uint64_t b = off / ADAPTIVE_BLOCK; b * ADAPTIVE_BLOCK < off + len && b < a->nblocks;
+	     b++) {
+		const uint8_t *h = a->index + b * a->hlen;
+		unsigned s;
+		uint64_t pos;
+		if (memcmp(h, a->zero_hash, a->hlen) == 0 ||
+		    lookup(a, h, b * ADAPTIVE_BLOCK, &s, &pos))
+			continue;
+		a->st.wanted_bytes += len;
+		return true;
+	}
+	return false;
+}
+
+/* One 4 KiB block of the image from a local copy (re-hashed), or from the
+ * bundle if the copy is stale. */
+static int fill_block(struct adaptive *a, uint64_t b, uint8_t *dst, struct abota_error *err)
+{
+	const uint8_t *h = a->index + b * a->hlen;
+	uint64_t off = b * ADAPTIVE_BLOCK;
+	unsigned s;
+	uint64_t pos;
+	if (memcmp(h, a->zero_hash, a->hlen) == 0) {
+		memset(dst, 0, ADAPTIVE_BLOCK);
+		a->st.zero++;
+		return 0;
+	}
+	if (lookup(a, h, off, &s, &pos)) {
+		const struct adaptive_src *src = &a->src[s];
+		uint8_t got[HASH_LEN];
+		unsigned gl = 0;
+		if (fileio_pread_full(src->fd, dst, ADAPTIVE_BLOCK, src->base + pos, NULL) == 0 &&
+		    EVP_Digest(dst, ADAPTIVE_BLOCK, got, &gl, EVP_sha256(), NULL) == 1 &&
+		    CRYPTO_memcmp(got, h, a->hlen) == 0) {
+			if (src->is_target)
+				a->st.from_target++;
+			else
+				a->st.from_active++;
+			return 0;
+		}
+	}
+	/* The slot changed since it was indexed (the running rootfs is
+	 * mounted read-write), or a prefix collision: take it from the bundle. */
+	a->st.stale++;
+	if (!a->fetch)
+		return abota_error_set(err, -EIO, "image block %llu: local copy is stale",
+				       (unsigned long long)b);
+	return a->fetch(a->fetch_ctx, off, dst, ADAPTIVE_BLOCK, err);
+}
+
+int adaptive_fill(void *p, uint64_t off, void *buf, size_t len, struct abota_error *err)
+{
+	struct adaptive *a = p;
+	if (off % ADAPTIVE_BLOCK != 0 || len % ADAPTIVE_BLOCK != 0 ||
+	    off / ADAPTIVE_BLOCK + len / ADAPTIVE_BLOCK > a->nblocks)
+		return abota_error_set(err, -EINVAL, "adaptive: bytes %llu+%zu are not whole blocks of the image",
+				       (unsigned long long)off, len);
+	uint8_t *dst = buf;
+	for (size_t i = 0; i < len / ADAPTIVE_BLOCK; i++) {
+		int ret = fill_block(a, off / ADAPTIVE_BLOCK + i, dst + i * ADAPTIVE_BLOCK, err);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+void adaptive_get_stats(const struct adaptive *a, struct adaptive_stats *st)
+{
+	*st = a->st;
+}
+
+void adaptive_free(struct adaptive *a)
+{
+	if (!a)
+		return;
+	free(a->table);
+	free(a->blk);
+	free(a);
+}
