@@ -30,16 +30,41 @@ struct window {
 	size_t len, cap;
 	uint8_t *buf;
 	uint64_t used; /* LRU stamp */
+	bool filling;  /* a request is writing buf (off, len already set) */
+};
+
+/* Two connections: the squashfs reader's two workers fetch their chunks
+ * at the same time, so one decompresses while the other waits for the
+ * network (one connection serialised download and decompression). */
+#define CONNS 2
+
+struct http_source;
+
+/* One connection and the state of the request running on it. */
+struct conn {
+	struct http_source *hs;
+	CURL *curl;
+	bool busy;
+	uint8_t *dst;
+	size_t want, got;
+	bool too_much;
+	bool bad_status;
+	long status;
+	char content_range[128];
+	char etag[256], last_modified[128];
+	char retry_after[32];
 };
 
 struct http_source {
 	struct source base;
-	/* The squashfs reader's workers read concurrently (through the
-	 * checked source, which passes whole blocks straight down): one
-	 * request at a time on the one connection. */
+	/* The workers read concurrently (through the checked source, which
+	 * passes whole blocks straight down).  The lock protects the windows,
+	 * the plan, the statistics and the connection pool; requests run
+	 * without it. */
 	pthread_mutex_t lock;
+	pthread_cond_t changed; /* a window filled or a connection freed */
 	bool lock_ready;
-	CURL *curl;
+	struct conn conn[CONNS];
 	struct curl_slist *headers;
 	char *url;
 	char validator[300]; /* "If-Range: " + ETag or Last-Modified of the first response */
@@ -51,16 +76,6 @@ struct http_source {
 	struct source_range *plan; /* source_plan(), merged; sorted */
 	size_t plan_n;
 	struct http_stats stats;
-	/* per request */
-	uint8_t *dst;
-	size_t want, got;
-	uint64_t req_off;
-	bool too_much;
-	bool bad_status;
-	long status;
-	char content_range[128];
-	char etag[256], last_modified[128];
-	char retry_after[32];
 };
 
 static const struct source_ops http_ops;
@@ -105,7 +120,7 @@ static bool header_value(const char *line, size_t len, const char *name, char *o
 
 static size_t on_header(char *line, size_t size, size_t n, void *p)
 {
-	struct http_source *hs = p;
+	struct conn *hs = p;
 	size_t len = size * n;
 	/* A new status line (after a redirect or 100-continue) resets them. */
 	if (len >= 5 && strncmp(line, "HTTP/", 5) == 0) {
@@ -121,7 +136,7 @@ static size_t on_header(char *line, size_t size, size_t n, void *p)
 
 static size_t on_data(char *data, size_t size, size_t n, void *p)
 {
-	struct http_source *hs = p;
+	struct conn *hs = p;
 	size_t len = size * n;
 	long code = 0;
 	curl_easy_getinfo(hs->curl, CURLINFO_RESPONSE_CODE, &code);
@@ -137,7 +152,6 @@ static size_t on_data(char *data, size_t size, size_t n, void *p)
 	}
 	memcpy(hs->dst + hs->got, data, len);
 	hs->got += len;
-	hs->stats.bytes += len;
 	return len;
 }
 
@@ -198,10 +212,20 @@ static void backoff(unsigned attempt, const char *retry_after)
 
 /* Fetches exactly len bytes at off into dst, retrying after failures and
  * continuing after what already arrived. */
-static int fetch(struct http_source *hs, uint8_t *dst, size_t len, uint64_t off,
-		 struct abota_error *err)
+/* Adds a finished request's numbers (lock held by no one). */
+static void count(struct http_source *hs, uint64_t requests, uint64_t bytes, uint64_t retries)
 {
-	unsigned max = hs->opts.max_retries ? hs->opts.max_retries : 5;
+	pthread_mutex_lock(&hs->lock);
+	hs->stats.requests += requests;
+	hs->stats.bytes += bytes;
+	hs->stats.retries += retries;
+	pthread_mutex_unlock(&hs->lock);
+}
+
+static int fetch_on(struct http_source *src, struct conn *hs, uint8_t *dst, size_t len,
+		    uint64_t off, struct abota_error *err)
+{
+	unsigned max = src->opts.max_retries ? src->opts.max_retries : 5;
 	size_t done = 0;
 	char range[96];
 	char last[256] = "";
@@ -214,31 +238,31 @@ static int fetch(struct http_source *hs, uint8_t *dst, size_t len, uint64_t off,
 		hs->too_much = hs->bad_status = false;
 		hs->status = 0;
 		curl_easy_setopt(hs->curl, CURLOPT_RANGE, range);
-		hs->stats.requests++;
-		log_debug("%s: GET bytes=%s", hs->base.name, range);
+		log_debug("%s: GET bytes=%s", src->base.name, range);
 		CURLcode rc = curl_easy_perform(hs->curl);
 		curl_easy_getinfo(hs->curl, CURLINFO_RESPONSE_CODE, &hs->status);
 		done += hs->got;
+		count(src, 1, hs->got, attempt > 0);
 		if (hs->too_much)
 			return abota_error_set(err, -EPROTO,
 					       "%s: server sent more data than the requested range",
-					       hs->base.name);
+					       src->base.name);
 		if (hs->status == 200 || (hs->bad_status && hs->status >= 200 && hs->status < 300)) {
-			if (hs->validator[0])
+			if (src->validator[0])
 				return abota_error_set(err, -ESTALE,
 						       "%s: the file changed on the server (range request answered with the whole file)",
-						       hs->base.name);
+						       src->base.name);
 			return abota_error_set(err, -ENOTSUP,
 					       "%s: range requests not supported by server (HTTP %ld)",
-					       hs->base.name, hs->status);
+					       src->base.name, hs->status);
 		}
 		if (rc == CURLE_OK && hs->status == 206) {
 			uint64_t s, e, t;
 			if (!http_parse_content_range(hs->content_range, &s, &e, &t) || s != start ||
-			    t != hs->base.size)
+			    t != src->base.size)
 				return abota_error_set(err, -EPROTO,
 						       "%s: bad Content-Range '%s' for bytes %s",
-						       hs->base.name, hs->content_range, range);
+						       src->base.name, hs->content_range, range);
 			if (done == len)
 				return 0;
 			snprintf(last, sizeof(last), "short response (%zu of %zu bytes)", done, len);
@@ -247,22 +271,22 @@ static int fetch(struct http_source *hs, uint8_t *dst, size_t len, uint64_t off,
 		} else if (hs->status == 416) {
 			return abota_error_set(err, -EPROTO,
 					       "%s: server refused range %s (416): file shorter than expected",
-					       hs->base.name, range);
+					       src->base.name, range);
 		} else if (hs->status == 429 || hs->status == 408 || hs->status >= 500) {
 			snprintf(last, sizeof(last), "HTTP %ld", hs->status);
 		} else {
 			return abota_error_set(err, hs->status == 404 || hs->status == 410 ? -ENOENT : -EACCES,
-					       "%s: HTTP %ld", hs->base.name, hs->status);
+					       "%s: HTTP %ld", src->base.name, hs->status);
 		}
 		if (attempt >= max)
 			return abota_error_set(err, -EIO, "%s: giving up after %u attempts: %s",
-					       hs->base.name, attempt + 1, last);
-		hs->stats.retries++;
-		log_info("%s: %s; retrying from byte %" PRIu64, hs->base.name, last, off + done);
+					       src->base.name, attempt + 1, last);
+		log_info("%s: %s; retrying from byte %" PRIu64, src->base.name, last, off + done);
 		backoff(attempt, hs->status == 429 || hs->status == 503 ? hs->retry_after : NULL);
 	}
 }
 
+/* The window holding off (filled, or being filled), or NULL. */
 static struct window *window_for(struct http_source *hs, uint64_t off)
 {
 	for (unsigned i = 0; i < WINDOWS; i++) {
@@ -275,13 +299,41 @@ static struct window *window_for(struct http_source *hs, uint64_t off)
 	return NULL;
 }
 
+/* The least recently used window no request is filling, or NULL. */
 static struct window *window_victim(struct http_source *hs)
 {
-	struct window *v = &hs->win[0];
-	for (unsigned i = 1; i < WINDOWS; i++)
-		if (hs->win[i].used < v->used)
+	struct window *v = NULL;
+	for (unsigned i = 0; i < WINDOWS; i++)
+		if (!hs->win[i].filling && (!v || hs->win[i].used < v->used))
 			v = &hs->win[i];
 	return v;
+}
+
+/* Takes a free connection, waiting for one (lock held). */
+static struct conn *conn_get(struct http_source *hs)
+{
+	for (;;) {
+		for (unsigned i = 0; i < CONNS; i++)
+			if (hs->conn[i].curl && !hs->conn[i].busy) {
+				hs->conn[i].busy = true;
+				return &hs->conn[i];
+			}
+		pthread_cond_wait(&hs->changed, &hs->lock);
+	}
+}
+
+/* Runs one fetch on a free connection without holding the lock (called
+ * and returning with the lock held). */
+static int fetch(struct http_source *hs, uint8_t *dst, size_t len, uint64_t off,
+		 struct abota_error *err)
+{
+	struct conn *c = conn_get(hs);
+	pthread_mutex_unlock(&hs->lock);
+	int ret = fetch_on(hs, c, dst, len, off, err);
+	pthread_mutex_lock(&hs->lock);
+	c->busy = false;
+	pthread_cond_broadcast(&hs->changed);
+	return ret;
 }
 
 /* The merged planned range holding off, or NULL. */
@@ -333,6 +385,11 @@ static int read_at_locked(struct source *src, void *buf, size_t len, uint64_t of
 	size_t max_ra = hs->opts.max_readahead ? hs->opts.max_readahead : DEFAULT_MAX_READAHEAD;
 	while (len > 0) {
 		struct window *w = window_for(hs, off);
+		if (w && w->filling) {
+			/* another worker is fetching these bytes: wait for them */
+			pthread_cond_wait(&hs->changed, &hs->lock);
+			continue;
+		}
 		if (w) {
 			size_t n = (size_t)(w->off + w->len - off);
 			if (n > len)
@@ -384,6 +441,11 @@ static int read_at_locked(struct source *src, void *buf, size_t len, uint64_t of
 			return 0;
 		}
 		w = window_victim(hs);
+		if (!w) {
+			/* every window is being filled: wait for one */
+			pthread_cond_wait(&hs->changed, &hs->lock);
+			continue;
+		}
 		if (w->cap < want) {
 			uint8_t *nb = realloc(w->buf, want);
 			if (!nb)
@@ -391,13 +453,18 @@ static int read_at_locked(struct source *src, void *buf, size_t len, uint64_t of
 			w->buf = nb;
 			w->cap = want;
 		}
-		w->len = 0;
-		int ret = fetch(hs, w->buf, want, foff, err);
-		if (ret < 0)
-			return ret;
+		/* Claimed: readers of these bytes wait instead of fetching. */
 		w->off = foff;
 		w->len = want;
+		w->filling = true;
 		w->used = ++hs->stamp;
+		int ret = fetch(hs, w->buf, want, foff, err);
+		w->filling = false;
+		if (ret < 0)
+			w->len = 0;
+		pthread_cond_broadcast(&hs->changed);
+		if (ret < 0)
+			return ret;
 	}
 	return 0;
 }
@@ -415,13 +482,16 @@ static int http_read_at(struct source *src, void *buf, size_t len, uint64_t off,
 static void http_close(struct source *src)
 {
 	struct http_source *hs = (struct http_source *)src;
-	if (hs->lock_ready)
+	if (hs->lock_ready) {
+		pthread_cond_destroy(&hs->changed);
 		pthread_mutex_destroy(&hs->lock);
+	}
 	free(hs->plan);
 	for (unsigned i = 0; i < WINDOWS; i++)
 		free(hs->win[i].buf);
-	if (hs->curl)
-		curl_easy_cleanup(hs->curl);
+	for (unsigned i = 0; i < CONNS; i++)
+		if (hs->conn[i].curl)
+			curl_easy_cleanup(hs->conn[i].curl);
 	curl_slist_free_all(hs->headers);
 	free(hs->url);
 }
@@ -475,14 +545,21 @@ int source_open_http(const char *url, const struct http_opts *opts, struct sourc
 		ret = abota_error_set(err, -ENOMEM, "cannot create a mutex");
 		goto fail;
 	}
+	if (pthread_cond_init(&hs->changed, NULL) != 0) {
+		pthread_mutex_destroy(&hs->lock);
+		ret = abota_error_set(err, -ENOMEM, "cannot create a condition variable");
+		goto fail;
+	}
 	hs->lock_ready = true;
 	hs->url = strdup(url);
-	hs->curl = curl_easy_init();
-	if (!hs->url || !hs->curl) {
+	struct conn *c0 = &hs->conn[0];
+	c0->hs = hs;
+	c0->curl = curl_easy_init();
+	if (!hs->url || !c0->curl) {
 		ret = abota_error_set(err, -ENOMEM, "out of memory");
 		goto fail;
 	}
-	CURL *c = hs->curl;
+	CURL *c = c0->curl;
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "abota/" ABOTA_VERSION);
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
@@ -496,9 +573,9 @@ int source_open_http(const char *url, const struct http_opts *opts, struct sourc
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, hs->opts.low_speed_limit ? hs->opts.low_speed_limit : 100L);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, hs);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, c0);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, hs);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, c0);
 	/* Ranges of the bundle must arrive as sent, not re-encoded. */
 	curl_easy_setopt(c, CURLOPT_HTTP_CONTENT_DECODING, 0L);
 	if (hs->opts.ca_file)
@@ -526,37 +603,37 @@ int source_open_http(const char *url, const struct http_opts *opts, struct sourc
 	/* First request: 4 bytes, to learn the size (RAUC does the same). */
 	uint8_t first[4];
 	hs->base.size = UINT64_MAX; /* unknown until the Content-Range */
-	hs->dst = first;
-	hs->want = sizeof(first);
-	hs->got = 0;
+	c0->dst = first;
+	c0->want = sizeof(first);
+	c0->got = 0;
 	curl_easy_setopt(c, CURLOPT_RANGE, "0-3");
 	hs->stats.requests++;
 	CURLcode rc = curl_easy_perform(c);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &hs->status);
-	if (hs->status == 200 || hs->bad_status) {
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &c0->status);
+	if (c0->status == 200 || c0->bad_status) {
 		ret = abota_error_set(err, -ENOTSUP,
 				      "%s: range requests not supported by server (HTTP %ld to a range request)",
-				      hs->base.name, hs->status);
+				      hs->base.name, c0->status);
 		goto fail;
 	}
 	if (rc != CURLE_OK) {
 		ret = abota_error_set(err, -EIO, "%s: %s", hs->base.name, curl_easy_strerror(rc));
 		goto fail;
 	}
-	if (hs->status != 206) {
-		ret = abota_error_set(err, hs->status == 404 ? -ENOENT : -EIO, "%s: HTTP %ld",
-				      hs->base.name, hs->status);
+	if (c0->status != 206) {
+		ret = abota_error_set(err, c0->status == 404 ? -ENOENT : -EIO, "%s: HTTP %ld",
+				      hs->base.name, c0->status);
 		goto fail;
 	}
 	uint64_t s, e, t;
-	if (!http_parse_content_range(hs->content_range, &s, &e, &t) || s != 0) {
+	if (!http_parse_content_range(c0->content_range, &s, &e, &t) || s != 0) {
 		ret = abota_error_set(err, -EPROTO, "%s: bad Content-Range '%s'", hs->base.name,
-				      hs->content_range);
+				      c0->content_range);
 		goto fail;
 	}
 	hs->base.size = t;
 	/* Later ranges only if the file is still the same one (If-Range). */
-	const char *v = hs->etag[0] && hs->etag[0] != 'W' ? hs->etag : hs->last_modified;
+	const char *v = c0->etag[0] && c0->etag[0] != 'W' ? c0->etag : c0->last_modified;
 	if (v[0]) {
 		snprintf(hs->validator, sizeof(hs->validator), "If-Range: %s", v);
 		struct curl_slist *l = curl_slist_append(hs->headers, hs->validator);
@@ -566,6 +643,19 @@ int source_open_http(const char *url, const struct http_opts *opts, struct sourc
 		}
 		hs->headers = l;
 		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hs->headers);
+	}
+	/* The other connections: the same options (and the same server), their
+	 * own request state.  Opened on first use by libcurl. */
+	for (unsigned i = 1; i < CONNS; i++) {
+		struct conn *ci = &hs->conn[i];
+		ci->hs = hs;
+		ci->curl = curl_easy_duphandle(c);
+		if (!ci->curl) {
+			ret = abota_error_set(err, -ENOMEM, "out of memory");
+			goto fail;
+		}
+		curl_easy_setopt(ci->curl, CURLOPT_HEADERDATA, ci);
+		curl_easy_setopt(ci->curl, CURLOPT_WRITEDATA, ci);
 	}
 	*out = &hs->base;
 	return 0;
