@@ -10,6 +10,7 @@
 #include "abota/bundle.h"
 #include "abota/log.h"
 #include "cli.h"
+#include "cli_http.h"
 
 #define MAX_LIST 32
 
@@ -408,15 +409,19 @@ int cmd_info(struct cli_globals *g, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		VERIFY_OPTIONS,
+		CLI_HTTP_OPTIONS,
 		{ "output-format", required_argument, NULL, OPT_OUTPUT },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ 0 },
 	};
 	struct verify_opts v = { 0 };
+	struct cli_http http = { 0 };
 	enum cli_output_format fmt = CLI_OUTPUT_READABLE;
 	int c;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		int r = verify_opt(&v, "info", c);
+		if (r == 0)
+			r = cli_http_option(&http, "info", c, optarg);
 		if (r < 0)
 			return 2;
 		if (r > 0)
@@ -431,7 +436,7 @@ int cmd_info(struct cli_globals *g, int argc, char **argv)
 		case 'h':
 		case OPT_HELP:
 			printf("Usage: abota info [OPTIONS] BUNDLE\n\nVerifies BUNDLE and shows its manifest and signer.\n\n%s"
-			       "      --output-format=readable|json|json-pretty|shell\n",
+			       "      --output-format=readable|json|json-pretty|shell\n" CLI_HTTP_HELP,
 			       verify_help);
 			return 0;
 		default:
@@ -440,9 +445,12 @@ int cmd_info(struct cli_globals *g, int argc, char **argv)
 	}
 	if (argc - optind != 1)
 		return cli_usage_error("info", "expected one BUNDLE argument");
+	if (cli_http_check(&http, "info") < 0)
+		return 2;
 	struct bundle_open_opts oo;
 	struct sig_policy pol;
 	open_opts_from(&v, g, &oo, &pol);
+	oo.http = &http.opts;
 	if (v.no_verify)
 		log_warning("signature not verified (--no-verify): nothing shown can be trusted");
 	struct abota_error err = { 0 };
@@ -465,20 +473,25 @@ int cmd_extract(struct cli_globals *g, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		VERIFY_OPTIONS,
+		CLI_HTTP_OPTIONS,
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ 0 },
 	};
 	struct verify_opts v = { 0 };
+	struct cli_http http = { 0 };
 	int c;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		int r = verify_opt(&v, "extract", c);
+		if (r == 0)
+			r = cli_http_option(&http, "extract", c, optarg);
 		if (r < 0)
 			return 2;
 		if (r > 0)
 			continue;
 		if (c == 'h' || c == OPT_HELP) {
 			printf("Usage: abota extract [OPTIONS] BUNDLE DIR\n\n"
-			       "Verifies BUNDLE and extracts its files into the new directory DIR.\n\n%s",
+			       "Verifies BUNDLE and extracts its files into the new directory DIR.\n\n%s"
+			       CLI_HTTP_HELP,
 			       verify_help);
 			return 0;
 		}
@@ -488,9 +501,12 @@ int cmd_extract(struct cli_globals *g, int argc, char **argv)
 		return cli_usage_error("extract", "expected BUNDLE and DIR arguments");
 	if (v.no_verify)
 		return cli_usage_error("extract", "--no-verify is not allowed: extracted files must be verified");
+	if (cli_http_check(&http, "extract") < 0)
+		return 2;
 	struct bundle_open_opts oo;
 	struct sig_policy pol;
 	open_opts_from(&v, g, &oo, &pol);
+	oo.http = &http.opts;
 	struct abota_error err = { 0 };
 	struct bundle *b = NULL;
 	if (bundle_open(argv[optind], &oo, &b, &err) < 0)

@@ -8,6 +8,7 @@
 #include "abota/config.h"
 #include "abota/install.h"
 #include "cli.h"
+#include "cli_http.h"
 
 enum {
 	OPT_IGNORE_COMPATIBLE = 1000,
@@ -17,15 +18,8 @@ enum {
 	OPT_REQUIRE_HASH,
 	OPT_PROGRESS,
 	OPT_KEYRING,
-	OPT_TLS_CA,
-	OPT_TLS_CERT,
-	OPT_TLS_KEY,
-	OPT_TLS_NO_VERIFY,
-	OPT_HTTP_HEADER,
 	OPT_HELP,
 };
-
-#define MAX_HEADERS 16
 
 struct progress_state {
 	bool tty;
@@ -71,22 +65,21 @@ int cmd_install(struct cli_globals *g, int argc, char **argv)
 		{ "require-manifest-hash", required_argument, NULL, OPT_REQUIRE_HASH },
 		{ "progress", no_argument, NULL, OPT_PROGRESS },
 		{ "keyring", required_argument, NULL, OPT_KEYRING },
-		{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
-		{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
-		{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
-		{ "tls-no-verify", no_argument, NULL, OPT_TLS_NO_VERIFY },
-		{ "http-header", required_argument, NULL, OPT_HTTP_HEADER },
+		CLI_HTTP_OPTIONS,
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ 0 },
 	};
 	struct install_opts io = { 0 };
 	struct progress_state ps = { .tty = isatty(STDOUT_FILENO) == 1, .last_pct = 101 };
 	const char *keyring = g->keyring;
-	struct http_opts http = { 0 };
-	const char *headers[MAX_HEADERS + 1] = { 0 };
-	size_t n_headers = 0;
+	struct cli_http http = { 0 };
 	int c;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		int r = cli_http_option(&http, "install", c, optarg);
+		if (r < 0)
+			return 2;
+		if (r > 0)
+			continue;
 		switch (c) {
 		case OPT_IGNORE_COMPATIBLE: io.ignore_compatible = true; break;
 		case OPT_IGNORE_VERSION: io.ignore_version_limit = true; break;
@@ -95,18 +88,6 @@ int cmd_install(struct cli_globals *g, int argc, char **argv)
 		case OPT_REQUIRE_HASH: io.require_manifest_hash = optarg; break;
 		case OPT_PROGRESS: ps.enabled = true; break;
 		case OPT_KEYRING: keyring = optarg; break;
-		case OPT_TLS_CA: http.ca_file = optarg; break;
-		case OPT_TLS_CERT: http.client_cert = optarg; break;
-		case OPT_TLS_KEY: http.client_key = optarg; break;
-		case OPT_TLS_NO_VERIFY: http.insecure = true; break;
-		case OPT_HTTP_HEADER:
-			if (n_headers == MAX_HEADERS)
-				return cli_usage_error("install", "too many --http-header options");
-			if (!strchr(optarg, ':'))
-				return cli_usage_error("install", "--http-header: '%s' is not 'Name: value'", optarg);
-			headers[n_headers++] = optarg;
-			http.headers = headers;
-			break;
 		case 'h':
 		case OPT_HELP:
 			printf("Usage: abota [-c system.conf] [--keyring K] [--override-boot-slot S] install [OPTIONS] BUNDLE\n\n"
@@ -118,11 +99,7 @@ int cmd_install(struct cli_globals *g, int argc, char **argv)
 			       "      --transaction-id=UUID        transaction id to record (default: new)\n"
 			       "      --require-manifest-hash=H    install only the bundle with this manifest hash\n"
 			       "      --progress                   show progress (a bar on a terminal)\n"
-			       "BUNDLE may be an http(s):// URL (verity bundles; read with range requests):\n"
-			       "      --tls-ca=FILE                CA certificates for the server\n"
-			       "      --tls-cert=FILE, --tls-key=FILE  client certificate and key\n"
-			       "      --tls-no-verify              do not verify the server's certificate\n"
-			       "      --http-header='Name: value'  extra request header (repeatable)\n");
+			       CLI_HTTP_HELP);
 			return 0;
 		default:
 			return 2;
@@ -130,8 +107,10 @@ int cmd_install(struct cli_globals *g, int argc, char **argv)
 	}
 	if (argc - optind != 1)
 		return cli_usage_error("install", "expected one BUNDLE argument");
+	if (cli_http_check(&http, "install") < 0)
+		return 2;
 	io.bundle = argv[optind];
-	io.http = &http;
+	io.http = &http.opts;
 	io.override_boot_slot = g->override_boot_slot;
 	io.progress = on_progress;
 	io.progress_ctx = &ps;

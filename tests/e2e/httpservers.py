@@ -22,10 +22,21 @@ class Nginx:
     """nginx serving ROOT on 127.0.0.1:PORT, as the unprivileged config of a
     test: its own prefix, logs and pid file, no daemon."""
 
-    def __init__(self, base, root):
+    def __init__(self, base, root, tls=None, client_ca=None, extra=""):
+        """tls: (cert, key) to serve https; client_ca: require client
+        certificates signed by it; extra: more directives for the server
+        block."""
         self.base = base
         self.root = root
         self.port = free_port()
+        self.scheme = "https" if tls else "http"
+        listen = f"listen 127.0.0.1:{self.port}" + (" ssl" if tls else "") + ";"
+        if tls:
+            listen += f"\n        ssl_certificate {tls[0]};\n        ssl_certificate_key {tls[1]};"
+        if client_ca:
+            listen += (f"\n        ssl_client_certificate {client_ca};"
+                       "\n        ssl_verify_client on;")
+        listen += "\n        " + extra
         os.makedirs(os.path.join(base, "tmp"), exist_ok=True)
         self.access_log = os.path.join(base, "access.log")
         conf = os.path.join(base, "nginx.conf")
@@ -45,7 +56,7 @@ http {{
     scgi_temp_path {base}/tmp/scgi;
     default_type application/octet-stream;
     server {{
-        listen 127.0.0.1:{self.port};
+        {listen}
         root {root};
     }}
 }}
@@ -62,7 +73,7 @@ http {{
             raise RuntimeError("nginx did not start: " + self.proc.stderr.read().decode())
 
     def url(self, name):
-        return f"http://127.0.0.1:{self.port}/{name}"
+        return f"{self.scheme}://127.0.0.1:{self.port}/{name}"
 
     def requests(self):
         with open(self.access_log) as f:
