@@ -11,7 +11,14 @@
 #include <strings.h>
 #include <time.h>
 
+/* libcurl is loaded when the first URL is opened, not linked: it pulls in
+ * some thirty libraries (gnutls, kerberos, ldap, ssh, ...) that a device
+ * installing from local files would map at every start for nothing (see
+ * docs/benchmarks.md, peak RSS).  The header is still used for the types
+ * and constants. */
+#define CURL_DISABLE_TYPECHECK
 #include <curl/curl.h>
+#include <dlfcn.h>
 
 #include "abota/log.h"
 
@@ -78,6 +85,71 @@ struct http_source {
 	struct http_stats stats;
 };
 
+/* --- libcurl, loaded on first use --- */
+
+static struct {
+	CURLcode (*global_init)(long flags);
+	CURL *(*easy_init)(void);
+	CURLcode (*easy_setopt)(CURL *c, CURLoption opt, ...);
+	CURLcode (*easy_perform)(CURL *c);
+	CURLcode (*easy_getinfo)(CURL *c, CURLINFO info, ...);
+	void (*easy_cleanup)(CURL *c);
+	CURL *(*easy_duphandle)(CURL *c);
+	const char *(*easy_strerror)(CURLcode code);
+	struct curl_slist *(*slist_append)(struct curl_slist *l, const char *s);
+	void (*slist_free_all)(struct curl_slist *l);
+} cu;
+
+static pthread_once_t cu_once = PTHREAD_ONCE_INIT;
+static char cu_error[200];
+
+static void cu_load(void)
+{
+	void *h = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+	if (!h) {
+		snprintf(cu_error, sizeof(cu_error), "%s", dlerror());
+		return;
+	}
+	struct {
+		const char *name;
+		void **slot;
+	} syms[] = {
+		{ "curl_global_init", (void **)&cu.global_init },
+		{ "curl_easy_init", (void **)&cu.easy_init },
+		{ "curl_easy_setopt", (void **)&cu.easy_setopt },
+		{ "curl_easy_perform", (void **)&cu.easy_perform },
+		{ "curl_easy_getinfo", (void **)&cu.easy_getinfo },
+		{ "curl_easy_cleanup", (void **)&cu.easy_cleanup },
+		{ "curl_easy_duphandle", (void **)&cu.easy_duphandle },
+		{ "curl_easy_strerror", (void **)&cu.easy_strerror },
+		{ "curl_slist_append", (void **)&cu.slist_append },
+		{ "curl_slist_free_all", (void **)&cu.slist_free_all },
+	};
+	for (size_t i = 0; i < sizeof(syms) / sizeof(syms[0]); i++) {
+		*syms[i].slot = dlsym(h, syms[i].name);
+		if (!*syms[i].slot) {
+			snprintf(cu_error, sizeof(cu_error), "libcurl.so.4 has no %s", syms[i].name);
+			memset(&cu, 0, sizeof(cu));
+			return; /* the handle stays open: harmless */
+		}
+	}
+	if (cu.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		snprintf(cu_error, sizeof(cu_error), "cannot initialise libcurl");
+		memset(&cu, 0, sizeof(cu));
+	}
+}
+
+/* Loads libcurl once (thread-safe); -ENOTSUP with the reason if missing. */
+static int cu_ready(const char *url, struct abota_error *err)
+{
+	pthread_once(&cu_once, cu_load);
+	if (!cu.easy_init)
+		return abota_error_set(err, -ENOTSUP,
+				       "%s: http(s) needs libcurl (Debian package libcurl4): %s", url,
+				       cu_error);
+	return 0;
+}
+
 static const struct source_ops http_ops;
 
 bool http_is_url(const char *s)
@@ -139,7 +211,7 @@ static size_t on_data(char *data, size_t size, size_t n, void *p)
 	struct conn *hs = p;
 	size_t len = size * n;
 	long code = 0;
-	curl_easy_getinfo(hs->curl, CURLINFO_RESPONSE_CODE, &code);
+	cu.easy_getinfo(hs->curl, CURLINFO_RESPONSE_CODE, &code);
 	if (code != 206) {
 		/* Never take a body that is not the range we asked for. */
 		hs->bad_status = true;
@@ -237,10 +309,10 @@ static int fetch_on(struct http_source *src, struct conn *hs, uint8_t *dst, size
 		hs->got = 0;
 		hs->too_much = hs->bad_status = false;
 		hs->status = 0;
-		curl_easy_setopt(hs->curl, CURLOPT_RANGE, range);
+		cu.easy_setopt(hs->curl, CURLOPT_RANGE, range);
 		log_debug("%s: GET bytes=%s", src->base.name, range);
-		CURLcode rc = curl_easy_perform(hs->curl);
-		curl_easy_getinfo(hs->curl, CURLINFO_RESPONSE_CODE, &hs->status);
+		CURLcode rc = cu.easy_perform(hs->curl);
+		cu.easy_getinfo(hs->curl, CURLINFO_RESPONSE_CODE, &hs->status);
 		done += hs->got;
 		count(src, 1, hs->got, attempt > 0);
 		if (hs->too_much)
@@ -267,7 +339,7 @@ static int fetch_on(struct http_source *src, struct conn *hs, uint8_t *dst, size
 				return 0;
 			snprintf(last, sizeof(last), "short response (%zu of %zu bytes)", done, len);
 		} else if (rc != CURLE_OK) {
-			snprintf(last, sizeof(last), "%s", curl_easy_strerror(rc));
+			snprintf(last, sizeof(last), "%s", cu.easy_strerror(rc));
 		} else if (hs->status == 416) {
 			return abota_error_set(err, -EPROTO,
 					       "%s: server refused range %s (416): file shorter than expected",
@@ -491,8 +563,8 @@ static void http_close(struct source *src)
 		free(hs->win[i].buf);
 	for (unsigned i = 0; i < CONNS; i++)
 		if (hs->conn[i].curl)
-			curl_easy_cleanup(hs->conn[i].curl);
-	curl_slist_free_all(hs->headers);
+			cu.easy_cleanup(hs->conn[i].curl);
+	cu.slist_free_all(hs->headers);
 	free(hs->url);
 }
 
@@ -522,15 +594,13 @@ static char *display_name(const char *url)
 int source_open_http(const char *url, const struct http_opts *opts, struct source **out,
 		     struct abota_error *err)
 {
-	static bool global_init;
 	if (!http_is_url(url))
 		return abota_error_set(err, -EINVAL, "%s: not an http:// or https:// URL", url);
-	if (!global_init) {
-		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-			return abota_error_set(err, -EIO, "cannot initialise libcurl");
-		global_init = true;
-	}
 	char *name = display_name(url);
+	if (name && cu_ready(name, err) < 0) {
+		free(name);
+		return -ENOTSUP;
+	}
 	if (!name)
 		return abota_error_set(err, -ENOMEM, "out of memory");
 	struct http_source *hs = source_alloc(sizeof(*hs), &http_ops, 0, name);
@@ -554,42 +624,42 @@ int source_open_http(const char *url, const struct http_opts *opts, struct sourc
 	hs->url = strdup(url);
 	struct conn *c0 = &hs->conn[0];
 	c0->hs = hs;
-	c0->curl = curl_easy_init();
+	c0->curl = cu.easy_init();
 	if (!hs->url || !c0->curl) {
 		ret = abota_error_set(err, -ENOMEM, "out of memory");
 		goto fail;
 	}
 	CURL *c = c0->curl;
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "abota/" ABOTA_VERSION);
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-	curl_easy_setopt(c, CURLOPT_MAXREDIRS, 8L);
+	cu.easy_setopt(c, CURLOPT_URL, url);
+	cu.easy_setopt(c, CURLOPT_USERAGENT, "abota/" ABOTA_VERSION);
+	cu.easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+	cu.easy_setopt(c, CURLOPT_MAXREDIRS, 8L);
 #if LIBCURL_VERSION_NUM >= 0x075500
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	cu.easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	cu.easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 #endif
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, hs->opts.connect_timeout_s ? hs->opts.connect_timeout_s : 20L);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, hs->opts.low_speed_time_s ? hs->opts.low_speed_time_s : 60L);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, hs->opts.low_speed_limit ? hs->opts.low_speed_limit : 100L);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, c0);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, c0);
+	cu.easy_setopt(c, CURLOPT_CONNECTTIMEOUT, hs->opts.connect_timeout_s ? hs->opts.connect_timeout_s : 20L);
+	cu.easy_setopt(c, CURLOPT_LOW_SPEED_TIME, hs->opts.low_speed_time_s ? hs->opts.low_speed_time_s : 60L);
+	cu.easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, hs->opts.low_speed_limit ? hs->opts.low_speed_limit : 100L);
+	cu.easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	cu.easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	cu.easy_setopt(c, CURLOPT_HEADERDATA, c0);
+	cu.easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	cu.easy_setopt(c, CURLOPT_WRITEDATA, c0);
 	/* Ranges of the bundle must arrive as sent, not re-encoded. */
-	curl_easy_setopt(c, CURLOPT_HTTP_CONTENT_DECODING, 0L);
+	cu.easy_setopt(c, CURLOPT_HTTP_CONTENT_DECODING, 0L);
 	if (hs->opts.ca_file)
-		curl_easy_setopt(c, CURLOPT_CAINFO, hs->opts.ca_file);
+		cu.easy_setopt(c, CURLOPT_CAINFO, hs->opts.ca_file);
 	if (hs->opts.client_cert)
-		curl_easy_setopt(c, CURLOPT_SSLCERT, hs->opts.client_cert);
+		cu.easy_setopt(c, CURLOPT_SSLCERT, hs->opts.client_cert);
 	if (hs->opts.client_key)
-		curl_easy_setopt(c, CURLOPT_SSLKEY, hs->opts.client_key);
+		cu.easy_setopt(c, CURLOPT_SSLKEY, hs->opts.client_key);
 	if (hs->opts.insecure) {
-		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+		cu.easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+		cu.easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
 	}
 	for (const char *const *h = hs->opts.headers; h && *h; h++) {
-		struct curl_slist *l = curl_slist_append(hs->headers, *h);
+		struct curl_slist *l = cu.slist_append(hs->headers, *h);
 		if (!l) {
 			ret = abota_error_set(err, -ENOMEM, "out of memory");
 			goto fail;
@@ -598,7 +668,7 @@ int source_open_http(const char *url, const struct http_opts *opts, struct sourc
 	}
 	hs->opts.headers = NULL; /* the caller's strings are not kept */
 	if (hs->headers)
-		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hs->headers);
+		cu.easy_setopt(c, CURLOPT_HTTPHEADER, hs->headers);
 
 	/* First request: 4 bytes, to learn the size (RAUC does the same). */
 	uint8_t first[4];
@@ -606,10 +676,10 @@ int source_open_http(const char *url, const struct http_opts *opts, struct sourc
 	c0->dst = first;
 	c0->want = sizeof(first);
 	c0->got = 0;
-	curl_easy_setopt(c, CURLOPT_RANGE, "0-3");
+	cu.easy_setopt(c, CURLOPT_RANGE, "0-3");
 	hs->stats.requests++;
-	CURLcode rc = curl_easy_perform(c);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &c0->status);
+	CURLcode rc = cu.easy_perform(c);
+	cu.easy_getinfo(c, CURLINFO_RESPONSE_CODE, &c0->status);
 	if (c0->status == 200 || c0->bad_status) {
 		ret = abota_error_set(err, -ENOTSUP,
 				      "%s: range requests not supported by server (HTTP %ld to a range request)",
@@ -617,7 +687,7 @@ int source_open_http(const char *url, const struct http_opts *opts, struct sourc
 		goto fail;
 	}
 	if (rc != CURLE_OK) {
-		ret = abota_error_set(err, -EIO, "%s: %s", hs->base.name, curl_easy_strerror(rc));
+		ret = abota_error_set(err, -EIO, "%s: %s", hs->base.name, cu.easy_strerror(rc));
 		goto fail;
 	}
 	if (c0->status != 206) {
@@ -636,26 +706,26 @@ int source_open_http(const char *url, const struct http_opts *opts, struct sourc
 	const char *v = c0->etag[0] && c0->etag[0] != 'W' ? c0->etag : c0->last_modified;
 	if (v[0]) {
 		snprintf(hs->validator, sizeof(hs->validator), "If-Range: %s", v);
-		struct curl_slist *l = curl_slist_append(hs->headers, hs->validator);
+		struct curl_slist *l = cu.slist_append(hs->headers, hs->validator);
 		if (!l) {
 			ret = abota_error_set(err, -ENOMEM, "out of memory");
 			goto fail;
 		}
 		hs->headers = l;
-		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hs->headers);
+		cu.easy_setopt(c, CURLOPT_HTTPHEADER, hs->headers);
 	}
 	/* The other connections: the same options (and the same server), their
 	 * own request state.  Opened on first use by libcurl. */
 	for (unsigned i = 1; i < CONNS; i++) {
 		struct conn *ci = &hs->conn[i];
 		ci->hs = hs;
-		ci->curl = curl_easy_duphandle(c);
+		ci->curl = cu.easy_duphandle(c);
 		if (!ci->curl) {
 			ret = abota_error_set(err, -ENOMEM, "out of memory");
 			goto fail;
 		}
-		curl_easy_setopt(ci->curl, CURLOPT_HEADERDATA, ci);
-		curl_easy_setopt(ci->curl, CURLOPT_WRITEDATA, ci);
+		cu.easy_setopt(ci->curl, CURLOPT_HEADERDATA, ci);
+		cu.easy_setopt(ci->curl, CURLOPT_WRITEDATA, ci);
 	}
 	*out = &hs->base;
 	return 0;
