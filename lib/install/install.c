@@ -26,6 +26,7 @@
 #include "abota/log.h"
 #include "abota/powercut.h"
 #include "abota/slot_device.h"
+#include "abota/slot_mount.h"
 #include "abota/slot_status.h"
 #include "abota/version.h"
 
@@ -114,6 +115,37 @@ static void env_free(struct env *e)
 	free(e->v);
 }
 
+/* What a slot hook gets in addition (RAUC_SLOT_*, RAUC_IMAGE_*). */
+struct slot_hook {
+	const struct plan_item *it;
+	const char *mount_point; /* "" when the slot is not mounted */
+	const char *image_path;  /* "" when the image has no file */
+	const char *device;      /* the slot's device or file */
+};
+
+static int slot_hook_env(const struct slot_hook *h, struct env *e)
+{
+	const struct slot *s = h->it->slot;
+	const struct slot *root = slot_root(s);
+	const struct manifest_image *img = h->it->img;
+	char size[32];
+	snprintf(size, sizeof(size), "%llu", (unsigned long long)img->size);
+	int ret = 0;
+	ret |= env_add(e, "RAUC_SLOT_NAME", s->name);
+	ret |= env_add(e, "RAUC_SLOT_STATE", "inactive");
+	ret |= env_add(e, "RAUC_SLOT_CLASS", s->sclass);
+	ret |= env_add(e, "RAUC_SLOT_TYPE", s->type);
+	ret |= env_add(e, "RAUC_SLOT_DEVICE", h->device);
+	ret |= env_add(e, "RAUC_SLOT_BOOTNAME", root->bootname ? root->bootname : "");
+	ret |= env_add(e, "RAUC_SLOT_PARENT", s->parent ? s->parent->name : "");
+	ret |= env_add(e, "RAUC_SLOT_MOUNT_POINT", h->mount_point);
+	ret |= env_add(e, "RAUC_IMAGE_NAME", h->image_path);
+	ret |= env_add(e, "RAUC_IMAGE_SIZE", img->filename ? size : "");
+	ret |= env_add(e, "RAUC_IMAGE_DIGEST", img->filename ? img->sha256 : "");
+	ret |= env_add(e, "RAUC_IMAGE_CLASS", img->slotclass);
+	return ret ? -ENOMEM : 0;
+}
+
 /* RAUC's handler environment (specs/rauc-compat.md 5.4). */
 static int build_env(struct install *in, struct env *e)
 {
@@ -191,18 +223,20 @@ static int build_env(struct install *in, struct env *e)
 	return ret ? -ENOMEM : 0;
 }
 
-/* Runs argv with the install environment; no shell.  Returns the exit code
- * (>= 0) or a negative error. */
-static int run_program(struct install *in, const char *what, char *const argv[],
-		       struct abota_error *err)
+/* Starts argv with the install environment (plus a slot hook's); no
+ * shell.  The child's pid, or a negative error. */
+static pid_t start_program(struct install *in, const char *what, char *const argv[],
+			   const struct slot_hook *hook, struct abota_error *err)
 {
 	struct env e = { 0 };
 	int ret = build_env(in, &e);
+	if (ret == 0 && hook)
+		ret = slot_hook_env(hook, &e);
 	if (ret < 0) {
 		env_free(&e);
 		return abota_error_set(err, ret, "out of memory");
 	}
-	log_info("running %s: %s", what, argv[0]);
+	log_info("running %s: %s %s", what, argv[0], argv[1] ? argv[1] : "");
 	pid_t pid = fork();
 	if (pid < 0) {
 		env_free(&e);
@@ -217,15 +251,28 @@ static int run_program(struct install *in, const char *what, char *const argv[],
 		_exit(127);
 	}
 	env_free(&e);
+	return pid;
+}
+
+/* Waits for a started program: its exit code (>= 0) or a negative error. */
+static int wait_program(pid_t pid, const char *what, const char *path, struct abota_error *err)
+{
 	int status;
 	while (waitpid(pid, &status, 0) < 0) {
 		if (errno != EINTR)
 			return abota_error_set(err, -errno, "%s: waitpid: %s", what, strerror(errno));
 	}
 	if (WIFSIGNALED(status))
-		return abota_error_set(err, -EINTR, "%s %s killed by signal %d", what, argv[0],
+		return abota_error_set(err, -EINTR, "%s %s killed by signal %d", what, path,
 				       WTERMSIG(status));
 	return WEXITSTATUS(status);
+}
+
+static int run_program(struct install *in, const char *what, char *const argv[],
+		       const struct slot_hook *hook, struct abota_error *err)
+{
+	pid_t pid = start_program(in, what, argv, hook, err);
+	return pid < 0 ? (int)pid : wait_program(pid, what, argv[0], err);
 }
 
 static int run_handler(struct install *in, const char *what, const char *path,
@@ -234,7 +281,7 @@ static int run_handler(struct install *in, const char *what, const char *path,
 	if (!path)
 		return 0;
 	char *argv[] = { (char *)path, NULL };
-	int ret = run_program(in, what, argv, err);
+	int ret = run_program(in, what, argv, NULL, err);
 	if (ret > 0)
 		return abota_error_set(err, -ECANCELED, "%s handler %s failed with exit code %d",
 				       what, path, ret);
@@ -292,7 +339,7 @@ static int check_compatible(struct install *in, struct abota_error *err)
 		char path[4352];
 		snprintf(path, sizeof(path), "%s/%s", in->hook_dir, m->hooks_filename);
 		char *argv[] = { path, "install-check", NULL };
-		int code = run_program(in, "install-check hook", argv, err);
+		int code = run_program(in, "install-check hook", argv, NULL, err);
 		if (code < 0)
 			return code;
 		if (code >= 10)
@@ -393,9 +440,10 @@ static int make_plan(struct install *in, struct abota_error *err)
 			if (specific)
 				continue;
 		}
-		if (img->hook_install || img->hook_pre_install || img->hook_post_install)
-			return abota_error_set(err, -ENOTSUP,
-					       "image '%s': per-slot hooks are not supported yet",
+		if ((img->hook_install || img->hook_pre_install || img->hook_post_install) &&
+		    !m->hooks_filename)
+			return abota_error_set(err, -EINVAL,
+					       "image '%s' has slot hooks but the manifest names no hook file ([hooks] filename)",
 					       img->filename ? img->filename : img->slotclass);
 		struct slot *target = NULL;
 		for (size_t g = 0; g < in->n_group; g++)
@@ -406,7 +454,8 @@ static int make_plan(struct install *in, struct abota_error *err)
 					       "no target slot for image class '%s' (is there an inactive, writable slot of that class?)",
 					       img->slotclass);
 		const char *itype = manifest_image_type(img);
-		if (!type_ok(itype, target->type))
+		/* an install hook writes the slot itself, maybe from no file */
+		if (!(img->hook_install && !img->filename) && !type_ok(itype, target->type))
 			return abota_error_set(err, -ENOTSUP,
 					       "image '%s' of type %s cannot be installed into slot %s of type %s",
 					       img->filename, itype ? itype : "(unknown)", target->name,
@@ -1141,6 +1190,242 @@ static bool journal_has_progress(const struct install *in)
 	return false;
 }
 
+/* --- slot hooks (manifest [image.*] hooks=pre-install;post-install or install) --- */
+
+static int hook_exec_path(const struct install *in, char *buf, size_t n)
+{
+	const char *name = bundle_get_manifest(in->bundle)->hooks_filename;
+	if (!in->hook_dir || !name)
+		return -ENOENT;
+	return snprintf(buf, n, "%s/%s", in->hook_dir, name) < (int)n ? 0 : -ENAMETOOLONG;
+}
+
+/* The device a hook sees as RAUC_SLOT_DEVICE: the slot's file or device
+ * itself when the slot is all of it, else a loop device bound to the
+ * slot's range of the disk (a GPT partition found on the boot disk). */
+static int hook_device(const struct slot_device *dev, struct slot_mount *loop, const char **out,
+		       struct abota_error *err)
+{
+	struct stat st;
+	if (dev->offset == 0 && fstat(dev->fd, &st) == 0 &&
+	    (S_ISBLK(st.st_mode) || (uint64_t)st.st_size == dev->size)) {
+		*out = dev->path;
+		return 0;
+	}
+	int ret = slot_mount_loop(dev, loop, err);
+	if (ret == 0)
+		*out = loop->loop_dev;
+	return ret;
+}
+
+/* slot-pre-install / slot-post-install; for post-install a slot holding a
+ * mountable file system is mounted at <mountprefix>/<slot> for the hook. */
+static int run_slot_hook(struct install *in, const struct plan_item *it, const char *which,
+			 struct abota_error *err)
+{
+	char path[4352];
+	if (hook_exec_path(in, path, sizeof(path)) < 0)
+		return abota_error_set(err, -ENOENT, "slot %s: no hook file", it->slot->name);
+	struct slot_device dev;
+	struct slot_mount mnt = { .loop_fd = -1 }, loop = { .loop_fd = -1 };
+	const char *device = "";
+	int ret = slot_device_open(in->cfg, it->slot, O_RDWR, &dev, err);
+	if (ret < 0)
+		return ret;
+	bool mount = strcmp(which, "slot-post-install") == 0 &&
+		     slot_mount_type_supported(it->slot->type);
+	if (mount)
+		ret = slot_mount(in->cfg, it->slot, &dev, it->slot->type, &mnt, err);
+	if (ret == 0)
+		ret = hook_device(&dev, &loop, &device, err);
+	if (ret == 0) {
+		struct slot_hook h = { .it = it, .mount_point = mnt.mount_point ? mnt.mount_point : "",
+				       .image_path = "", .device = device };
+		char *argv[] = { path, (char *)which, NULL };
+		int code = run_program(in, "slot hook", argv, &h, err);
+		if (code > 0)
+			ret = abota_error_set(err, -ECANCELED, "%s hook for slot %s failed with exit code %d",
+					      which, it->slot->name, code);
+		else
+			ret = code;
+	}
+	struct abota_error uerr = { 0 };
+	int uret = slot_umount(&mnt, &uerr);
+	slot_umount(&loop, NULL);
+	slot_device_close(&dev);
+	if (ret == 0 && uret < 0) {
+		ret = uret;
+		if (err)
+			*err = uerr;
+	}
+	return ret;
+}
+
+static int fd_sink(void *ctx, const void *buf, size_t len, struct abota_error *err)
+{
+	int ret = fileio_write_full(*(int *)ctx, buf, len, err);
+	if (ret == -EPIPE)
+		abota_error_set(err, ret, "the install hook stopped reading the image");
+	return ret;
+}
+
+/* slot-install: the hook writes the slot itself.  The image is handed over
+ * as a FIFO (RAUC_IMAGE_NAME): the bundle is not mounted, and a copy would
+ * need free space for the whole image.  What goes into the FIFO is the
+ * verified image, checked against the manifest's SHA-256 as it streams; a
+ * hook that needs to seek in the image cannot use it. */
+static int run_install_hook(struct install *in, const struct plan_item *it, struct abota_error *err)
+{
+	char path[4352], fifo[4352] = "";
+	if (hook_exec_path(in, path, sizeof(path)) < 0)
+		return abota_error_set(err, -ENOENT, "slot %s: no hook file", it->slot->name);
+	struct slot_device dev;
+	struct slot_mount loop = { .loop_fd = -1 };
+	const char *device = "";
+	int ret = slot_device_open(in->cfg, it->slot, O_RDWR, &dev, err);
+	if (ret < 0)
+		return ret;
+	ret = hook_device(&dev, &loop, &device, err);
+	if (ret == 0 && it->img->filename) {
+		snprintf(fifo, sizeof(fifo), "%s/%s", in->hook_dir, it->img->filename);
+		if (mkfifo(fifo, 0600) < 0) {
+			ret = abota_error_set(err, -errno, "%s: %s", fifo, strerror(errno));
+			fifo[0] = '\0';
+		}
+	}
+	pid_t pid = -1;
+	if (ret == 0) {
+		struct slot_hook h = { .it = it, .mount_point = "", .image_path = fifo,
+				       .device = device };
+		char *argv[] = { path, "slot-install", NULL };
+		pid = start_program(in, "slot hook", argv, &h, err);
+		if (pid < 0)
+			ret = (int)pid;
+	}
+	int sret = 0;
+	struct abota_error serr = { 0 };
+	bool read = false;
+	if (ret == 0 && fifo[0]) {
+		/* Wait for the hook to open the image (or to exit without). */
+		int fd = -1;
+		for (;;) {
+			fd = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+			if (fd >= 0 || errno != ENXIO)
+				break;
+			int st;
+			if (waitpid(pid, &st, WNOHANG) == pid) {
+				/* exited without reading: reap it below */
+				pid = -pid - 1;
+				if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+					log_warning("the slot-install hook for %s did not read the image",
+						    it->slot->name);
+				ret = WIFEXITED(st) && WEXITSTATUS(st) == 0
+					      ? 0
+					      : abota_error_set(err, -ECANCELED,
+								"slot-install hook for slot %s failed (status %d)",
+								it->slot->name, st);
+				break;
+			}
+			struct timespec ts = { 0, 10 * 1000 * 1000 };
+			nanosleep(&ts, NULL);
+		}
+		if (fd >= 0) {
+			read = true;
+			fcntl(fd, F_SETFL, 0);
+			/* A hook that stops reading must not kill us with SIGPIPE. */
+			sigset_t pipe_set, old;
+			sigemptyset(&pipe_set);
+			sigaddset(&pipe_set, SIGPIPE);
+			pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+			sret = bundle_stream_image(in->bundle, it->img, fd_sink, &fd, &serr);
+			close(fd);
+			struct timespec zero = { 0, 0 };
+			while (sigtimedwait(&pipe_set, NULL, &zero) > 0)
+				;
+			pthread_sigmask(SIG_SETMASK, &old, NULL);
+		}
+	}
+	if (pid >= 0) {
+		int code = wait_program(pid, "slot hook", path, err);
+		if (code > 0)
+			ret = abota_error_set(err, -ECANCELED,
+					      "slot-install hook for slot %s failed with exit code %d",
+					      it->slot->name, code);
+		else if (code < 0)
+			ret = code;
+	}
+	if (ret == 0 && read && sret < 0) {
+		ret = sret;
+		if (err)
+			*err = serr;
+	}
+	if (fifo[0])
+		unlink(fifo);
+	slot_umount(&loop, NULL);
+	slot_device_close(&dev);
+	return ret;
+}
+
+/* One plan item with its hooks: slot-pre-install, the image (written, or
+ * the slot-install hook), slot-post-install. */
+static int install_item(struct install *in, struct plan_item *it, struct abota_error *err)
+{
+	const struct manifest_image *img = it->img;
+	int ret = 0;
+	if (img->hook_pre_install && !it->skip)
+		ret = run_slot_hook(in, it, "slot-pre-install", err);
+	if (ret < 0)
+		goto fail;
+	if (!img->hook_install || it->skip)
+		return (ret = write_item(in, it, err)) < 0 ? ret
+			: img->hook_post_install && !it->skip ? run_slot_hook(in, it, "slot-post-install", err)
+							      : 0;
+	struct slot_status *st = in->status ? slot_status_get(in->status, it->slot->name) : NULL;
+	char ts[SLOT_STATUS_TIMESTAMP_LEN];
+	if (st) {
+		slot_status_set(&st->status, "pending");
+		slot_status_set(&st->sha256, NULL);
+		st->has_size = false;
+		if ((ret = save_status(in, err)) < 0)
+			goto fail;
+	}
+	progress(in, in->bytes_total ? (unsigned)(10 + in->bytes_before * 85 / in->bytes_total) : 50,
+		 it->slot->name, 0, img->size);
+	ret = run_install_hook(in, it, err);
+	in->bytes_before += img->filename ? img->size : 0;
+	if (st) {
+		record_bundle(in, st);
+		slot_status_set(&st->status, ret == 0 ? "ok" : "failed");
+		if (ret == 0 && img->filename) {
+			slot_status_set(&st->sha256, img->sha256);
+			st->size = img->size;
+			st->has_size = true;
+		}
+		slot_status_timestamp_now(ts);
+		slot_status_set(&st->installed_timestamp, ts);
+		slot_status_set(&st->installed_transaction, in->transaction);
+		st->installed_count++;
+		struct abota_error serr = { 0 };
+		int sret = save_status(in, &serr);
+		if (ret == 0 && sret < 0) {
+			ret = sret;
+			if (err)
+				*err = serr;
+		}
+	}
+	if (ret < 0)
+		goto fail;
+	in->res->written++;
+	if (it->journal) {
+		install_journal_set_progress(it->journal, img->size, NULL);
+		ret = install_journal_save(in->journal, in->journal_path, err);
+	}
+	return ret;
+fail:
+	abota_error_prefix(err, "slot %s", it->slot->name);
+	return ret;
+}
+
 /* FWU boards: repeated updates without a plain reboot use up the trial
  * counter in FWU_INFO (only a boot of an accepted bank re-arms it); refuse
  * when too few trial boots are left, unless forced. */
@@ -1301,7 +1586,7 @@ int install_run(struct system_config *cfg, const struct install_opts *opts,
 			goto out;
 	}
 	for (size_t p = 0; p < in.n_plan; p++) {
-		ret = write_item(&in, &in.plan[p], err);
+		ret = install_item(&in, &in.plan[p], err);
 		if (ret < 0)
 			goto out;
 	}
