@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -1107,6 +1108,25 @@ static int write_item_once(struct install *in, struct plan_item *it, struct abot
 
 /* --- resume journal --- */
 
+/* Will this install of the bundle with manifest hash `hash` resume an
+ * interrupted one (a journal of the same bundle with progress)?  A quick
+ * look before the plan exists; journal_prepare() decides for real. */
+static bool journal_resumes(const struct system_config *cfg, const char *hash)
+{
+	char path[PATH_MAX];
+	struct install_journal *j = NULL;
+	if (!cfg->data_directory ||
+	    snprintf(path, sizeof(path), "%s/%s", cfg->data_directory, INSTALL_JOURNAL_NAME) >=
+		    (int)sizeof(path) ||
+	    install_journal_load(path, &j, NULL) < 0)
+		return false;
+	uint64_t v, t;
+	install_journal_totals(j, &v, &t);
+	bool same = strcmp(j->bundle_hash, hash) == 0 && v > 0;
+	install_journal_free(j);
+	return same;
+}
+
 /* Loads the journal of an interrupted install.  Ours -- same bundle (by
  * manifest hash), same target group, same image per slot -- means resume;
  * anything else is discarded: the new journal replaces it before the first
@@ -1181,14 +1201,6 @@ out:
 	return ret;
 }
 
-/* Is this run resuming an interrupted one? */
-static bool journal_has_progress(const struct install *in)
-{
-	for (size_t p = 0; p < in->n_plan; p++)
-		if (in->plan[p].journal && in->plan[p].journal->verified > 0)
-			return true;
-	return false;
-}
 
 /* --- slot hooks (manifest [image.*] hooks=pre-install;post-install or install) --- */
 
@@ -1516,6 +1528,19 @@ int install_run(struct system_config *cfg, const struct install_opts *opts,
 				      bundle_manifest_hash(in.bundle), opts->require_manifest_hash);
 		goto out;
 	}
+	/* Local bundles are checked whole before anything is touched: a corrupt
+	 * block must not be found halfway through writing a slot.  A streamed
+	 * bundle is not downloaded twice for that: each block is checked as it
+	 * arrives, the target is marked bad before writing, and the boot switch
+	 * happens only after everything was written and verified.  Neither is
+	 * a resumed install checked twice: its target is half-written already,
+	 * and every block it still reads is checked as it is read. */
+	if (!http_is_url(opts->bundle) && !journal_resumes(cfg, bundle_manifest_hash(in.bundle))) {
+		progress(&in, 3, "Verifying bundle payload", 0, 0);
+		ret = bundle_check_payload(in.bundle, err);
+		if (ret < 0)
+			goto out;
+	}
 	const struct manifest *m = bundle_get_manifest(in.bundle);
 	if (m->handler_filename) {
 		ret = abota_error_set(err, -ENOTSUP,
@@ -1554,19 +1579,6 @@ int install_run(struct system_config *cfg, const struct install_opts *opts,
 	ret = journal_prepare(&in, err);
 	if (ret < 0)
 		goto out;
-	/* Local bundles are checked whole before anything is touched: a corrupt
-	 * block must not be found halfway through writing a slot.  A streamed
-	 * bundle is not downloaded twice for that: each block is checked as it
-	 * arrives, the target is marked bad before writing, and the boot switch
-	 * happens only after everything was written and verified.  Neither is
-	 * a resumed install checked twice: its target is half-written already,
-	 * and every block it still reads is checked as it is read. */
-	if (!http_is_url(opts->bundle) && !journal_has_progress(&in)) {
-		progress(&in, 7, "Verifying bundle payload", 0, 0);
-		ret = bundle_check_payload(in.bundle, err);
-		if (ret < 0)
-			goto out;
-	}
 
 	/* From here on the device changes.  First make the target unbootable,
 	 * so a power cut while writing leaves the running slot primary. */
