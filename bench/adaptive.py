@@ -25,19 +25,10 @@ import sys
 import tempfile
 import time
 
-from benchlib import HERE, WORK, make_signer, parse_args, sh
+from benchlib import HERE, WORK, drop_caches, make_signer, parse_args, sh, write_system_conf
 
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "e2e"))
 from httpservers import Nginx  # noqa: E402
-
-
-def drop_caches():
-    subprocess.run(["sync"])
-    try:
-        with open("/proc/sys/vm/drop_caches", "w") as f:
-            f.write("3\n")
-    except OSError:
-        pass
 
 
 def images():
@@ -92,24 +83,7 @@ def main():
         shutil.copyfile(v1, sa)  # the running system: v1
         sh("fallocate", "-l", str(600 << 20), sb)
         conf = os.path.join(tmp, "system.conf")
-        open(conf, "w").write(f"""[system]
-compatible=bench
-bootloader=noop
-data-directory={tmp}/data
-
-[keyring]
-path={cert}
-
-[slot.rootfs.0]
-device={sa}
-type=ext4
-bootname=A
-
-[slot.rootfs.1]
-device={sb}
-type=ext4
-bootname=B
-""")
+        write_system_conf(conf, f"{tmp}/data", cert, sa, sb)
         ngx = Nginx(os.path.join(tmp, "nginx"), www)
 
         def install(src):

@@ -38,3 +38,38 @@ def make_signer(d):
     sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
        "-nodes", "-keyout", key, "-out", cert, "-days", "30", "-subj", "/CN=bench")
     return cert, key
+
+
+def drop_caches():
+    """Writes dirty pages and drops the page cache (root), so every timed
+    run reads from the medium."""
+    subprocess.run(["sync"])
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+    except OSError:
+        pass
+
+
+def write_system_conf(path, data_dir, keyring, slot_a, slot_b, extra=""):
+    """An A/B system.conf with two file-backed ext4 slots and the noop
+    bootloader (the benchmarks run with --override-boot-slot=A)."""
+    with open(path, "w") as f:
+        f.write(f"""[system]
+compatible=bench
+bootloader=noop
+data-directory={data_dir}
+{extra}
+[keyring]
+path={keyring}
+
+[slot.rootfs.0]
+device={slot_a}
+type=ext4
+bootname=A
+
+[slot.rootfs.1]
+device={slot_b}
+type=ext4
+bootname=B
+""")

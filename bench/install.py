@@ -15,7 +15,8 @@ import sys
 import tempfile
 import time
 
-from benchlib import WORK, make_signer, parse_args, rootfs_image, sh
+from benchlib import (WORK, drop_caches, make_signer, parse_args, rootfs_image, sh,
+                      write_system_conf)
 
 
 def timed(args, env=None):
@@ -25,15 +26,6 @@ def timed(args, env=None):
     if p.returncode != 0:
         raise RuntimeError(f"{args} failed: {p.stdout}{p.stderr}")
     return dt, p
-
-
-def drop_caches():
-    subprocess.run(["sync"])
-    try:
-        with open("/proc/sys/vm/drop_caches", "w") as f:
-            f.write("3\n")
-    except OSError:
-        pass
 
 
 def main():
@@ -69,25 +61,8 @@ def main():
         os.makedirs(os.path.join(tmp, "data"))
         os.makedirs(os.path.join(tmp, "mnt"))
         conf = os.path.join(tmp, "system.conf")
-        open(conf, "w").write(f"""[system]
-compatible=bench
-bootloader=noop
-data-directory={tmp}/data
-mountprefix={tmp}/mnt
-
-[keyring]
-path={cert}
-
-[slot.rootfs.0]
-device={slots}/a
-type=ext4
-bootname=A
-
-[slot.rootfs.1]
-device={slots}/b
-type=ext4
-bootname=B
-""")
+        write_system_conf(conf, f"{tmp}/data", cert, f"{slots}/a", f"{slots}/b",
+                          extra=f"mountprefix={tmp}/mnt\n")
         bus = os.path.join(tmp, "session.conf")
         open(bus, "w").write(f"""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">

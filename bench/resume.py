@@ -19,16 +19,7 @@ import sys
 import tempfile
 import time
 
-from benchlib import WORK, make_signer, parse_args, rootfs_image, sh
-
-
-def drop_caches():
-    subprocess.run(["sync"])
-    try:
-        with open("/proc/sys/vm/drop_caches", "w") as f:
-            f.write("3\n")
-    except OSError:
-        pass
+from benchlib import WORK, drop_caches, make_signer, parse_args, rootfs_image, sh, write_system_conf
 
 
 def run(args, env=None, expect=0):
@@ -61,24 +52,7 @@ def main():
             sh("fallocate", "-l", str(600 << 20), os.path.join(slots, n))
         data = os.path.join(tmp, "data")
         conf = os.path.join(tmp, "system.conf")
-        open(conf, "w").write(f"""[system]
-compatible=bench
-bootloader=noop
-data-directory={data}
-
-[keyring]
-path={cert}
-
-[slot.rootfs.0]
-device={slots}/a
-type=ext4
-bootname=A
-
-[slot.rootfs.1]
-device={slots}/b
-type=ext4
-bootname=B
-""")
+        write_system_conf(conf, data, cert, f"{slots}/a", f"{slots}/b")
         install = [a.abota, "-c", conf, "--override-boot-slot=A", "install", bundle]
         log = os.path.join(tmp, "points.log")
         run(install, env={"ABOTA_POWERCUT_LOG": log})

@@ -817,6 +817,35 @@ static int record_bundle(struct install *in, struct slot_status *st)
 	return ret;
 }
 
+/* The slot's status after writing it (ret: the write's result), saved.
+ * Returns ret, or the save's error if the write succeeded. */
+static int record_result(struct install *in, struct slot_status *st,
+			 const struct manifest_image *img, int ret, struct abota_error *err)
+{
+	char ts[SLOT_STATUS_TIMESTAMP_LEN];
+	int r2 = record_bundle(in, st);
+	slot_status_set(&st->status, ret == 0 ? "ok" : "failed");
+	if (ret == 0 && img->filename) {
+		slot_status_set(&st->sha256, img->sha256);
+		st->size = img->size;
+		st->has_size = true;
+	}
+	slot_status_timestamp_now(ts);
+	slot_status_set(&st->installed_timestamp, ts);
+	slot_status_set(&st->installed_transaction, in->transaction);
+	st->installed_count++;
+	if (r2 < 0 && ret == 0)
+		ret = abota_error_set(err, -ENOMEM, "out of memory");
+	struct abota_error serr = { 0 };
+	int sret = save_status(in, &serr);
+	if (ret == 0 && sret < 0) {
+		ret = sret;
+		if (err)
+			*err = serr;
+	}
+	return ret;
+}
+
 static int write_item_once(struct install *in, struct plan_item *it, struct abota_error *err);
 
 /* --- adaptive updates --- */
@@ -1077,28 +1106,8 @@ static int write_item_once(struct install *in, struct plan_item *it, struct abot
 		install_journal_set_progress(js, it->img->size, NULL);
 		ret = install_journal_save(in->journal, in->journal_path, err);
 	}
-	if (st) {
-		int r2 = record_bundle(in, st);
-		slot_status_set(&st->status, ret == 0 ? "ok" : "failed");
-		if (ret == 0) {
-			slot_status_set(&st->sha256, it->img->sha256);
-			st->size = it->img->size;
-			st->has_size = true;
-		}
-		slot_status_timestamp_now(ts);
-		slot_status_set(&st->installed_timestamp, ts);
-		slot_status_set(&st->installed_transaction, in->transaction);
-		st->installed_count++;
-		if (r2 < 0 && ret == 0)
-			ret = abota_error_set(err, -ENOMEM, "out of memory");
-		struct abota_error serr = { 0 };
-		int sret = save_status(in, &serr);
-		if (ret == 0 && sret < 0) {
-			ret = sret;
-			if (err)
-				*err = serr;
-		}
-	}
+	if (st)
+		ret = record_result(in, st, it->img, ret, err);
 	if (ret < 0)
 		abota_error_prefix(err, "slot %s", it->slot->name);
 	else
@@ -1388,12 +1397,13 @@ static int install_item(struct install *in, struct plan_item *it, struct abota_e
 		ret = run_slot_hook(in, it, "slot-pre-install", err);
 	if (ret < 0)
 		goto fail;
-	if (!img->hook_install || it->skip)
-		return (ret = write_item(in, it, err)) < 0 ? ret
-			: img->hook_post_install && !it->skip ? run_slot_hook(in, it, "slot-post-install", err)
-							      : 0;
+	if (!img->hook_install || it->skip) {
+		ret = write_item(in, it, err);
+		if (ret == 0 && img->hook_post_install && !it->skip)
+			ret = run_slot_hook(in, it, "slot-post-install", err);
+		return ret;
+	}
 	struct slot_status *st = in->status ? slot_status_get(in->status, it->slot->name) : NULL;
-	char ts[SLOT_STATUS_TIMESTAMP_LEN];
 	if (st) {
 		slot_status_set(&st->status, "pending");
 		slot_status_set(&st->sha256, NULL);
@@ -1405,26 +1415,8 @@ static int install_item(struct install *in, struct plan_item *it, struct abota_e
 		 it->slot->name, 0, img->size);
 	ret = run_install_hook(in, it, err);
 	in->bytes_before += img->filename ? img->size : 0;
-	if (st) {
-		record_bundle(in, st);
-		slot_status_set(&st->status, ret == 0 ? "ok" : "failed");
-		if (ret == 0 && img->filename) {
-			slot_status_set(&st->sha256, img->sha256);
-			st->size = img->size;
-			st->has_size = true;
-		}
-		slot_status_timestamp_now(ts);
-		slot_status_set(&st->installed_timestamp, ts);
-		slot_status_set(&st->installed_transaction, in->transaction);
-		st->installed_count++;
-		struct abota_error serr = { 0 };
-		int sret = save_status(in, &serr);
-		if (ret == 0 && sret < 0) {
-			ret = sret;
-			if (err)
-				*err = serr;
-		}
-	}
+	if (st)
+		ret = record_result(in, st, img, ret, err);
 	if (ret < 0)
 		goto fail;
 	in->res->written++;
