@@ -172,7 +172,8 @@ int adaptive_new(const uint8_t *index, size_t index_len, unsigned hash_len, uint
 	a->st.blocks = a->nblocks;
 	a->fetch = fetch;
 	a->fetch_ctx = fetch_ctx;
-	memcpy(a->src, srcs, n_srcs * sizeof(*srcs));
+	if (n_srcs)
+		memcpy(a->src, srcs, n_srcs * sizeof(*srcs));
 	a->n_src = n_srcs;
 	uint8_t zero[ADAPTIVE_BLOCK] = { 0 };
 	unsigned zl = 0;
