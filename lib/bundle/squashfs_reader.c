@@ -68,6 +68,10 @@ struct decoder {
 	struct libdeflate_decompressor *ld;
 	ZSTD_DCtx *zd;
 	sqfs_compressor_t *sq;
+	/* compressed bytes of the batch being decoded: one buffer per worker,
+	 * not per pipeline slot (a slot only holds decoded bytes) */
+	uint8_t *in;
+	size_t in_cap;
 };
 
 struct squashfs_reader {
@@ -415,6 +419,7 @@ static void decoder_free(struct decoder *d)
 	if (d->zd)
 		ZSTD_freeDCtx(d->zd);
 	sqfs_destroy(d->sq);
+	free(d->in);
 	memset(d, 0, sizeof(*d));
 }
 
@@ -1178,7 +1183,6 @@ struct slot {
 	size_t first, count; /* blocks */
 	uint64_t pos;        /* image offset of the first block's bytes */
 	size_t disk;         /* on-disk bytes of the batch */
-	uint8_t *in;
 	uint8_t *out;
 	size_t out_len;
 	int ret;
@@ -1198,6 +1202,7 @@ struct pipeline {
 	struct squashfs_reader *r;
 	const struct inode *in;
 	size_t per, nbatches;
+	size_t batch_bytes; /* per * block size */
 	struct batch *batches;
 	pthread_mutex_t lock;
 	pthread_cond_t work;
@@ -1212,7 +1217,7 @@ struct pipeline {
 /* Decompresses the blocks of one slot; in holds their on-disk bytes back to
  * back. */
 static void decode_slot(const struct squashfs_reader *r, const struct inode *in,
-			struct decoder *d, struct slot *s)
+			struct decoder *d, const uint8_t *src, struct slot *s)
 {
 	size_t ipos = 0, opos = 0;
 	s->ret = 0;
@@ -1223,10 +1228,10 @@ static void decode_slot(const struct squashfs_reader *r, const struct inode *in,
 		if (disk == 0) {
 			memset(s->out + opos, 0, want);
 		} else if (b & BLOCK_UNCOMPRESSED) {
-			memcpy(s->out + opos, s->in + ipos, want); /* disk == want, checked */
+			memcpy(s->out + opos, src + ipos, want); /* disk == want, checked */
 		} else {
 			size_t got = 0;
-			if (decode(d, s->in + ipos, disk, s->out + opos, want, &got) < 0 ||
+			if (decode(d, src + ipos, disk, s->out + opos, want, &got) < 0 ||
 			    got != want) {
 				s->ret = -EBADMSG;
 				s->bad_block = i;
@@ -1252,13 +1257,22 @@ static void fill_slot(struct pipeline *p, struct decoder *d, struct slot *s)
 			s->ret = -ENOMEM;
 			return;
 		}
-		s->ret = source_read_at(p->r->src, s->in, s->disk, s->pos, s->err);
+		if (d->in_cap < s->disk) {
+			uint8_t *n = realloc(d->in, p->batch_bytes);
+			if (!n) {
+				s->ret = -ENOMEM;
+				return;
+			}
+			d->in = n;
+			d->in_cap = p->batch_bytes;
+		}
+		s->ret = source_read_at(p->r->src, d->in, s->disk, s->pos, s->err);
 		if (s->ret < 0) {
 			s->read_failed = true;
 			return;
 		}
 	}
-	decode_slot(p->r, p->in, d, s);
+	decode_slot(p->r, p->in, d, d->in, s);
 }
 
 /* Takes the next batch if its slot is free (call with the lock held). */
@@ -1365,9 +1379,8 @@ static int pipeline_alloc(struct pipeline *p, size_t batch_bytes, struct abota_e
 	if (!p->slots)
 		return abota_error_set(err, -ENOMEM, "out of memory");
 	for (size_t i = 0; i < p->nslots; i++) {
-		p->slots[i].in = malloc(batch_bytes);
 		p->slots[i].out = malloc(batch_bytes);
-		if (!p->slots[i].in || !p->slots[i].out)
+		if (!p->slots[i].out)
 			return abota_error_set(err, -ENOMEM, "out of memory");
 	}
 	return 0;
@@ -1378,7 +1391,6 @@ static void pipeline_free(struct pipeline *p)
 	if (!p->slots)
 		return;
 	for (size_t i = 0; i < p->nslots; i++) {
-		free(p->slots[i].in);
 		free(p->slots[i].out);
 		free(p->slots[i].err);
 	}
@@ -1450,6 +1462,7 @@ static int stream_fast(struct squashfs_reader *r, const struct inode *in, unsign
 	uint32_t bs = r->sb.block_size;
 	struct pipeline p = { .r = r, .in = in };
 	p.per = BATCH_BYTES / bs ? BATCH_BYTES / bs : 1;
+	p.batch_bytes = p.per * bs;
 	int ret = plan_batches(&p, sel, err);
 	if (ret < 0)
 		return ret;
