@@ -56,6 +56,18 @@ struct board_partition {
 	char slot[32]; /* RAUC slot name "<class>.<index>", "" = none */
 };
 
+/* A bank fix-up rule of the profile ([fixup.<name>] groups): which file of
+ * the new bank to rewrite so it names that bank (bank_fixup.h).  A profile
+ * with fix-up groups replaces abota's default rules (extlinux.conf of
+ * bootfs, fstab of rootfs) with its own. */
+#define BOARD_MAX_FIXUPS 16
+struct board_fixup {
+	char sclass[64];  /* slot class whose file system holds the file */
+	char path[256];   /* absolute path inside that file system */
+	bool cmdline;     /* kind=cmdline (kernel command line) or kind=mounts (fstab) */
+	bool required;    /* a missing file is an error */
+};
+
 struct board {
 	char name[BOARD_NAME_MAX + 1];
 	char description[256];
@@ -75,6 +87,8 @@ struct board {
 	uint64_t fwu_info_nvmem_offset;
 	size_t nparts;
 	struct board_partition *parts; /* in GPT entry order */
+	size_t nfixups;
+	struct board_fixup fixups[BOARD_MAX_FIXUPS];
 };
 
 /* Loads and validates a profile by name or path.  Every key is checked

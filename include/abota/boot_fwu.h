@@ -36,6 +36,10 @@ int boot_fwu_open(const struct system_config *cfg, struct boot_backend **out,
 /* Whether b is the fwu backend. */
 bool boot_fwu_is(const struct boot_backend *b);
 
+struct board;
+/* The board profile of an fwu backend ([fwu] board), or NULL. */
+const struct board *boot_fwu_board(struct boot_backend *b);
+
 /* Everything `abota status` and the installer need, read in one go. */
 struct boot_fwu_status {
 	struct fwu_metadata md;    /* the copy in effect */

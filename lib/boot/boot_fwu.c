@@ -93,6 +93,14 @@ bool boot_fwu_is(const struct boot_backend *b)
 	return b && !strcmp(b->ops->name, "fwu");
 }
 
+const struct board *boot_fwu_board(struct boot_backend *b)
+{
+	if (!boot_fwu_is(b))
+		return NULL;
+	const struct fwu_priv *p = b->priv;
+	return p->board;
+}
+
 int boot_fwu_slot_bank(struct boot_backend *b, const struct slot *s, unsigned *bank,
 		       struct abota_error *err)
 {

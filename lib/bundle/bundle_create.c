@@ -369,12 +369,18 @@ int bundle_create(const char *content_dir, const char *out_path,
 	uint64_t payload = sqfs_size;
 	bool detached = m->format == BUNDLE_FORMAT_PLAIN;
 	if (!detached) {
-		struct verity_params vp = { .data_size = sqfs_size };
+		/* RAUC needs a verity payload of more than one block; a tiny
+		 * bundle (small, well-compressing images) is padded with zeros,
+		 * which the squashfs ignores (it ends at bytes_used). */
 		if (sqfs_size <= VERITY_BLOCK_SIZE) {
-			ret = abota_error_set(err, -EINVAL,
-					      "bundle squashfs must be larger than 4096 bytes for the verity format");
-			goto out;
+			if (ftruncate(out_fd, 2 * VERITY_BLOCK_SIZE) < 0) {
+				ret = abota_error_set(err, -errno, "%s: %s", tmp, strerror(errno));
+				goto out;
+			}
+			sqfs_size = 2 * VERITY_BLOCK_SIZE;
+			payload = sqfs_size;
 		}
+		struct verity_params vp = { .data_size = sqfs_size };
 		if (RAND_bytes(vp.salt, sizeof(vp.salt)) != 1) {
 			ret = abota_error_set(err, -EIO, "no random bytes for the verity salt");
 			goto out;

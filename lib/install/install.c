@@ -18,6 +18,7 @@
 
 #include "abota/adaptive.h"
 #include "abota/bank_fixup.h"
+#include "abota/board.h"
 #include "abota/boot_backend.h"
 #include "abota/boot_fwu.h"
 #include "abota/bundle.h"
@@ -1452,7 +1453,22 @@ static int apply_fixups(struct install *in, struct abota_error *err)
 		return abota_error_set(err, -ENOMEM, "out of memory");
 	for (size_t p = 0; p < in->n_plan; p++)
 		written[p] = in->plan[p].slot;
-	int ret = bank_fixup_group(in->cfg, NULL, NULL, in->target_root, written, in->n_plan, err);
+	/* The board profile's rules replace the defaults when it has any. */
+	const struct board *board = boot_fwu_board(in->backend);
+	struct bank_fixup_rule rules[BOARD_MAX_FIXUPS + 1];
+	const struct bank_fixup_rule *use = NULL;
+	if (board && board->nfixups) {
+		for (size_t i = 0; i < board->nfixups; i++)
+			rules[i] = (struct bank_fixup_rule){
+				.sclass = board->fixups[i].sclass,
+				.path = board->fixups[i].path,
+				.kind = board->fixups[i].cmdline ? BANK_FIXUP_CMDLINE : BANK_FIXUP_MOUNTS,
+				.required = board->fixups[i].required,
+			};
+		rules[board->nfixups] = (struct bank_fixup_rule){ 0 };
+		use = rules;
+	}
+	int ret = bank_fixup_group(in->cfg, NULL, use, in->target_root, written, in->n_plan, err);
 	free(written);
 	return ret;
 }

@@ -89,6 +89,49 @@ void board_free(struct board *b)
 /* --- key helpers: every message names file, group and key ------------------ */
 
 static int get_str(struct keyfile *kf, const char *g, const char *k, bool required, char *buf,
+		   size_t cap, struct abota_error *err);
+
+/* [fixup.<name>] class=, path=, kind=cmdline|mounts, required=true|false */
+static int parse_fixup(struct keyfile *kf, const char *group, struct board *b,
+		       struct abota_error *err)
+{
+	char kind[16];
+	bool required = false;
+	if (b->nfixups == BOARD_MAX_FIXUPS)
+		return abota_error_set(err, -EINVAL, "%s: more than %d [fixup.*] groups",
+				       keyfile_name(kf), BOARD_MAX_FIXUPS);
+	struct board_fixup *f = &b->fixups[b->nfixups];
+	int ret;
+	keyfile_consume_group(kf, group);
+	if ((ret = get_str(kf, group, "class", true, f->sclass, sizeof(f->sclass), err)) < 0 ||
+	    (ret = get_str(kf, group, "path", true, f->path, sizeof(f->path), err)) < 0 ||
+	    (ret = get_str(kf, group, "kind", true, kind, sizeof(kind), err)) < 0)
+		return ret;
+	ret = keyfile_get_bool(kf, group, "required", &required, err);
+	if (ret < 0 && ret != -ENOENT)
+		return ret;
+	if (strcmp(kind, "cmdline") != 0 && strcmp(kind, "mounts") != 0)
+		return abota_error_set(err, -EINVAL, "%s:%u: [%s] kind: '%s' is not cmdline or mounts",
+				       keyfile_name(kf), keyfile_key_line(kf, group, "kind"), group,
+				       kind);
+	/* an absolute path without . or .. components */
+	bool ok = f->path[0] == '/';
+	for (const char *c = f->path; ok && *c; c++)
+		if (c[0] == '/' && c[1] == '.' &&
+		    (c[2] == '/' || c[2] == '\0' || (c[2] == '.' && (c[3] == '/' || c[3] == '\0'))))
+			ok = false;
+	if (!ok)
+		return abota_error_set(err, -EINVAL,
+				       "%s:%u: [%s] path: '%s' is not an absolute path without . or ..",
+				       keyfile_name(kf), keyfile_key_line(kf, group, "path"), group,
+				       f->path);
+	f->cmdline = strcmp(kind, "cmdline") == 0;
+	f->required = required;
+	b->nfixups++;
+	return 0;
+}
+
+static int get_str(struct keyfile *kf, const char *g, const char *k, bool required, char *buf,
 		   size_t cap, struct abota_error *err)
 {
 	const char *v;
@@ -535,9 +578,14 @@ int board_parse(const char *data, size_t len, const char *name, struct board **o
 	b->has_nvmem_offset = ret > 0;
 
 	size_t ng = keyfile_group_count(kf), np = 0;
-	for (size_t g = 0; g < ng; g++)
-		if (strncmp(keyfile_group_name(kf, g), "partition.", 10) == 0)
+	for (size_t g = 0; g < ng; g++) {
+		const char *group = keyfile_group_name(kf, g);
+		if (strncmp(group, "partition.", 10) == 0)
 			np++;
+		if (strncmp(group, "fixup.", 6) == 0 &&
+		    (ret = parse_fixup(kf, group, b, err)) < 0)
+			goto out;
+	}
 	if (np > BOARD_MAX_PARTS) {
 		ret = abota_error_set(err, -EINVAL, "%s: %zu partitions (max %d)", name, np,
 				      BOARD_MAX_PARTS);

@@ -272,3 +272,21 @@ parent=rootfs.1
         service.wait(timeout=10)
         daemon.terminate()
         daemon.wait(timeout=10)
+
+
+def test_tiny_verity_bundle_is_padded(pki, tmp_path):
+    """A bundle whose squashfs fits in one 4 KiB block (tiny, well
+    compressing images): the payload is padded to two blocks, as RAUC needs
+    more than one verity data block; rauc and abota both verify it."""
+    c = tmp_path / "c"
+    c.mkdir()
+    (c / "fip.img").write_bytes(b"\0" * 65536)
+    (c / "manifest.raucm").write_text(
+        "[update]\ncompatible=abota-test\nversion=1\n\n[image.bootloader]\nfilename=fip.img\n")
+    b = tmp_path / "tiny.raucb"
+    abota("bundle", "--cert", pki.signer[0], "--key", pki.signer[1], str(c), str(b))
+    # two 4 KiB data blocks + one hash tree block + CMS + trailer
+    assert os.path.getsize(b) > 3 * 4096
+    run("rauc", "info", f"--keyring={pki.keyring}", str(b))
+    abota("--keyring", pki.keyring, "extract", str(b), str(tmp_path / "x"))
+    assert (tmp_path / "x" / "fip.img").read_bytes() == b"\0" * 65536

@@ -200,3 +200,40 @@ def test_trial_budget_exhausted_needs_force(tmp_path, pki, bundles):
     b2.boot(check_rc=0)
     b2.boot(check_rc=0)
     dev(b2, pki, *full, "install", "--force", bundles["v3"])
+
+
+def test_board_profile_fixup_rules(tmp_path, pki):
+    """A board profile's [fixup.*] groups replace the default bank fix-up
+    rules: here the defaults plus a vendorfs file that names the bank."""
+    b = Board(tmp_path / "board")
+    assert b.boot(check_rc=0)["bank"] == 0
+    with open(os.path.join(b.dir, "board.conf"), "a") as f:
+        f.write("\n[fixup.cmdline]\nclass=bootfs\npath=/extlinux/extlinux.conf\nkind=cmdline\n"
+                "required=true\n\n[fixup.mounts]\nclass=rootfs\npath=/etc/fstab\nkind=mounts\n\n"
+                "[fixup.vendor]\nclass=vendorfs\npath=/etc/bank.conf\nkind=cmdline\n")
+    c = tmp_path / "c"
+    c.mkdir()
+    with open(c / "fip.bin", "wb") as f:
+        f.write(struct.pack("<II", 0xAA640001, 0x12345678) + b"\0" * 4088)
+    make_ext4(str(c / "bootfs.ext4"), 16 * 1024, {"uImage": b"kernel",
+                                                  "extlinux/extlinux.conf": EXTLINUX.encode()})
+    make_ext4(str(c / "vendorfs.ext4"), 8 * 1024,
+              {"etc/bank.conf": b"console=ttySTM0 rauc.slot=A\n"})
+    make_ext4(str(c / "rootfs.ext4"), 24 * 1024, {"etc/fstab": FSTAB.encode()})
+    (c / "manifest.raucm").write_text(
+        "[update]\ncompatible=stm32mpu\nversion=2.0.0\n\n[image.fip]\nfilename=fip.bin\n\n"
+        "[image.bootfs]\nfilename=bootfs.ext4\n\n[image.vendorfs]\nfilename=vendorfs.ext4\n\n"
+        "[image.rootfs]\nfilename=rootfs.ext4\n")
+    bundle = str(tmp_path / "v2.raucb")
+    abota("bundle", "--cert", pki.signer[0], "--key", pki.signer[1], str(c), bundle)
+    dev(b, pki, "install", bundle)
+    p = b.part("vendorfs-b")
+    img = str(tmp_path / "vendorfs-b.img")
+    with open(b.disk, "rb") as src, open(img, "wb") as dst:
+        src.seek(p["start"])
+        dst.write(src.read(8 << 20))
+    out = subprocess.run(["debugfs", "-R", "cat /etc/bank.conf", img], capture_output=True,
+                         text=True).stdout
+    assert out == "console=ttySTM0 rauc.slot=B\n", out
+    h = b.boot(check_rc=0)
+    assert h["bank"] == 1, b.console_tail()

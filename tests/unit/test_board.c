@@ -256,11 +256,44 @@ static void test_sizes(void **state)
 	assert_int_equal(board_parse_size("17179869184GiB", &v), -ERANGE);
 }
 
+/* [fixup.*] groups: bank fix-up rules of the profile. */
+static void test_fixups(void **state)
+{
+	(void)state;
+	char *text = join(base, parts_ok,
+			  "[fixup.cmdline]\nclass=bootfs\npath=/boot/extlinux/extlinux.conf\n"
+			  "kind=cmdline\nrequired=true\n"
+			  "[fixup.mounts]\nclass=rootfs\npath=/etc/fstab\nkind=mounts\n");
+	struct board *b = NULL;
+	struct abota_error err = { 0 };
+	if (board_parse(text, strlen(text), "t.conf", &b, &err) < 0)
+		fail_msg("%s", err.msg);
+	assert_int_equal(b->nfixups, 2);
+	assert_string_equal(b->fixups[0].sclass, "bootfs");
+	assert_string_equal(b->fixups[0].path, "/boot/extlinux/extlinux.conf");
+	assert_true(b->fixups[0].cmdline && b->fixups[0].required);
+	assert_false(b->fixups[1].cmdline || b->fixups[1].required);
+	board_free(b);
+	free(text);
+	parse_fails(base, parts_ok, "[fixup.x]\nclass=bootfs\npath=/a\nkind=grub\n",
+		    "kind: 'grub' is not cmdline or mounts");
+	parse_fails(base, parts_ok, "[fixup.x]\nclass=bootfs\npath=etc/fstab\nkind=mounts\n",
+		    "not an absolute path");
+	parse_fails(base, parts_ok, "[fixup.x]\nclass=bootfs\npath=/etc/../shadow\nkind=mounts\n",
+		    "not an absolute path");
+	parse_fails(base, parts_ok, "[fixup.x]\npath=/a\nkind=mounts\n", "missing key 'class'");
+	parse_fails(base, parts_ok, "[fixup.x]\nclass=a\npath=/a\nkind=mounts\nrequired=maybe\n",
+		    "required");
+	parse_fails(base, parts_ok, "[fixup.x]\nclass=a\npath=/a\nkind=mounts\nextra=1\n",
+		    "extra");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_shipped_profiles),
 		cmocka_unit_test(test_minimal),
+		cmocka_unit_test(test_fixups),
 		cmocka_unit_test(test_bad_profiles),
 		cmocka_unit_test(test_sizes),
 	};
