@@ -61,6 +61,10 @@ struct boot_fwu_status {
 	bool rolled_back;
 	int failed_bank;           /* the bank given up, -1 */
 	char rollback_reason[256];
+	/* Not a rollback: an install switched to the active bank in this boot
+	 * (the status file's boot id is the current one); the next boot tries
+	 * it. */
+	bool reboot_pending;
 };
 int boot_fwu_get_status(struct boot_backend *b, struct boot_fwu_status *out,
 			struct abota_error *err);

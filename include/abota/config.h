@@ -78,6 +78,9 @@ struct system_config {
 	/* abota additions to [system] */
 	const char *cmdline_file;   /* default /proc/cmdline */
 	const char *boot_disk;      /* boot disk image/device, NULL if unset */
+	const char *boot_id_file;   /* abota: where the boot id is read; NULL =
+				       /proc/sys/kernel/random/boot_id (the simulator
+				       writes one per power-on) */
 	const char *fw_env_config;  /* uboot: fw_env.config, default /etc/fw_env.config */
 	/* [handlers] */
 	const char *system_info_handler, *pre_install_handler, *post_install_handler;

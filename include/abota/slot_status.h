@@ -47,6 +47,11 @@ bool slot_status_was_broken(const struct slot_status_store *st);
 /* boot-id written on save; default: /proc/sys/kernel/random/boot_id. */
 const char *slot_status_boot_id(const struct slot_status_store *st);
 int slot_status_set_boot_id(struct slot_status_store *st, const char *boot_id);
+/* boot-id found in the file when it was loaded: the boot in which it was
+ * last saved (NULL if none). */
+const char *slot_status_saved_boot_id(const struct slot_status_store *st);
+/* Reads the current boot id from path (NULL = /proc/sys/kernel/random/boot_id). */
+int slot_status_read_boot_id(const char *path, char *out, size_t cap);
 
 /* Status of a slot, NULL if the file has none. */
 const struct slot_status *slot_status_find(const struct slot_status_store *st, const char *slot);

@@ -20,6 +20,7 @@
 #include "abota/fileio.h"
 #include "abota/fwu_store.h"
 #include "abota/log.h"
+#include "abota/slot_status.h"
 #include "abota/slot_device.h"
 
 struct fwu_priv {
@@ -91,6 +92,34 @@ static void fwu_close(struct boot_backend *b)
 bool boot_fwu_is(const struct boot_backend *b)
 {
 	return b && !strcmp(b->ops->name, "fwu");
+}
+
+/* Did an install in this very boot make bank `active` the active one (so
+ * the system has not rebooted into it yet)?  The status file records the
+ * boot in which it was saved; the install saves it when it switches. */
+static bool switched_this_boot(struct boot_backend *b, unsigned active)
+{
+	const struct system_config *cfg = b->cfg;
+	struct slot_status_store *st = NULL;
+	char now[64];
+	bool same = false;
+	if (!cfg->statusfile || slot_status_read_boot_id(cfg->boot_id_file, now, sizeof(now)) < 0 ||
+	    slot_status_load(cfg->statusfile, &st, NULL) < 0)
+		return false;
+	const char *saved = slot_status_saved_boot_id(st);
+	if (saved && strcmp(saved, now) == 0) {
+		/* ... and the bank's slot was activated (by that install) */
+		for (size_t i = 0; i < cfg->nslots && !same; i++) {
+			const struct slot *s = &cfg->slots[i];
+			unsigned bank;
+			const struct slot_status *ss = slot_status_find(st, s->name);
+			if (s->bootname && ss && ss->activated_timestamp &&
+			    boot_fwu_slot_bank(b, s, &bank, NULL) == 0 && bank == active)
+				same = true;
+		}
+	}
+	slot_status_store_free(st);
+	return same;
 }
 
 const struct board *boot_fwu_board(struct boot_backend *b)
@@ -514,7 +543,9 @@ int boot_fwu_get_status(struct boot_backend *b, struct boot_fwu_status *out,
 		r.booted_bank = (int)bb;
 	unsigned a = r.md.active_index, pv = r.md.previous_active_index;
 	uint8_t pst = pv < r.md.num_banks ? fwu_md_bank_state(&r.md, pv) : FWU_BANK_INVALID;
-	if (r.booted_bank >= 0 && (unsigned)r.booted_bank != a) {
+	if (r.booted_bank >= 0 && (unsigned)r.booted_bank != a && switched_this_boot(b, a)) {
+		r.reboot_pending = true;
+	} else if (r.booted_bank >= 0 && (unsigned)r.booted_bank != a) {
 		r.rolled_back = true;
 		r.failed_bank = (int)a;
 		snprintf(r.rollback_reason, sizeof(r.rollback_reason),

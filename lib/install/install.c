@@ -1510,6 +1510,12 @@ int install_run(struct system_config *cfg, const struct install_opts *opts,
 		ret = slot_status_load(cfg->statusfile, &in.status, err);
 		if (ret < 0)
 			goto out;
+		/* The boot id saved with the status tells a later `abota status`
+		 * that the switch happened in this boot (a reboot is pending),
+		 * not that the firmware fell back. */
+		char boot_id[64];
+		if (slot_status_read_boot_id(cfg->boot_id_file, boot_id, sizeof(boot_id)) == 0)
+			slot_status_set_boot_id(in.status, boot_id);
 	}
 
 	progress(&in, 2, "Checking bundle", 0, 0);

@@ -404,6 +404,8 @@ static int parse_system(struct system_config *cfg, struct abota_error *err)
 	/* abota additions */
 	if ((ret = opt_path(cfg, g, "cmdline-file", &cfg->cmdline_file, err)) < 0)
 		return ret;
+	if ((ret = opt_path(cfg, g, "boot-id-file", &cfg->boot_id_file, err)) < 0)
+		return ret;
 	if ((ret = opt_path(cfg, g, "boot-disk", &cfg->boot_disk, err)) < 0)
 		return ret;
 	return 0;
@@ -960,7 +962,10 @@ int config_load_with_overrides(const char *path, const char *const *overrides,
 		path = found;
 	}
 	/* Relative paths in the file are relative to its directory, so the
-	 * directory must be absolute even if the file was given relatively. */
+	 * directory must be absolute even if the file was given relatively.
+	 * path is not NULL here (given, or the default found above); cppcheck loses
+	 * the assignment in the branch. */
+	/* cppcheck-suppress nullPointerRedundantCheck */
 	abs = realpath(path, NULL);
 	if (!abs) {
 		ret = abota_error_set(err, -errno, "%s: %s", path, strerror(errno));

@@ -24,6 +24,7 @@ struct slot_status_store {
 	char *path;
 	bool broken;
 	char *boot_id;
+	char *saved_boot_id;
 	size_t n, cap;
 	struct status_entry *e;
 };
@@ -64,12 +65,29 @@ void slot_status_store_free(struct slot_status_store *st)
 	free(st->e);
 	free(st->path);
 	free(st->boot_id);
+	free(st->saved_boot_id);
 	free(st);
 }
 
 const char *slot_status_path(const struct slot_status_store *st) { return st->path; }
 bool slot_status_was_broken(const struct slot_status_store *st) { return st->broken; }
 const char *slot_status_boot_id(const struct slot_status_store *st) { return st->boot_id; }
+const char *slot_status_saved_boot_id(const struct slot_status_store *st) { return st->saved_boot_id; }
+
+int slot_status_read_boot_id(const char *path, char *out, size_t cap)
+{
+	char *data = NULL;
+	size_t len;
+	int ret = fileio_read_all(path ? path : BOOT_ID_PATH, 256, &data, &len, NULL);
+	if (ret < 0)
+		return ret;
+	data[strcspn(data, "\r\n")] = '\0';
+	ret = data[0] && strlen(data) < cap ? 0 : -EINVAL;
+	if (ret == 0)
+		snprintf(out, cap, "%s", data);
+	free(data);
+	return ret;
+}
 
 int slot_status_set_boot_id(struct slot_status_store *st, const char *boot_id)
 {
@@ -185,8 +203,9 @@ int slot_status_load(const char *path, struct slot_status_store **out, struct ab
 		goto done;
 	}
 	const char *v;
+	/* the boot in which the file was last saved (see slot_status_saved_boot_id) */
 	if (keyfile_get_string(kf, "system", "boot-id", &v, NULL) == 0)
-		(void)v; /* the stored boot-id is the previous boot's; not needed */
+		(void)slot_status_set(&st->saved_boot_id, v);
 	for (size_t i = 0; i < keyfile_group_count(kf); i++) {
 		const char *g = keyfile_group_name(kf, i);
 		if (strncmp(g, "slot.", 5) || !g[5])

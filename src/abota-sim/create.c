@@ -90,7 +90,9 @@ static int make_fs(const char *disk, const struct board *b, const struct gpt_dis
 		return ret;
 	struct guid fsuuid;
 	sim_rng_guid(rng, &fsuuid);
-	char bank = bp->bank >= 0 ? (char)('A' + bp->bank) : '-';
+	char bank = '-';
+	if (bp->bank >= 0)
+		bank = (char)('A' + bp->bank);
 	struct ext4img_file files[4];
 	size_t n = 0;
 	char *extlinux = NULL, *osrel = NULL, *marker = NULL;
@@ -161,12 +163,13 @@ static int write_system_conf(const struct sim *s, struct abota_error *err)
 		"# The device side of abota runs against the simulator unchanged: the boot\n"
 		"# disk, the kernel command line and the FWU_INFO register are files here.\n"
 		"\n[system]\ncompatible=stm32mpu\nbootloader=fwu\ndata-directory=%s/data\n"
-		"boot-disk=%s/disk.img\n\n[fwu]\nboard=%s/board.conf\ncmdline=%s/cmdline\n"
+		"boot-disk=%s/disk.img\nboot-id-file=%s/boot_id\n\n[fwu]\nboard=%s/board.conf\n"
+		"cmdline=%s/cmdline\n"
 		"fwu-info=%s/fwu_info\nfwu-info-offset=0\n"
 		"# BL2 flavour and metadata version this board was created with\n"
 		"tfa=%s\nmetadata-version=%u\n\n[keyring]\n"
 		"# path=/path/to/ca.cert.pem\n",
-		s->board->name, s->dir, s->dir, s->dir, s->dir, s->dir, board_tfa_name(s->tfa),
+		s->board->name, s->dir, s->dir, s->dir, s->dir, s->dir, s->dir, board_tfa_name(s->tfa),
 		s->tfa == BOARD_TFA_V1 ? 1u : (unsigned)s->board->fwu.version);
 	for (size_t i = 0; i < s->board->nparts; i++) {
 		const struct board_partition *p = &s->board->parts[i];
@@ -353,7 +356,8 @@ int sim_create(const char *board_name, const char *dir, const struct sim_create_
 		switch (p->content) {
 		case BOARD_CONTENT_FSBL:
 			memset(buf, 0, sizeof(buf));
-			memcpy(buf, "STM2", 4);
+			/* the STM32 image header magic, not a string */
+			memcpy(buf, "STM2", 4); /* NOLINT(bugprone-not-null-terminated-result) */
 			snprintf((char *)buf + 16, 64, "abota-sim TF-A BL2 (%s)", board_tfa_name(tfa));
 			ret = write_at(disk, gp->start, buf, 256, err);
 			break;

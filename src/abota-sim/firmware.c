@@ -673,6 +673,13 @@ done:
 		sim_path(s, "cmdline", path, sizeof(path));
 		if ((ret = fileio_write_atomic(path, line, strlen(line), 0644, err)) < 0)
 			goto out;
+		/* /proc/sys/kernel/random/boot_id of this power-on: a new one
+		 * each boot, so the device side can tell "not rebooted yet". */
+		char id[64];
+		snprintf(id, sizeof(id), "5eb00000-0000-4000-8000-%012lx\n", s->boots);
+		sim_path(s, "boot_id", path, sizeof(path));
+		if ((ret = fileio_write_atomic(path, id, strlen(id), 0644, err)) < 0)
+			goto out;
 		if (up)
 			json_object_object_add(c.hist, "cmdline", json_object_new_string(cmdline));
 	}

@@ -268,6 +268,7 @@ static json_object *fwu_json(struct status_ctx *c, const struct boot_fwu_status 
 			       st->failed_bank >= 0 ? json_object_new_int(st->failed_bank) : NULL);
 	json_object_object_add(o, "rollback_reason",
 			       st->rolled_back ? jstr(st->rollback_reason) : NULL);
+	json_object_object_add(o, "reboot_pending", json_object_new_boolean(st->reboot_pending));
 	return o;
 }
 
@@ -292,6 +293,10 @@ static void fwu_readable(struct status_ctx *c, const struct boot_fwu_status *st)
 		printf("FWU_INFO: unknown (trial budget unknown)\n");
 	if (st->rolled_back)
 		printf("Rollback: %s\n", st->rollback_reason);
+	if (st->reboot_pending)
+		printf("Reboot pending: bank %s (%u) was activated in this boot; the next boot tries "
+		       "it\n",
+		       fwu_bank_name(c, st->md.active_index), st->md.active_index);
 }
 
 static int print_json(struct status_ctx *c, bool detailed, bool pretty)

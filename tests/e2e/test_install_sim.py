@@ -86,13 +86,17 @@ def test_update_cycle(tmp_path, pki, bundles, name):
     p = dev(b, pki, "install", bundles["v2"])
     assert "next boot tries B" in p.stdout
     assert part_sha(b, "rootfs-a") == a_before
+    # before the reboot: pending, not a rollback
+    st = fwu_json(b, pki)["fwu"]
+    assert st["reboot_pending"] and not st["rollback"], st
+    assert "Reboot pending: bank B" in dev(b, pki, "status").stdout
     # reboot: TF-A picks bank B in trial, U-Boot "Boot B", kernel sees bank B
     h = b.boot(check_rc=0)
     assert h["bank"] == 1 and h["outcome"] == "running", b.console_tail()
     assert "rauc.slot=B" in b.cmdline()
     assert "Boot B" in b.last_console()
     st = fwu_json(b, pki)
-    assert st["booted"] == "B"
+    assert st["booted"] == "B" and not st["fwu"]["reboot_pending"]
     dev(b, pki, "status", "mark-good")
     h = b.boot(check_rc=0)
     assert h["bank"] == 1
