@@ -179,17 +179,19 @@ static int write_atomic(const char *path, const void *data, size_t len, mode_t m
 		ret = abota_error_set(err, -errno, "%s: fsync failed: %s", tmp, strerror(errno));
 		goto out_unlink;
 	}
-	if (close(fd) < 0) {
-		fd = -1;
-		ret = abota_error_set(err, -errno, "%s: close failed: %s", tmp, strerror(errno));
-		goto out_unlink;
-	}
-	fd = -1;
 	if (cut_points && (ret = powercut_point("rename", path, err)) < 0)
 		goto out;
 	if (rename(tmp, path) < 0) {
 		ret = abota_error_set(err, -errno, "%s: rename failed: %s", path, strerror(errno));
 		goto out_unlink;
+	}
+	/* vfat keeps a file's size in its directory entry and writes the
+	 * renamed entry when the file's inode is written back: sync the file
+	 * again after the rename (a data directory on vfat was left with a
+	 * 0-byte file by a real power cut in QEMU), then the directory. */
+	if (fsync(fd) < 0) {
+		ret = abota_error_set(err, -errno, "%s: fsync failed: %s", path, strerror(errno));
+		goto out;
 	}
 	ret = fileio_fsync_dir(path, 0, err);
 	goto out;
@@ -212,6 +214,55 @@ int fileio_write_atomic_device(const char *path, const void *data, size_t len, m
 			       struct abota_error *err)
 {
 	return write_atomic(path, data, len, mode, true, err);
+}
+
+/* Reads fd to EOF, at most max_size bytes (-EFBIG beyond). */
+static int read_unsized(int fd, const char *path, size_t max_size, char **data_out,
+			size_t *len_out, struct abota_error *err)
+{
+	size_t cap = 4096, used = 0;
+	char *buf = malloc(cap + 1);
+	int ret = 0;
+	if (!buf)
+		return abota_error_set(err, -ENOMEM, "out of memory");
+	for (;;) {
+		if (used == cap) {
+			if (cap > max_size) {
+				ret = abota_error_set(err, -EFBIG, "%s: file too large (limit %zu)",
+						      path, max_size);
+				goto out;
+			}
+			char *n = realloc(buf, cap * 2 + 1);
+			if (!n) {
+				ret = abota_error_set(err, -ENOMEM, "out of memory");
+				goto out;
+			}
+			buf = n;
+			cap *= 2;
+		}
+		ssize_t n = read(fd, buf + used, cap - used);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ret = abota_error_set(err, -errno, "%s: %s", path, strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		used += (size_t)n;
+	}
+	if (used > max_size) {
+		ret = abota_error_set(err, -EFBIG, "%s: file too large (%zu bytes, limit %zu)", path,
+				      used, max_size);
+		goto out;
+	}
+	buf[used] = '\0';
+	*data_out = buf;
+	*len_out = used;
+	buf = NULL;
+out:
+	free(buf);
+	return ret;
 }
 
 int fileio_read_all(const char *path, size_t max_size, char **data_out, size_t *len_out,
@@ -237,6 +288,12 @@ int fileio_read_all(const char *path, size_t max_size, char **data_out, size_t *
 		goto out;
 	}
 	size_t size = (size_t)st.st_size;
+	if (size == 0) {
+		/* procfs and sysfs files (/proc/cmdline, the boot id) say 0
+		 * bytes and have content: read until EOF, bounded. */
+		ret = read_unsized(fd, path, max_size, data_out, len_out, err);
+		goto out;
+	}
 	buf = malloc(size + 1);
 	if (!buf) {
 		ret = abota_error_set(err, -ENOMEM, "out of memory");

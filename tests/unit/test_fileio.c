@@ -90,12 +90,31 @@ static void test_read_limits(void **state)
 	assert_non_null(strstr(err.msg, "not a regular file"));
 }
 
+/* procfs files say st_size 0 and have content (/proc/cmdline, the boot
+ * id): read to EOF, still bounded. */
+static void test_read_procfs(void **state)
+{
+	(void)state;
+	char *data = NULL;
+	size_t len = 0;
+	assert_int_equal(fileio_read_all("/proc/sys/kernel/random/boot_id", 256, &data, &len, NULL),
+			 0);
+	assert_int_equal(len, 37); /* a UUID and a newline */
+	assert_int_equal(data[36], '\n');
+	free(data);
+	assert_int_equal(fileio_read_all("/proc/self/status", 64, &data, &len, NULL), -EFBIG);
+	assert_int_equal(fileio_read_all("/proc/cmdline", 1 << 16, &data, &len, NULL), 0);
+	assert_true(len > 0 && data[len] == '\0');
+	free(data);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_atomic_replace),
 		cmocka_unit_test(test_atomic_failure_keeps_old),
 		cmocka_unit_test(test_read_limits),
+		cmocka_unit_test(test_read_procfs),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
