@@ -155,7 +155,8 @@ static int genv_save(const char *path, const struct genv *g, struct abota_error 
 	if (!buf)
 		return abota_error_set(err, -ENOMEM, "out of memory");
 	size_t o = strlen(GRUBENV_HEADER);
-	memcpy(buf, GRUBENV_HEADER, o);
+	/* a block, not a string: entries and '#' padding follow */
+	memcpy(buf, GRUBENV_HEADER, o); /* NOLINT(bugprone-not-null-terminated-result) */
 	for (size_t i = 0; i < g->n; i++) {
 		size_t need = strlen(g->key[i]) + 2;
 		for (const char *p = g->val[i]; *p; p++)

@@ -24,9 +24,10 @@ struct extract_ctx {
 static int open_parent(int root_fd, const char *rel, const char **leaf, struct abota_error *err)
 {
 	char buf[PATH_MAX];
-	if (strlen(rel) >= sizeof(buf))
+	size_t len = strlen(rel);
+	if (len >= sizeof(buf))
 		return abota_error_set(err, -ENAMETOOLONG, "%s: path too long", rel);
-	strcpy(buf, rel);
+	memcpy(buf, rel, len + 1);
 	const char *slash = strrchr(rel, '/');
 	*leaf = slash ? slash + 1 : rel;
 	int fd = fcntl(root_fd, F_DUPFD_CLOEXEC, 3);

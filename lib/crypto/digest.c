@@ -59,8 +59,9 @@ bool digest_from_hex(const char *hex, uint8_t *out, size_t len)
 			return false;
 	if (hex[2 * len] != '\0')
 		return false;
+	/* every digit was checked above: hexval() is 0..15 here */
 	for (size_t i = 0; i < len; i++)
-		out[i] = (uint8_t)((hexval(hex[2 * i]) << 4) | hexval(hex[2 * i + 1]));
+		out[i] = (uint8_t)((unsigned)hexval(hex[2 * i]) << 4 | (unsigned)hexval(hex[2 * i + 1]));
 	return true;
 }
 

@@ -638,7 +638,8 @@ static int pass_cb(char *buf, int size, int rwflag, void *u)
 	size_t len = strlen(p);
 	if (len > (size_t)size)
 		len = (size_t)size;
-	memcpy(buf, p, len);
+	/* OpenSSL's pem_password_cb: the length is returned, no NUL is expected */
+	memcpy(buf, p, len); /* NOLINT(bugprone-not-null-terminated-result) */
 	return (int)len;
 }
 

@@ -48,6 +48,19 @@ static int tree_shape(uint64_t data_size, struct tree_shape *s)
 	return 0;
 }
 
+/* The hash tree is held in memory whole: on a 32-bit target a tree of 4 GiB or more (about
+ * 500 GiB of data) cannot be, and its size must fail here instead of being truncated into a
+ * size_t (a short buffer the tree levels would then overrun).  Every level lies inside the
+ * tree, so its size fits as well once this succeeds.  (A valid shape is never empty; the
+ * zero check states that for the analyzer, which does not follow tree_shape's loops.) */
+static int tree_mem_size(const struct tree_shape *s, size_t *len)
+{
+	if (s->total == 0 || (uint64_t)(size_t)s->total != s->total)
+		return -EFBIG;
+	*len = (size_t)s->total;
+	return 0;
+}
+
 uint64_t verity_tree_size(uint64_t data_size)
 {
 	struct tree_shape s;
@@ -107,11 +120,15 @@ int verity_compute(const void *data, uint64_t data_size, const uint8_t salt[VERI
 		return abota_error_set(err, -EINVAL,
 				       "verity: data size %llu must be a multiple of 4096 and larger than 4096",
 				       (unsigned long long)data_size);
+	size_t tree_len;
+	if (tree_mem_size(&s, &tree_len) < 0)
+		return abota_error_set(err, -EFBIG, "verity: hash tree of %llu bytes does not fit in memory",
+				       (unsigned long long)s.total);
 	struct hasher h;
 	int ret = hasher_init(&h, salt);
 	if (ret < 0)
 		goto out;
-	memset(tree, 0, s.total);
+	memset(tree, 0, tree_len);
 	const uint8_t *d = data;
 	uint8_t *l0 = tree + s.offset[0];
 	for (uint64_t i = 0; i < data_size / VERITY_BLOCK_SIZE; i++) {
@@ -134,9 +151,13 @@ int verity_create(int fd, struct verity_params *params, struct abota_error *err)
 		return abota_error_set(err, -EINVAL,
 				       "verity: data size %llu must be a multiple of 4096 and larger than 4096",
 				       (unsigned long long)params->data_size);
+	size_t tree_len;
+	if (tree_mem_size(&s, &tree_len) < 0)
+		return abota_error_set(err, -EFBIG, "verity: hash tree of %llu bytes does not fit in memory",
+				       (unsigned long long)s.total);
 	const size_t chunk = 1u << 20;
 	uint8_t *buf = malloc(chunk);
-	uint8_t *tree = calloc(1, s.total);
+	uint8_t *tree = calloc(1, tree_len);
 	struct hasher h;
 	int ret = hasher_init(&h, params->salt);
 	if (!buf || !tree || ret < 0) {
@@ -164,7 +185,7 @@ int verity_create(int fd, struct verity_params *params, struct abota_error *err)
 		ret = abota_error_set(err, -EIO, "verity: hashing failed");
 		goto out;
 	}
-	ret = fileio_pwrite_full(fd, tree, s.total, params->data_size, err);
+	ret = fileio_pwrite_full(fd, tree, tree_len, params->data_size, err);
 	if (ret < 0) {
 		abota_error_prefix(err, "verity: writing hash tree");
 		goto out;
@@ -235,33 +256,38 @@ int source_new_verity(struct source *lower, const struct verity_params *params,
 	if (params->data_size > lower->size || params->hash_size > lower->size - params->data_size)
 		return abota_error_set(err, -EINVAL, "%s: verity data and hash tree exceed the bundle",
 				       lower->name);
+	size_t tree_len;
+	if (tree_mem_size(&s, &tree_len) < 0)
+		return abota_error_set(err, -EFBIG,
+				       "%s: verity hash tree of %llu bytes does not fit in memory",
+				       lower->name, (unsigned long long)s.total);
 	int ret = 0;
 	uint8_t *computed = NULL;
 	struct verity_ctx *vc = calloc(1, sizeof(*vc));
 	if (!vc)
 		return abota_error_set(err, -ENOMEM, "out of memory");
 	vc->name = strdup(lower->name);
-	vc->tree = malloc(s.total);
-	computed = malloc(s.total);
+	vc->tree = malloc(tree_len);
+	computed = malloc(tree_len);
 	if (!vc->name || !vc->tree || !computed || hasher_init(&vc->h, params->salt) < 0) {
 		ret = abota_error_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
-	ret = source_read_at(lower, vc->tree, s.total, params->data_size, err);
+	ret = source_read_at(lower, vc->tree, tree_len, params->data_size, err);
 	if (ret < 0)
 		goto out;
 	/* Rebuild every level above 0 from the stored level 0 and require the
 	 * stored tree to be identical, padding included; then check the root. */
-	memcpy(computed, vc->tree, s.total);
+	memcpy(computed, vc->tree, tree_len);
 	uint8_t root[VERITY_DIGEST_LEN];
 	for (unsigned lvl = 1; lvl < s.levels; lvl++)
-		memset(computed + s.offset[lvl], 0, s.blocks[lvl] * VERITY_BLOCK_SIZE);
+		memset(computed + s.offset[lvl], 0, (size_t)(s.blocks[lvl] * VERITY_BLOCK_SIZE));
 	if (build_upper(&vc->h, &s, computed, root) < 0) {
 		ret = abota_error_set(err, -EIO, "verity: hashing failed");
 		goto out;
 	}
 	if (CRYPTO_memcmp(root, params->root, VERITY_DIGEST_LEN) != 0 ||
-	    CRYPTO_memcmp(computed, vc->tree, s.total) != 0) {
+	    CRYPTO_memcmp(computed, vc->tree, tree_len) != 0) {
 		ret = abota_error_set(err, -EBADMSG,
 				      "%s: bundle payload is corrupted (verity hash tree does not match the signed root hash)",
 				      lower->name);

@@ -157,7 +157,7 @@ static int get_str(struct keyfile *kf, const char *g, const char *k, bool requir
 static int get_size(struct keyfile *kf, const char *g, const char *k, bool required,
 		    uint64_t *out, struct abota_error *err)
 {
-	char buf[64];
+	char buf[64] = ""; /* get_str fills it only when it returns 1 */
 	int ret = get_str(kf, g, k, required, buf, sizeof(buf), err);
 	if (ret <= 0)
 		return ret;
@@ -715,10 +715,16 @@ int board_load(const char *name_or_path, struct board **out, struct abota_error 
 		return abota_error_set(err, -ENOMEM, "out of memory");
 	}
 	char *slash = strrchr(b->dir, '/');
-	if (slash)
+	if (slash) {
 		*slash = '\0';
-	else
-		strcpy(b->dir, ".");
+	} else {
+		/* a bare file name: its directory is "."; b->dir may be shorter than that */
+		free(b->dir);
+		if (!(b->dir = strdup("."))) {
+			board_free(b);
+			return abota_error_set(err, -ENOMEM, "out of memory");
+		}
+	}
 	*out = b;
 	return 0;
 }

@@ -121,10 +121,13 @@ static void undo_apply(void)
 	while (un.n > 0) {
 		struct undo *u = &un.v[--un.n];
 		struct stat st;
-		if (u->old_len)
-			(void)fileio_pwrite_full(u->fd, u->old, u->old_len, u->off, NULL);
-		if (u->regular && fstat(u->fd, &st) == 0 && (uint64_t)st.st_size > u->old_size)
-			(void)ftruncate(u->fd, (off_t)u->old_size);
+		/* an undo that fails leaves newer bytes in place: the cut's message
+		 * then no longer claims the unsynced writes were lost */
+		if (u->old_len && fileio_pwrite_full(u->fd, u->old, u->old_len, u->off, NULL) < 0)
+			un.failed = true;
+		if (u->regular && fstat(u->fd, &st) == 0 && (uint64_t)st.st_size > u->old_size &&
+		    ftruncate(u->fd, (off_t)u->old_size) < 0)
+			un.failed = true;
 		(void)fdatasync(u->fd);
 		undo_free(u);
 	}

@@ -291,7 +291,9 @@ int slot_target_group(const struct system_config *cfg, slot_rank_fn rank, void *
 		      struct slot ***out, size_t *count, struct abota_error *err)
 {
 	size_t n = cfg->nslots;
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): arrays of pointers */
 	struct slot **roots = calloc(n ? n : 1, sizeof(*roots));
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression) */
 	struct slot **group = calloc(n ? n : 1, sizeof(*group));
 	size_t nroots = 0, ngroup = 0;
 	int ret = 0;

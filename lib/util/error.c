@@ -8,7 +8,8 @@
 
 #include <openssl/err.h>
 
-int abota_error_set(struct abota_error *err, int code, const char *fmt, ...)
+/* the name in parentheses: error.h may define abota_error_set as a macro (analyzer model) */
+int (abota_error_set)(struct abota_error *err, int code, const char *fmt, ...)
 {
 	if (code >= 0)
 		code = -EIO;

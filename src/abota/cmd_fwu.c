@@ -494,8 +494,9 @@ static int cmd_create(struct fwu_opts *o)
 			for (char *t = strtok_r(copy, ",", &save); t && !bad;
 			     t = strtok_r(NULL, ",", &save), k++) {
 				struct guid g = { 0 };
+				/* too many GUIDs (the last branch) is as bad as a bad GUID */
 				if (strcmp(t, "0") != 0 && guid_parse(t, &g, &err) < 0)
-					bad = true;
+					bad = true; /* NOLINT(bugprone-branch-clone) */
 				else if (k == 0)
 					md.img[i].location_guid = g;
 				else if (k == 1)
