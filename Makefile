@@ -5,17 +5,24 @@
 #   make bench      benchmarks side by side with the peer tools (slow)
 #   make faults     the full power-cut campaign (docs/reliability.md; minutes)
 #   make fuzz       every libFuzzer target for FUZZ_SECONDS (clang, ASan+UBSan; docs/security.md)
+#   make cross      cross builds for arm64 (build-arm64) and armhf (build-armhf); README "Cross builds"
+#   make qemu-test  the arm64 abota updating a real kernel under real U-Boot in QEMU (docs/qemu.md)
+#   make man        regenerate man/ from the programs' --help (help2man; docs/cli.md)
+#   make static-analysis  cppcheck and clang-tidy, must be clean (part of make check; docs/security.md)
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
+ARM64_BUILD ?= build-arm64
+ARMHF_BUILD ?= build-armhf
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 30
 PYTHON     ?= /usr/bin/python3
 MESON      ?= meson
 NINJA      ?= ninja
 
-.PHONY: all deps build check unit e2e asan demo bench faults clean fuzz-build fuzz fuzz-smoke
+.PHONY: all deps build check unit e2e asan demo bench faults clean fuzz-build fuzz fuzz-smoke \
+	cross cross-arm64 cross-armhf qemu-test man static-analysis
 
 all: build
 
@@ -31,8 +38,13 @@ build: deps $(BUILD)/build.ninja
 unit: build
 	$(MESON) test -C $(BUILD) --suite unit --print-errorlogs
 
+# Two pytest workers (pytest-xdist), a test file per worker at a time: the
+# e2e suite takes a third of the time on 2 cores (most tests wait on I/O).
+E2E_JOBS ?= 2
+PYTEST_E2E = $(PYTHON) -m pytest -q -n $(E2E_JOBS) --dist loadfile
+
 e2e: build
-	ABOTA_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/e2e
+	ABOTA_BUILD=$(abspath $(BUILD)) $(PYTEST_E2E) tests/e2e
 
 $(ASAN_BUILD)/build.ninja:
 	$(MESON) setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
@@ -42,7 +54,7 @@ asan: deps $(ASAN_BUILD)/build.ninja
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
 		$(MESON) test -C $(ASAN_BUILD) --suite unit --print-errorlogs
 	ABOTA_BUILD=$(abspath $(ASAN_BUILD)) UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-		ASAN_OPTIONS=detect_leaks=1 $(PYTHON) -m pytest -q tests/e2e -m "not slow"
+		ASAN_OPTIONS=detect_leaks=1 $(PYTEST_E2E) tests/e2e -m "not slow"
 
 $(FUZZ_BUILD)/build.ninja:
 	CC=clang $(MESON) setup $(FUZZ_BUILD) -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false
@@ -58,10 +70,49 @@ fuzz: fuzz-build
 fuzz-smoke: fuzz-build
 	sh fuzz/run.sh $(FUZZ_BUILD) smoke $(FUZZ_SMOKE_SECONDS)
 
-check: unit e2e asan demo fuzz-smoke
+# cppcheck + clang-tidy (.clang-tidy) over lib/, src/abota, src/abota-sim; docs/security.md
+static-analysis: deps $(BUILD)/build.ninja
+	sh scripts/static-analysis.sh $(BUILD)
 
+check: unit e2e asan demo fuzz-smoke qemu-test static-analysis
+
+# Cross builds with Debian's cross toolchains.  arm64: multiarch -dev packages; ext2fs
+# comes from cross/pkgconfig-arm64/ (libext2fs-dev is not Multi-Arch; see the .pc file).
+$(ARM64_BUILD)/build.ninja:
+	$(MESON) setup --cross-file cross/arm64.ini -Dpkg_config_path=$(abspath cross/pkgconfig-arm64) $(ARM64_BUILD)
+
+cross-arm64: deps $(ARM64_BUILD)/build.ninja
+	$(NINJA) -C $(ARM64_BUILD)
+
+# armhf links against a sysroot of Debian's armhf -dev packages (cross/sysroot.sh: apt
+# downloads with private lists, nothing installed; docs/qemu.md says why not multiarch).
+ARMHF_SYSROOT ?= $(HOME)/.cache/abota/sysroot-armhf
+$(ARMHF_BUILD)/build.ninja:
+	sh cross/sysroot.sh armhf $(ARMHF_SYSROOT)
+	$(MESON) setup --cross-file cross/armhf.ini --cross-file $(ARMHF_SYSROOT)/cross.ini $(ARMHF_BUILD)
+
+cross-armhf: deps $(ARMHF_BUILD)/build.ninja
+	$(NINJA) -C $(ARMHF_BUILD)
+
+cross: cross-arm64 cross-armhf
+
+# Real U-Boot + real kernel in qemu-system-aarch64; arm64 packages cached in ~/.cache/abota.
+# QEMU's TCG runs a guest on one host thread: two VMs at a time use both cores.
+# Console logs: $(QEMU_TMP)/<worker>/<test>/console.log (kept until the next run).
+QEMU_JOBS ?= 2
+QEMU_TMP  ?= /tmp/abota-qemu-test
+qemu-test: build cross-arm64
+	ABOTA_BUILD=$(abspath $(BUILD)) ABOTA_CROSS_BUILD=$(abspath $(ARM64_BUILD)) \
+		$(PYTHON) -m pytest -q -n $(QEMU_JOBS) --basetemp=$(QEMU_TMP) tests/qemu
+
+# Man pages from --help (help2man), committed in man/; tests/e2e/test_docs.py checks them.
+man: build
+	sh scripts/gen-man.sh $(BUILD) man
+
+# SERVE=1: leave abota-server (web UI) running at the end, until Ctrl-C
+SERVE ?= 0
 demo: build
-	sh scripts/demo.sh $(abspath $(BUILD))
+	SERVE=$(SERVE) sh scripts/demo.sh $(abspath $(BUILD))
 
 faults: build
 	ABOTA_BUILD=$(abspath $(BUILD)) $(PYTHON) tests/e2e/powercut_campaign.py

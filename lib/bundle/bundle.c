@@ -23,7 +23,8 @@ struct bundle {
 	struct source *file;      /* the bundle file, opened once */
 	struct source *content;   /* verified view of the squashfs */
 	struct squashfs_reader *sqfs;
-	uint64_t file_size, payload_size, sig_size, sqfs_size;
+	uint64_t file_size, payload_size, sqfs_size;
+	size_t sig_size; /* read_signature() keeps it below SIZE_MAX */
 	uint8_t *sig;
 	char *manifest_data;
 	size_t manifest_len;
@@ -88,7 +89,7 @@ static int read_signature(struct bundle *b, uint64_t max_sig, struct abota_error
 		return abota_error_set(err, -EINVAL,
 				       "signature size %llu exceeds bundle size %llu (truncated bundle or bad trailer)",
 				       (unsigned long long)s, (unsigned long long)b->file_size);
-	if (s > max_sig)
+	if (s > max_sig || s >= SIZE_MAX)
 		return abota_error_set(err, -EINVAL, "signature size %llu exceeds the limit of %llu bytes",
 				       (unsigned long long)s, (unsigned long long)max_sig);
 	uint64_t p = room - s;
@@ -106,7 +107,7 @@ static int read_signature(struct bundle *b, uint64_t max_sig, struct abota_error
 	ret = source_read_at(b->file, b->sig, (size_t)s, p, err);
 	if (ret < 0)
 		return ret;
-	b->sig_size = s;
+	b->sig_size = (size_t)s;
 	b->payload_size = p;
 	return 0;
 }
@@ -164,7 +165,8 @@ static int open_plain(struct bundle *b, const struct bundle_open_opts *opts,
 				       (unsigned long long)b->payload_size);
 	struct chunk_digests cd = { 0 };
 	cd.cap = (b->payload_size + BUNDLE_PLAIN_CHUNK - 1) / BUNDLE_PLAIN_CHUNK;
-	cd.digests = malloc(cd.cap ? cd.cap * 32 : 1);
+	/* payload <= 2 GiB: at most 32768 chunks, 1 MiB of digests */
+	cd.digests = malloc(cd.cap ? (size_t)cd.cap * 32 : 1);
 	cd.md = EVP_MD_CTX_new();
 	if (!cd.digests || !cd.md) {
 		ret = abota_error_set(err, -ENOMEM, "out of memory");

@@ -136,39 +136,53 @@ static void inode_clear(struct inode *in)
 
 /* --- errors --- */
 
-static int corrupt(struct abota_error *err, const char *fmt, ...)
+/* The analyzer does not follow variadic functions: the wrappers below make
+ * "every error is negative" visible to it (and to the reader). */
+static inline int neg_code(int c)
+{
+	return c < 0 ? c : -EIO;
+}
+#define corrupt(...) neg_code(corrupt_(__VA_ARGS__))
+#define sqfs_fail(...) neg_code(sqfs_fail_(__VA_ARGS__))
+
+static int corrupt_(struct abota_error *err, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-static int corrupt(struct abota_error *err, const char *fmt, ...)
+static int corrupt_(struct abota_error *err, const char *fmt, ...)
 {
 	char msg[ABOTA_ERROR_MSG_MAX];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	return abota_error_set(err, -EBADMSG, "squashfs: %s", msg);
+	abota_error_set(err, -EBADMSG, "squashfs: %s", msg);
+	return -EBADMSG; /* visibly negative: callers test ret < 0 */
 }
 
 /* Error for a failed libsquashfs call (or read through the adapter). */
-static int sqfs_fail(struct squashfs_reader *r, struct abota_error *err, int ret,
-		     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int sqfs_fail_(struct squashfs_reader *r, struct abota_error *err, int ret,
+		      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-static int sqfs_fail(struct squashfs_reader *r, struct abota_error *err, int ret,
-		     const char *fmt, ...)
+static int sqfs_fail_(struct squashfs_reader *r, struct abota_error *err, int ret,
+		      const char *fmt, ...)
 {
 	char what[512];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
+	int code;
 	if (ret == SQFS_ERROR_IO && r->io_failed) {
 		r->io_failed = false;
-		return abota_error_set(err, r->io_code, "squashfs: %s: %s", what, r->io_err.msg);
+		code = r->io_code < 0 ? r->io_code : -EIO;
+		abota_error_set(err, code, "squashfs: %s: %s", what, r->io_err.msg);
+		return code;
 	}
-	int code = squashfs_sqfs_errno(ret);
-	if (code == -EINVAL || code == -ENOENT || code == -ENOTDIR)
+	code = squashfs_sqfs_errno(ret);
+	if (code >= 0 || code == -EINVAL || code == -ENOENT || code == -ENOTDIR)
 		code = -EBADMSG; /* from libsquashfs these mean a bad image */
-	return abota_error_set(err, code, "squashfs: %s: %s", what, squashfs_sqfs_strerror(ret));
+	abota_error_set(err, code, "squashfs: %s: %s", what, squashfs_sqfs_strerror(ret));
+	return code;
 }
 
 /* --- sqfs_file_t over the source --- */
@@ -578,7 +592,7 @@ static int read_inode(struct squashfs_reader *r, uint64_t ref, unsigned want, st
 		return corrupt(err, "inode reference 0x%llx is outside the inode table",
 			       (unsigned long long)ref);
 	uint64_t block = r->sb.inode_table_start + rel;
-	uint8_t b[56];
+	uint8_t b[56] = { 0 };
 	char what[64];
 	snprintf(what, sizeof(what), "inode at 0x%llx", (unsigned long long)ref);
 	int ret = meta_read(r, 0, &block, &off, b, 16, err, what);
@@ -849,7 +863,7 @@ static int dir_next(struct squashfs_reader *r, struct dir_it *it, struct dir_ent
 static int entry_inode(struct squashfs_reader *r, const struct dir_ent *e, unsigned want,
 		       struct inode *out, struct abota_error *err)
 {
-	struct inode in;
+	struct inode in = { 0 };
 	int ret = read_inode(r, e->ref, want, &in, err);
 	if (ret < 0)
 		return ret;
@@ -879,7 +893,7 @@ static int resolve(struct squashfs_reader *r, const char *path, unsigned want, s
 	size_t plen = strlen(path);
 	if (plen >= SQUASHFS_PATH_MAX)
 		return abota_error_set(err, -ENAMETOOLONG, "squashfs: path too long");
-	struct inode cur;
+	struct inode cur = { 0 };
 	int ret = read_inode(r, r->sb.root_inode_ref, want, &cur, err);
 	if (ret < 0)
 		return ret;
@@ -906,7 +920,7 @@ static int resolve(struct squashfs_reader *r, const char *path, unsigned want, s
 					       path);
 		}
 		struct dir_it it;
-		struct dir_ent e;
+		struct dir_ent e = { 0 };
 		dir_open(r, &cur, &it);
 		bool found = false;
 		while ((ret = dir_next(r, &it, &e, err)) == 1) {
@@ -972,12 +986,15 @@ struct walk {
 	char path[SQUASHFS_PATH_MAX];
 };
 
-/* Returns 0, 1 (callback asked to stop) or a negative code. */
+/* Returns 0, 1 (callback asked to stop) or a negative code.  Recursive,
+ * bounded: depth stops at SQUASHFS_READER_MAX_DEPTH and loops are refused
+ * through w->ancestors. */
+/* NOLINTNEXTLINE(misc-no-recursion): depth-limited, see above */
 static int walk_dir(struct squashfs_reader *r, struct walk *w, const struct inode *dir,
 		    size_t plen, unsigned depth, struct abota_error *err)
 {
 	struct dir_it it;
-	struct dir_ent e;
+	struct dir_ent e = { 0 };
 	int ret;
 	dir_open(r, dir, &it);
 	while ((ret = dir_next(r, &it, &e, err)) == 1) {
@@ -989,7 +1006,7 @@ static int walk_dir(struct squashfs_reader *r, struct walk *w, const struct inod
 		if (plen)
 			w->path[plen] = '/';
 		memcpy(w->path + plen + (plen ? 1 : 0), e.name, e.len + 1);
-		struct inode in;
+		struct inode in = { 0 };
 		ret = entry_inode(r, &e, 0, &in, err);
 		if (ret < 0)
 			return ret;

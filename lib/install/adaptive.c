@@ -189,7 +189,9 @@ int adaptive_new(const uint8_t *index, size_t index_len, unsigned hash_len, uint
 		sc[s].nblocks = srcs[s].size / ADAPTIVE_BLOCK;
 		sc[s].zero_hash = a->zero_hash;
 		total += sc[s].nblocks;
-		if (sc[s].nblocks && !(sc[s].keys = malloc(sc[s].nblocks * sizeof(uint64_t))))
+		if (sc[s].nblocks > SIZE_MAX / sizeof(uint64_t) ||
+		    (sc[s].nblocks &&
+		     !(sc[s].keys = malloc((size_t)sc[s].nblocks * sizeof(uint64_t)))))
 			goto oom;
 	}
 	for (size_t s = 0; s < n_srcs; s++)
@@ -211,7 +213,8 @@ int adaptive_new(const uint8_t *index, size_t index_len, unsigned hash_len, uint
 	uint64_t cap = 64;
 	while (cap < total + total / 2 + 1)
 		cap *= 2;
-	if (!(a->table = malloc(cap * sizeof(*a->table))))
+	if (cap > SIZE_MAX / sizeof(*a->table) ||
+	    !(a->table = malloc((size_t)cap * sizeof(*a->table))))
 		goto oom;
 	for (uint64_t i = 0; i < cap; i++)
 		a->table[i].where = NO_ENTRY;

@@ -252,7 +252,7 @@ int bank_fixup_apply(const struct bank_fixup_rule *rule, const char *slot_name,
 				      rule->path, (unsigned long long)size, BANK_FIXUP_MAX_FILE);
 		goto out;
 	}
-	if (!(data = malloc(size + 1))) {
+	if (!(data = malloc((size_t)size + 1))) { /* size <= BANK_FIXUP_MAX_FILE */
 		ret = abota_error_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
@@ -286,7 +286,8 @@ int bank_fixup_apply(const struct bank_fixup_rule *rule, const char *slot_name,
 		}
 		off += w;
 	}
-	if ((rc = ext2fs_file_set_size2(f, nlen))) {
+	/* nlen <= BANK_FIXUP_MAX_FILE: fits the signed offset */
+	if ((rc = ext2fs_file_set_size2(f, (ext2_off64_t)nlen))) {
 		ret = e2err(err, rc, rule->path);
 		goto out;
 	}

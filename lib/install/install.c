@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -59,6 +60,7 @@ struct install {
 	uint64_t bytes_total, bytes_before;
 	char *hook_dir;
 	char *journal_path;              /* NULL: no data-directory, no resume */
+	int lock_fd;                     /* <data-directory>/install.lock, or -1 */
 	struct install_journal *journal;
 	const char *target_name;         /* the group, for the journal */
 };
@@ -186,8 +188,12 @@ static int build_env(struct install *in, struct env *e)
 			char mk[300];
 			snprintf(mk, sizeof(mk), "RAUC_META_%s_%s", m->meta[i].label,
 				 m->meta[i].kv[k].key);
-			for (char *c = mk; *c; c++)
-				*c = *c == '-' ? '_' : (char)(*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
+			for (char *c = mk; *c; c++) {
+				if (*c == '-')
+					*c = '_';
+				else if (*c >= 'a' && *c <= 'z')
+					*c = (char)(*c - 'a' + 'A');
+			}
 			ret |= env_add(e, mk, m->meta[i].kv[k].value);
 		}
 	}
@@ -993,10 +999,13 @@ static int write_item_once(struct install *in, struct plan_item *it, struct abot
 	if (it->skip) {
 		log_info("slot %s already holds %s (install-same=false): skipped", it->slot->name,
 			 it->img->filename);
-		st->installed_count++;
-		slot_status_timestamp_now(ts);
-		slot_status_set(&st->installed_timestamp, ts);
-		slot_status_set(&st->installed_transaction, in->transaction);
+		/* skip comes from the slot status, so there is one; stay safe */
+		if (st) {
+			st->installed_count++;
+			slot_status_timestamp_now(ts);
+			slot_status_set(&st->installed_timestamp, ts);
+			slot_status_set(&st->installed_transaction, in->transaction);
+		}
 		in->res->skipped++;
 		return save_status(in, err);
 	}
@@ -1032,6 +1041,7 @@ static int write_item_once(struct install *in, struct plan_item *it, struct abot
 		return ret;
 	struct readback rb;
 	pthread_t rb_thread;
+	memset(&rb_thread, 0, sizeof(rb_thread)); /* set by readback_start() */
 	struct write_ctx w = { .in = in, .dev = &dev, .total = it->img->size,
 			       .slot = it->slot->name, .rb = &rb, .journal = js,
 			       .lockstep = powercut_armed() };
@@ -1448,6 +1458,7 @@ static int apply_fixups(struct install *in, struct abota_error *err)
 {
 	if (!in->target_root || !boot_fwu_is(in->backend))
 		return 0;
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
 	const struct slot **written = calloc(in->n_plan ? in->n_plan : 1, sizeof(*written));
 	if (!written)
 		return abota_error_set(err, -ENOMEM, "out of memory");
@@ -1473,8 +1484,32 @@ static int apply_fixups(struct install *in, struct abota_error *err)
 	return ret;
 }
 
+/* One install at a time per device, whoever starts it (abota install, the
+ * D-Bus service, the hawkBit agent): an flock on a file in the data
+ * directory, released when the process ends (also by a crash). */
+static int install_lock(struct install *in, struct abota_error *err)
+{
+	const char *dir = in->cfg->data_directory;
+	char path[PATH_MAX];
+	if (!dir)
+		return 0;
+	if (snprintf(path, sizeof(path), "%s/install.lock", dir) >= (int)sizeof(path))
+		return abota_error_set(err, -ENAMETOOLONG, "%s: path too long", dir);
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return abota_error_set(err, -errno, "data directory %s: %s", dir, strerror(errno));
+	in->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (in->lock_fd < 0)
+		return abota_error_set(err, -errno, "%s: %s", path, strerror(errno));
+	if (flock(in->lock_fd, LOCK_EX | LOCK_NB) < 0)
+		return abota_error_set(err, errno == EWOULDBLOCK ? -EBUSY : -errno,
+				       "another installation is running (%s is locked)", path);
+	return 0;
+}
+
 static void install_free(struct install *in)
 {
+	if (in->lock_fd >= 0)
+		close(in->lock_fd);
 	install_journal_free(in->journal);
 	free(in->journal_path);
 	remove_hook_dir(in);
@@ -1490,7 +1525,7 @@ int install_run(struct system_config *cfg, const struct install_opts *opts,
 		struct install_result *result, struct abota_error *err)
 {
 	struct install_result res = { 0 };
-	struct install in = { .cfg = cfg, .opts = opts, .res = &res };
+	struct install in = { .cfg = cfg, .opts = opts, .res = &res, .lock_fd = -1 };
 	int ret;
 	if (opts->transaction_id)
 		snprintf(in.transaction, sizeof(in.transaction), "%s", opts->transaction_id);
@@ -1499,6 +1534,9 @@ int install_run(struct system_config *cfg, const struct install_opts *opts,
 	memcpy(res.transaction, in.transaction, sizeof(res.transaction));
 
 	progress(&in, 0, "Determining slot states", 0, 0);
+	ret = install_lock(&in, err);
+	if (ret < 0)
+		goto out;
 	ret = boot_backend_open(cfg, &in.backend, err);
 	if (ret < 0)
 		goto out;

@@ -47,5 +47,7 @@ int cmd_resign(struct cli_globals *g, int argc, char **argv);
 int cmd_fwu(struct cli_globals *g, int argc, char **argv);
 int cmd_install(struct cli_globals *g, int argc, char **argv);
 int cmd_status(struct cli_globals *g, int argc, char **argv);
+int cmd_hawkbit(struct cli_globals *g, int argc, char **argv);
+int cmd_service(struct cli_globals *g, int argc, char **argv);
 
 #endif

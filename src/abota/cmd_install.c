@@ -9,6 +9,7 @@
 #include "abota/install.h"
 #include "cli.h"
 #include "cli_http.h"
+#include "dbus_client.h"
 
 enum {
 	OPT_IGNORE_COMPATIBLE = 1000,
@@ -18,6 +19,7 @@ enum {
 	OPT_REQUIRE_HASH,
 	OPT_PROGRESS,
 	OPT_KEYRING,
+	OPT_DBUS,
 	OPT_HELP,
 };
 
@@ -65,6 +67,7 @@ int cmd_install(struct cli_globals *g, int argc, char **argv)
 		{ "require-manifest-hash", required_argument, NULL, OPT_REQUIRE_HASH },
 		{ "progress", no_argument, NULL, OPT_PROGRESS },
 		{ "keyring", required_argument, NULL, OPT_KEYRING },
+		{ "dbus", required_argument, NULL, OPT_DBUS },
 		CLI_HTTP_OPTIONS,
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ 0 },
@@ -72,6 +75,7 @@ int cmd_install(struct cli_globals *g, int argc, char **argv)
 	struct install_opts io = { 0 };
 	struct progress_state ps = { .tty = isatty(STDOUT_FILENO) == 1, .last_pct = 101 };
 	const char *keyring = g->keyring;
+	const char *dbus = NULL;
 	struct cli_http http = { 0 };
 	int c;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -88,6 +92,7 @@ int cmd_install(struct cli_globals *g, int argc, char **argv)
 		case OPT_REQUIRE_HASH: io.require_manifest_hash = optarg; break;
 		case OPT_PROGRESS: ps.enabled = true; break;
 		case OPT_KEYRING: keyring = optarg; break;
+		case OPT_DBUS: dbus = optarg; break;
 		case 'h':
 		case OPT_HELP:
 			printf("Usage: abota [-c system.conf] [--keyring K] [--override-boot-slot S] install [OPTIONS] BUNDLE\n\n"
@@ -99,6 +104,11 @@ int cmd_install(struct cli_globals *g, int argc, char **argv)
 			       "      --transaction-id=UUID        transaction id to record (default: new)\n"
 			       "      --require-manifest-hash=H    install only the bundle with this manifest hash\n"
 			       "      --progress                   show progress (a bar on a terminal)\n"
+			       "      --dbus=system|session|none|ADDRESS  install through the D-Bus service\n"
+			       "                                   (de.pengutronix.rauc) on this bus if one runs\n"
+			       "                                   (default: system, unless -c, -C, --keyring or\n"
+			       "                                   --override-boot-slot name a local setup); none:\n"
+			       "                                   always install in this process\n"
 			       CLI_HTTP_HELP);
 			return 0;
 		default:
@@ -110,6 +120,31 @@ int cmd_install(struct cli_globals *g, int argc, char **argv)
 	if (cli_http_check(&http, "install") < 0)
 		return 2;
 	io.bundle = argv[optind];
+	/* A running service (abotad or rauc) installs, one install at a time;
+	 * local configuration options mean "this process, this setup". */
+	bool local = g->conf || g->n_confopt || keyring || g->override_boot_slot;
+	if (dbus && local && strcmp(dbus, "none") != 0)
+		return cli_usage_error("install", "--dbus=%s: the service uses its own configuration; "
+				       "drop -c/-C/--keyring/--override-boot-slot", dbus);
+	if (!dbus && !local)
+		dbus = "system";
+	if (dbus && strcmp(dbus, "system") && strcmp(dbus, "session") && strcmp(dbus, "none") &&
+	    !(strchr(dbus, ':') && strchr(dbus, '=')))
+		return cli_usage_error("install", "--dbus: '%s' is not system, session, none or a "
+				       "D-Bus address", dbus);
+	if (dbus && strcmp(dbus, "none") != 0) {
+		struct dbus_install_req dr = {
+			.bus = dbus, .bundle = io.bundle, .ignore_compatible = io.ignore_compatible,
+			.ignore_version_limit = io.ignore_version_limit, .force = io.force,
+			.transaction_id = io.transaction_id,
+			.require_manifest_hash = io.require_manifest_hash, .http = &http.opts,
+			.progress = on_progress, .progress_ctx = &ps,
+		};
+		int code = 0;
+		if (dbus_client_install(&dr, &code) == 0)
+			return code;
+		/* nobody serving: install here */
+	}
 	io.http = &http.opts;
 	io.override_boot_slot = g->override_boot_slot;
 	io.progress = on_progress;

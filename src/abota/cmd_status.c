@@ -19,6 +19,7 @@
 #include "abota/config.h"
 #include "abota/install_journal.h"
 #include "abota/log.h"
+#include "abota/mark.h"
 #include "abota/slot.h"
 #include "abota/slot_status.h"
 #include "cli.h"
@@ -525,106 +526,40 @@ static int print_readable(struct status_ctx *c, bool detailed)
 	return 0;
 }
 
-/* Resolves the mark target to the list of slots (RAUC's semantics, §4.4). */
-static int mark_targets(struct status_ctx *c, const char *what, bool allow_many,
-			const struct slot **out, size_t *n, struct abota_error *err)
+static void print_slots(const char *prefix, const struct slot **v, size_t n, const char *suffix)
 {
-	const struct system_config *cfg = c->cfg;
-	*n = 0;
-	if (!strcmp(what, "booted") || !strcmp(what, "other")) {
-		if (!c->booted)
-			return abota_error_set(err, -ENOENT,
-					       "no booted slot (external boot '%s')", c->booted_id);
-		const struct slot *booted = slot_root(c->booted);
-		if (!strcmp(what, "booted")) {
-			if (!booted->bootname)
-				return abota_error_set(err, -EINVAL,
-						       "booted slot %s has no bootname",
-						       booted->name);
-			out[(*n)++] = booted;
-			return 0;
-		}
-		for (size_t i = 0; i < cfg->nslots; i++) {
-			const struct slot *s = &cfg->slots[i];
-			if (s != booted && !s->parent && s->bootname &&
-			    !strcmp(s->sclass, booted->sclass))
-				out[(*n)++] = s;
-		}
-		if (*n == 0)
-			return abota_error_set(err, -ENOENT, "no other slot of class '%s'",
-					       booted->sclass);
-		if (*n > 1 && !allow_many)
-			return abota_error_set(err, -EINVAL,
-					       "'other' is ambiguous: %zu other slots of class '%s'",
-					       *n, booted->sclass);
-		return 0;
-	}
-	const struct slot *s = slot_find(cfg, what);
-	if (!s)
-		return abota_error_set(err, -ENOENT, "no slot named '%s'", what);
-	if (!s->bootname)
-		return abota_error_set(err, -EINVAL, "slot %s has no bootname (not bootable)",
-				       s->name);
-	out[(*n)++] = s;
-	return 0;
+	printf("%s", prefix);
+	for (size_t i = 0; i < n; i++)
+		printf("%s%s", i ? ", " : "", v[i]->name);
+	printf("%s\n", suffix);
 }
 
+/* The marking itself is lib/install/mark.c (shared with the D-Bus Mark). */
 static int do_mark(struct cli_globals *g, const char *verb, const char *what)
 {
 	struct status_ctx c;
 	struct abota_error err = { 0 };
-	const struct slot **targets = NULL;
-	size_t n = 0;
+	struct mark_result res = { 0 };
+	enum mark_state st = !strcmp(verb, "mark-good")   ? MARK_GOOD
+			     : !strcmp(verb, "mark-active") ? MARK_ACTIVE
+							    : MARK_BAD;
 	int ret = ctx_open(g, true, &c, &err);
 	if (ret < 0)
 		goto out;
-	bool good = !strcmp(verb, "mark-good"), active = !strcmp(verb, "mark-active");
-	targets = calloc(c.cfg->nslots + 1, sizeof(*targets));
-	if (!targets) {
-		ret = abota_error_set(&err, -ENOMEM, "out of memory");
+	if ((ret = mark_apply(c.cfg, c.boot, c.store, c.booted, c.booted_id, st, what, &res,
+			      &err)) < 0)
+		goto out;
+	if (st == MARK_ACTIVE) {
+		printf("abota status: activated slot %s\n", res.marked[0]->name);
 		goto out;
 	}
-	if ((ret = mark_targets(&c, what, !good && !active, targets, &n, &err)) < 0)
-		goto out;
-	if (active) {
-		if ((ret = boot_backend_set_primary(c.boot, targets[0], &err)) < 0)
-			goto out;
-		if (c.store) {
-			if ((ret = slot_status_mark_activated(c.store, targets[0]->name, &err)) < 0 ||
-			    (ret = slot_status_save(c.store, &err)) < 0)
-				goto out;
-		}
-		printf("abota status: activated slot %s\n", targets[0]->name);
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++) {
-		ret = good ? boot_backend_accept(c.boot, targets[i], &err)
-			   : boot_backend_reject(c.boot, targets[i], &err);
-		if (ret < 0)
-			goto out;
-	}
-	printf("abota status: marked slot(s) ");
-	for (size_t i = 0; i < n; i++)
-		printf("%s%s", i ? ", " : "", targets[i]->name);
-	printf(" as %s\n", good ? "good" : "bad");
-	/* prevent-late-fallback: once the booted slot is confirmed, the old
-	 * one must never be booted again by a late fallback. */
-	if (good && !strcmp(what, "booted") && c.cfg->prevent_late_fallback) {
-		struct abota_error e = { 0 };
-		if (mark_targets(&c, "other", true, targets, &n, &e) < 0) {
-			log_info("prevent-late-fallback: %s", e.msg);
-			goto out;
-		}
-		for (size_t i = 0; i < n; i++)
-			if ((ret = boot_backend_reject(c.boot, targets[i], &err)) < 0)
-				goto out;
-		printf("abota status: marked slot(s) ");
-		for (size_t i = 0; i < n; i++)
-			printf("%s%s", i ? ", " : "", targets[i]->name);
-		printf(" as bad\n");
-	}
+	print_slots("abota status: marked slot(s) ", res.marked, res.n_marked,
+		    st == MARK_GOOD ? " as good" : " as bad");
+	if (res.n_late_bad)
+		print_slots("abota status: marked slot(s) ", res.late_bad, res.n_late_bad,
+			    " as bad");
 out:
-	free(targets);
+	mark_result_free(&res);
 	ctx_free(&c);
 	return ret < 0 ? cli_fail("status", &err) : 0;
 }

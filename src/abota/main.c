@@ -24,6 +24,8 @@ static const struct verb verbs[] = {
 	{ "install", cmd_install, "install a bundle into the inactive slots (trial boot next)" },
 	{ "status", cmd_status, "show slot states; mark-good|mark-bad|mark-active" },
 	{ "fwu", cmd_fwu, "FWU metadata tools (dump, create, set-active, accept, reject, repair)" },
+	{ "hawkbit", cmd_hawkbit, "hawkBit agent (abotad) status" },
+	{ "service", cmd_service, "serve RAUC's D-Bus API (de.pengutronix.rauc), as `rauc service`" },
 };
 
 bool cli_parse_output_format(const char *s, enum cli_output_format *out)

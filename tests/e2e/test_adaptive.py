@@ -111,7 +111,7 @@ def test_adaptive_over_http_downloads_only_changes(dev, pair, tmp_path):
 
 
 def test_without_active_slot_uses_target_and_bundle(dev, pair):
-    """The active slot is not readable: a warning, the target's old content
+    """SC-44 (degraded adaptive input): an unusable source only costs the savings, the result is exact. The active slot is not readable: a warning, the target's old content
     (v2 from an earlier install, status reset) is reused, the rest comes
     from the bundle -- and the result is still exact."""
     abota("-c", dev.conf, "install", pair["2"]["bundle"])

@@ -46,6 +46,7 @@ def layout(path):
 
 @pytest.mark.parametrize("fmt", ["verity", "plain"])
 def test_truncation_at_every_boundary(pki, good, tmp_path, fmt):
+    """SC-06: files of 0..7 bytes and truncated at every region boundary (inside the CMS, at the trailer) are refused with a clear error."""
     data, p, s = layout(good[fmt])
     info = json.loads(abota("info", "--keyring", pki.keyring, "--output-format=json",
                             good[fmt]).stdout)
@@ -61,6 +62,7 @@ def test_truncation_at_every_boundary(pki, good, tmp_path, fmt):
 
 
 def test_trailer_values(pki, good, tmp_path):
+    """SC-01 little-endian trailer, SC-02 size 0, SC-03 size beyond the file, SC-04 65537 over the default 64 KiB limit, SC-05 2^31/2^32/2^63/2^64-1 without wrap or huge allocation."""
     data, p, s = layout(good["verity"])
     body = data[:-8]
     cases = {
@@ -87,12 +89,14 @@ def test_trailer_values(pki, good, tmp_path):
 
 
 def test_payload_not_multiple_of_4096(pki, good, tmp_path):
+    """SC-07: payload size not a multiple of 4096 is refused."""
     payload, cms = bc.split(good["plain"])
     f = bc.assemble(tmp_path / "odd.raucb", payload + b"\0", cms)
     info_fails(pki, str(f), match="not a multiple of 4096")
 
 
 def test_garbage_cms(pki, good, tmp_path):
+    """SC-08: garbage CMS bytes with a valid length are refused."""
     payload, cms = bc.split(good["verity"])
     f = bc.assemble(tmp_path / "garbage.raucb", payload, os.urandom(len(cms)))
     info_fails(pki, str(f), match="no valid CMS")
@@ -107,6 +111,7 @@ def flip(data, off):
 
 
 def test_flipped_byte_plain_squashfs(pki, good, tmp_path):
+    """SC-09: a flipped payload byte of a plain bundle fails the CMS check before anything is used."""
     data, p, s = layout(good["plain"])
     for off in (100, p // 2, p - 5000):
         f = tmp_path / f"flip-{off}.raucb"
@@ -115,6 +120,7 @@ def test_flipped_byte_plain_squashfs(pki, good, tmp_path):
 
 
 def test_flipped_byte_verity_payload(pki, good, tmp_path):
+    """SC-18: a flipped squashfs byte of a verity bundle fails every read of that block; SC-19: a flipped hash-tree byte fails when the bundle is opened."""
     data, p, s = layout(good["verity"])
     info = json.loads(abota("info", "--keyring", pki.keyring, "--output-format=json",
                             good["verity"]).stdout)
@@ -141,6 +147,7 @@ def test_flipped_byte_manifest_and_cms(pki, good, tmp_path):
 
 
 def test_signer_not_in_keyring(pki, good):
+    """SC-12: a signer not chaining to the keyring is refused."""
     abota_fails("info", "--keyring", pki.other_keyring, good["verity"],
                 match="unable to get local issuer certificate")
 
@@ -161,6 +168,7 @@ def make_signed_by(pki, good, tmp_path, signer, fmt="verity"):
 
 
 def test_expired_and_future_signer(pki, good, tmp_path):
+    """SC-15: expired / not yet valid signer certificates are refused."""
     b = make_signed_by(pki, good, tmp_path, pki.expired)
     p = info_fails(pki, b, match="certificate has expired (notAfter Jan  1 00:00:00 2021 GMT)")
     abota("info", "--keyring", pki.keyring, "--no-check-time", b)
@@ -169,6 +177,7 @@ def test_expired_and_future_signer(pki, good, tmp_path):
 
 
 def test_signing_time_policy(pki, good, tmp_path):
+    """SC-15: ... unless use-bundle-signing-time / no-check-time is configured."""
     # signed now by a certificate that expired in 2021: the signing time does
     # not help, validity at signing time still fails
     b = make_signed_by(pki, good, tmp_path, pki.expired)
@@ -178,6 +187,7 @@ def test_signing_time_policy(pki, good, tmp_path):
 
 
 def test_key_usage_purpose(pki, good, tmp_path):
+    """SC-13: EKU codeSigning only under the default purpose is refused, accepted with check-purpose=codesign."""
     codesign = make_signed_by(pki, good, tmp_path, pki.codesign)
     plain_leaf = make_signed_by(pki, good, tmp_path, pki.signer)
     email = make_signed_by(pki, good, tmp_path, pki.email)
@@ -196,6 +206,7 @@ def test_key_usage_purpose(pki, good, tmp_path):
 
 
 def test_revoked_signer_with_crl(pki, good, tmp_path):
+    """SC-17: a signer revoked by a CRL in the keyring is refused with check-crl."""
     b = make_signed_by(pki, good, tmp_path, pki.revoked)
     abota("info", "--keyring", pki.crl_keyring, b)
     abota_fails("info", "--keyring", pki.crl_keyring, "--check-crl", b,
@@ -205,6 +216,7 @@ def test_revoked_signer_with_crl(pki, good, tmp_path):
 
 
 def test_allowed_signer_cns(pki, good, tmp_path):
+    """SC-16: a signer CN not in allowed-signer-cns is refused."""
     abota("info", "--keyring", pki.keyring, "--allowed-signer-cn=signer", good["verity"])
     info_fails(pki, good["verity"], extra=("--allowed-signer-cn=someone-else",),
                match="signer CN 'signer' is not in allowed-signer-cns")
@@ -212,6 +224,7 @@ def test_allowed_signer_cns(pki, good, tmp_path):
 
 @pytest.mark.parametrize("fmt", ["verity", "plain"])
 def test_two_signers(pki, good, tmp_path, fmt):
+    """SC-11: a CMS with two SignerInfos is refused, as every released RAUC does."""
     payload, cms = bc.split(good[fmt])
     two = bc.add_signer(str(tmp_path), cms, pki.email[0], pki.email[1])
     f = bc.assemble(tmp_path / "two.raucb", payload, two)
@@ -261,11 +274,13 @@ def resigned_manifest(pki, good, tmp_path, edit, name):
      "[update]"),
 ])
 def test_signed_but_bad_manifest(pki, good, tmp_path, name, edit, match):
+    """SC-10 format=plain in inline SignedData, SC-20 bad verity-size, SC-21 verity-hash not lowercase hex, SC-22 crypt bundle not encrypted, SC-41 huge/negative sizes, SC-50 '/' and '..' in filename, SC-62 unknown key/group, duplicate key, [Update], SC-64 empty compatible: all refused."""
     b = resigned_manifest(pki, good, tmp_path, edit, name)
     info_fails(pki, b, match=match)
 
 
 def test_image_sha256_mismatch(pki, good, tmp_path):
+    """SC-43: an image not matching its manifest sha256 is refused."""
     def edit(m):
         return re.sub(r"(\[image.bootloader\]\n)sha256=[0-9a-f]{64}",
                       r"\1sha256=" + "0" * 64, m)
@@ -283,6 +298,7 @@ def test_missing_image_file(pki, good, tmp_path):
 
 
 def test_file_fifo_directory_as_bundle(pki, tmp_path):
+    """SC-35: a FIFO, a character device or a directory as the bundle path is refused."""
     os.mkfifo(tmp_path / "fifo")
     abota_fails("info", "--keyring", pki.keyring, str(tmp_path / "fifo"),
                 match="not a regular file")

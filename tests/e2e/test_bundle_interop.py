@@ -134,6 +134,7 @@ def test_abota_made_bundle_accepted_by_rauc(pki, tmp_path, fmt, comp):
 
 
 def test_bundle_with_intermediate(pki, tmp_path):
+    """SC-14: a keyring holding only the intermediate is refused without allow-partial-chain and accepted with it."""
     content = make_content(str(tmp_path / "content"))
     bundle = tmp_path / "b.raucb"
     abota("bundle", "--cert", pki.chained[0], "--key", pki.chained[1], "--intermediate",

@@ -50,6 +50,7 @@ def test_install_over_http(served, pki, tmp_path):
 
 
 def test_plain_refused_for_streaming(served, pki, tmp_path):
+    """SC-24: a plain bundle is refused for streaming."""
     dev = Device(str(tmp_path / "dev"), pki)
     abota_fails("-c", dev.conf, "install", served["nginx"].url("plain.raucb"),
                 match="'plain' not supported in streaming mode")
@@ -69,6 +70,7 @@ def test_dropped_connections_are_resumed(served, pki, tmp_path):
 
 
 def test_corrupted_byte_is_caught(served, pki, tmp_path):
+    """SC-18 over HTTP: a byte corrupted in transit fails its verity check."""
     # a byte inside the squashfs data, past the first blocks
     proxy = FaultProxy(served["nginx"].port, flip_at=200_000)
     try:
@@ -98,7 +100,7 @@ def test_missing_and_unreachable(served, pki, tmp_path):
 
 
 def test_bundle_replaced_on_server_is_noticed(served, pki, tmp_path):
-    """If-Range: a bundle replaced between requests is not mixed with the old one."""
+    """SC-30 (streaming): a bundle replaced on the server after the first request is noticed (If-Range), never mixed. If-Range: a bundle replaced between requests is not mixed with the old one."""
     root = served["root"]
     shutil.copy(root / "verity.raucb", root / "moving.raucb")
     proxy = FaultProxy(served["nginx"].port)

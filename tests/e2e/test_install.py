@@ -179,6 +179,7 @@ def test_corrupted_bundle_fails_before_writing(device, bundles, tmp_path):
 
 
 def test_slot_too_small_fails_before_writing(tmp_path, pki, bundles):
+    """SC-42: an image larger than its target slot is refused at plan time, before anything is written."""
     dev = Device(str(tmp_path / "small"), pki)
     with open(os.path.join(dev.slots, "rootfs-b"), "wb") as f:
         f.truncate(1 << 20)
@@ -249,3 +250,17 @@ def test_no_keyring_fails_closed(tmp_path, pki, bundles):
     open(dev.conf, "w").write(conf)
     abota_fails("-c", dev.conf, "install", bundles["v2"], match="no keyring")
     assert not any(c.startswith("set-") for c in dev.calls())
+
+
+def test_one_install_at_a_time(device, bundles):
+    """Another process installing (it holds the data directory's lock):
+    refused before anything is written."""
+    import fcntl
+    os.makedirs(os.path.join(device.base, "data"), exist_ok=True)
+    with open(os.path.join(device.base, "data", "install.lock"), "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        abota_fails("-c", device.conf, "install", bundles["v2"],
+                    match="another installation is running")
+        untouched(device)
+    # released: installs again
+    abota("-c", device.conf, "install", bundles["v2"])

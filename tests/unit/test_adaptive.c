@@ -1,4 +1,5 @@
-/* test_adaptive.c - block reuse for adaptive updates: which blocks are
+/* test_adaptive.c - (SC-44: an index whose length does not match the image is refused, adaptive
+ * mode off) block reuse for adaptive updates: which blocks are
  * asked from the bundle, that local copies are re-checked when read, and
  * that the target's old content is used only where not yet overwritten. */
 #include <errno.h>
