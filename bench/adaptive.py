@@ -25,7 +25,8 @@ import sys
 import tempfile
 import time
 
-from benchlib import HERE, WORK, drop_caches, make_signer, parse_args, sh, write_system_conf
+from benchlib import (HERE, WORK, drop_caches, make_signer, parse_args, report, sh,
+                      write_system_conf)
 
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "e2e"))
 from httpservers import Nginx  # noqa: E402
@@ -129,9 +130,7 @@ def main():
             f"of the local install (target ≥ 0.8). {a.runs} runs, page cache dropped before "
             "each, target slot wiped before each.",
         ])
-        print(text)
-        if a.out:
-            open(a.out, "w").write(text + "\n")
+        report(text, a.out)
     finally:
         if ngx:
             ngx.stop()

@@ -73,3 +73,22 @@ device={slot_b}
 type=ext4
 bootname=B
 """)
+
+
+def report(text, out=None):
+    """Prints a result (markdown) and writes it to OUT for docs/benchmarks.md
+    and bench/plot.py."""
+    print(text)
+    if out:
+        with open(out, "w") as f:
+            f.write(text + "\n")
+
+
+def content_dir(path, image, manifest):
+    """A bundle content directory: the image (hard-linked, no copy) and a
+    manifest."""
+    os.makedirs(path)
+    os.link(image, os.path.join(path, "rootfs.ext4"))
+    with open(os.path.join(path, "manifest.raucm"), "w") as f:
+        f.write(manifest)
+    return path

@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 
-from benchlib import WORK, make_signer, parse_args, rootfs_image, sh
+from benchlib import WORK, make_signer, parse_args, report, rootfs_image, sh
 
 
 def timed(args):
@@ -68,10 +68,7 @@ def main():
             f"({a.runs} alternating runs each, image {os.path.getsize(image) >> 20} MiB).",
         ]
         text = "\n".join(lines)
-        print(text)
-        if a.out:
-            with open(a.out, "w") as f:
-                f.write(text + "\n")
+        report(text, a.out)
     finally:
         shutil.rmtree(tmp)
 

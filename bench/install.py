@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 
-from benchlib import (WORK, drop_caches, make_signer, parse_args, rootfs_image, sh,
+from benchlib import (WORK, drop_caches, make_signer, parse_args, report, rootfs_image, sh,
                       write_system_conf)
 
 
@@ -116,9 +116,7 @@ def main():
             "dropped before each, image 512 MiB, slot = preallocated file).",
         ]
         text = "\n".join(lines)
-        print(text)
-        if a.out:
-            open(a.out, "w").write(text + "\n")
+        report(text, a.out)
     finally:
         if service:
             service.terminate()

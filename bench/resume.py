@@ -19,7 +19,8 @@ import sys
 import tempfile
 import time
 
-from benchlib import WORK, drop_caches, make_signer, parse_args, rootfs_image, sh, write_system_conf
+from benchlib import (WORK, content_dir, drop_caches, make_signer, parse_args, report,
+                      rootfs_image, sh, write_system_conf)
 
 
 def run(args, env=None, expect=0):
@@ -39,11 +40,9 @@ def main():
     tmp = tempfile.mkdtemp(prefix="abota-rbench-", dir=WORK)
     try:
         cert, key = make_signer(tmp)
-        content = os.path.join(tmp, "content")
-        os.makedirs(content)
-        os.link(image, os.path.join(content, "rootfs.ext4"))
-        open(os.path.join(content, "manifest.raucm"), "w").write(
-            "[update]\ncompatible=bench\nversion=1\n\n[image.rootfs]\nfilename=rootfs.ext4\n")
+        content = content_dir(os.path.join(tmp, "content"), image,
+                              "[update]\ncompatible=bench\nversion=1\n\n[image.rootfs]\n"
+                              "filename=rootfs.ext4\n")
         bundle = os.path.join(tmp, "b.raucb")
         sh(a.abota, "bundle", "--cert", cert, "--key", key, content, bundle)
         slots = os.path.join(tmp, "slots")
@@ -85,9 +84,7 @@ def main():
             f"({100 * resumed_bytes / size:.0f}%) ({a.runs} runs, abota's default bundle, "
             "page cache dropped before each timed run, slot = preallocated file).",
         ])
-        print(text)
-        if a.out:
-            open(a.out, "w").write(text + "\n")
+        report(text, a.out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
