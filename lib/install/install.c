@@ -62,6 +62,7 @@ struct install {
 	char *journal_path;              /* NULL: no data-directory, no resume */
 	int lock_fd;                     /* <data-directory>/install.lock, or -1 */
 	struct install_journal *journal;
+	struct install_journal *old_journal; /* found on disk, until journal_prepare() */
 	const char *target_name;         /* the group, for the journal */
 };
 
@@ -1128,30 +1129,10 @@ static int write_item_once(struct install *in, struct plan_item *it, struct abot
 
 /* --- resume journal --- */
 
-/* Will this install of the bundle with manifest hash `hash` resume an
- * interrupted one (a journal of the same bundle with progress)?  A quick
- * look before the plan exists; journal_prepare() decides for real. */
-static bool journal_resumes(const struct system_config *cfg, const char *hash)
-{
-	char path[PATH_MAX];
-	struct install_journal *j = NULL;
-	if (!cfg->data_directory ||
-	    snprintf(path, sizeof(path), "%s/%s", cfg->data_directory, INSTALL_JOURNAL_NAME) >=
-		    (int)sizeof(path) ||
-	    install_journal_load(path, &j, NULL) < 0)
-		return false;
-	uint64_t v, t;
-	install_journal_totals(j, &v, &t);
-	bool same = strcmp(j->bundle_hash, hash) == 0 && v > 0;
-	install_journal_free(j);
-	return same;
-}
-
-/* Loads the journal of an interrupted install.  Ours -- same bundle (by
- * manifest hash), same target group, same image per slot -- means resume;
- * anything else is discarded: the new journal replaces it before the first
- * byte is written to a slot. */
-static int journal_prepare(struct install *in, struct abota_error *err)
+/* Reads the journal an interrupted install left, once, right after the
+ * bundle is open (a broken one is only warned about: the install starts
+ * over). */
+static int journal_load(struct install *in, struct abota_error *err)
 {
 	if (!in->cfg->data_directory) {
 		log_debug("no data-directory: an interrupted install cannot be resumed");
@@ -1161,13 +1142,39 @@ static int journal_prepare(struct install *in, struct abota_error *err)
 		in->journal_path = NULL;
 		return abota_error_set(err, -ENOMEM, "out of memory");
 	}
-	const struct manifest *m = bundle_get_manifest(in->bundle);
-	const char *hash = bundle_manifest_hash(in->bundle);
-	struct install_journal *old = NULL;
 	struct abota_error e = { 0 };
-	int ret = install_journal_load(in->journal_path, &old, &e);
+	int ret = install_journal_load(in->journal_path, &in->old_journal, &e);
 	if (ret < 0 && ret != -ENOENT)
 		log_warning("ignoring the resume journal: %s", e.msg);
+	return 0;
+}
+
+/* Will this install resume an interrupted one (a journal of the same
+ * bundle with progress)?  A quick look before the plan exists;
+ * journal_prepare() decides for real. */
+static bool journal_resumes(const struct install *in)
+{
+	const struct install_journal *j = in->old_journal;
+	uint64_t v, t;
+	if (!j)
+		return false;
+	install_journal_totals(j, &v, &t);
+	return strcmp(j->bundle_hash, bundle_manifest_hash(in->bundle)) == 0 && v > 0;
+}
+
+/* Loads the journal of an interrupted install.  Ours -- same bundle (by
+ * manifest hash), same target group, same image per slot -- means resume;
+ * anything else is discarded: the new journal replaces it before the first
+ * byte is written to a slot. */
+static int journal_prepare(struct install *in, struct abota_error *err)
+{
+	if (!in->journal_path)
+		return 0; /* no data-directory */
+	const struct manifest *m = bundle_get_manifest(in->bundle);
+	const char *hash = bundle_manifest_hash(in->bundle);
+	struct install_journal *old = in->old_journal;
+	int ret;
+	in->old_journal = NULL;
 	bool same = old && strcmp(old->bundle_hash, hash) == 0 &&
 		    strcmp(old->target, in->target_name) == 0;
 	if (old && !same) {
@@ -1511,6 +1518,7 @@ static void install_free(struct install *in)
 	if (in->lock_fd >= 0)
 		close(in->lock_fd);
 	install_journal_free(in->journal);
+	install_journal_free(in->old_journal);
 	free(in->journal_path);
 	remove_hook_dir(in);
 	slot_status_store_free(in->status);
@@ -1587,7 +1595,10 @@ int install_run(struct system_config *cfg, const struct install_opts *opts,
 	 * happens only after everything was written and verified.  Neither is
 	 * a resumed install checked twice: its target is half-written already,
 	 * and every block it still reads is checked as it is read. */
-	if (!http_is_url(opts->bundle) && !journal_resumes(cfg, bundle_manifest_hash(in.bundle))) {
+	ret = journal_load(&in, err);
+	if (ret < 0)
+		goto out;
+	if (!http_is_url(opts->bundle) && !journal_resumes(&in)) {
 		progress(&in, 3, "Verifying bundle payload", 0, 0);
 		ret = bundle_check_payload(in.bundle, err);
 		if (ret < 0)
