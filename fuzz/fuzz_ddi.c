@@ -3,7 +3,9 @@
  * first.  The first input byte picks the parser (poll / deployment / cancel
  * / sleep / href action id), the rest is the body.  Besides memory safety
  * it checks what the agent relies on: accepted values are within the
- * bounds the parser promises. */
+ * bounds the parser promises.  SC-119 (security-cases.md): multi-MB bodies,
+ * deep nesting, invalid UTF-8, duplicate keys, out-of-range size/id are
+ * rejected without a crash. */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>

@@ -14,6 +14,9 @@
  *                artifact is resumed, never deleted on start)
  *   [installed]  the version last reported with PUT installedBase
  *   [last]       id, execution, success and details of the last closed action
+ *   [poll]       last_success: when a poll last got a valid answer; since:
+ *                when the agent first polled with this state (the reference
+ *                while no poll ever succeeded) -- what "stale" is judged by
  */
 #ifndef ABOTA_AGENT_STATE_H
 #define ABOTA_AGENT_STATE_H
@@ -61,6 +64,11 @@ struct agent_state {
 	char last_execution[16];    /* "closed" | "downloaded" */
 	bool last_success;
 	char last_details[512];
+	/* [poll] (seconds since the epoch, 0 = never): kept across restarts
+	 * so that a device that cannot reach its server is reported stale
+	 * (hawkbit_agent.h, hawkbit_agent_stale) */
+	uint64_t poll_success;
+	uint64_t poll_since;
 };
 
 const char *agent_phase_name(enum agent_phase p);

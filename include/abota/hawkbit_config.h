@@ -54,6 +54,8 @@ struct hawkbit_config {
 	uint64_t poll_interval;      /* abota: local override in s, 0 = the server's */
 	uint64_t action_poll_interval; /* abota: poll interval while an action runs, default 5 */
 	uint64_t max_artifact_size;  /* abota: bytes, default 4 GiB */
+	uint64_t stale_after;        /* abota: s without a successful poll until the device
+				      * is reported stale, default 7 days */
 	bool allow_redirects;        /* abota: follow HTTP redirects (default false) */
 	const char *const *allowed_download_hosts; /* abota: extra hosts for artifacts */
 	const char *log_level;       /* debug|info|message|warning|critical|error */

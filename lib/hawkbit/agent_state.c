@@ -40,6 +40,8 @@ void agent_state_clear_action(struct agent_state *st)
 	memcpy(st->last_execution, keep.last_execution, sizeof(st->last_execution));
 	st->last_success = keep.last_success;
 	memcpy(st->last_details, keep.last_details, sizeof(st->last_details));
+	st->poll_success = keep.poll_success;
+	st->poll_since = keep.poll_since;
 }
 
 static int get_str(struct keyfile *kf, const char *g, const char *k, char *out, size_t max,
@@ -51,10 +53,11 @@ static int get_str(struct keyfile *kf, const char *g, const char *k, char *out, 
 		return 0;
 	if (ret < 0)
 		return ret;
-	if (strlen(v) >= max)
+	size_t l = strlen(v);
+	if (l >= max)
 		return abota_error_set(err, -EINVAL, "%s:%u: [%s] %s: value too long",
 				       keyfile_name(kf), keyfile_key_line(kf, g, k), g, k);
-	strcpy(out, v);
+	memcpy(out, v, l + 1);
 	return 0;
 }
 
@@ -145,6 +148,19 @@ int agent_state_load(const char *path, struct agent_state *out, struct abota_err
 			goto out;
 		}
 	}
+	if (keyfile_has_group(kf, "poll")) {
+		keyfile_consume_group(kf, "poll");
+		if (((ret = keyfile_get_u64(kf, "poll", "last_success", &st.poll_success, err)) < 0 &&
+		     ret != -ENOENT) ||
+		    ((ret = keyfile_get_u64(kf, "poll", "since", &st.poll_since, err)) < 0 &&
+		     ret != -ENOENT))
+			goto out;
+		/* times as time_t (int64) later: a value past that is damage */
+		if (st.poll_success > INT64_MAX / 2 || st.poll_since > INT64_MAX / 2) {
+			ret = abota_error_set(err, -EINVAL, "%s: [poll]: time out of range", path);
+			goto out;
+		}
+	}
 	if ((ret = keyfile_check_consumed(kf, err)) < 0)
 		goto out;
 	if (!agent_phase_parse(phase, &st.phase)) {
@@ -210,6 +226,10 @@ int agent_state_save(const char *path, const struct agent_state *st, struct abot
 		S("last", "success", st->last_success ? "true" : "false");
 		S("last", "details", st->last_details);
 	}
+	if ((st->poll_success &&
+	     keyfile_set_u64(kf, "poll", "last_success", st->poll_success) < 0) ||
+	    (st->poll_since && keyfile_set_u64(kf, "poll", "since", st->poll_since) < 0))
+		goto oom;
 #undef S
 #undef B
 	if (keyfile_to_data(kf, &data, &len) < 0)

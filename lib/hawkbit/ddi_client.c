@@ -216,6 +216,8 @@ static void setup_tls(const struct ddi_client *c, CURL *h, bool download)
 	}
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "abotad/" ABOTA_VERSION);
+	/* timeouts <= 3600 s, low_speed_rate <= INT32_MAX (hawkbit_config):
+	 * the casts to long below are exact, also where long has 32 bits */
 	if (cfg->connect_timeout)
 		curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, (long)cfg->connect_timeout);
 }
@@ -356,8 +358,16 @@ static int request(struct ddi_client *c, const char *method, const char *url, co
 	if (c->cfg->timeout)
 		curl_easy_setopt(h, CURLOPT_TIMEOUT, (long)c->cfg->timeout);
 	if (json) {
+		/* our own JSON (feedback, configData): bounded like the answers,
+		 * so the length fits a long */
+		size_t jl = strlen(json);
+		if (jl > DDI_CLIENT_MAX_BODY) {
+			ret = abota_error_set(err, -EMSGSIZE, "%s: request body of %zu bytes too large",
+					      url, jl);
+			goto out;
+		}
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, json);
-		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(json));
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)jl);
 	}
 	if (strcmp(method, "GET") && strcmp(method, "POST"))
 		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
@@ -444,6 +454,7 @@ static bool dl_start(struct dl *s, uint64_t asked)
 				return false;
 			}
 			s->off = 0;
+			s->d->resumed_from = 0; /* nothing of the old part is kept */
 			log_info("server ignored the range request; downloading from the start");
 		}
 		return true;
@@ -601,6 +612,7 @@ int ddi_client_download(struct ddi_client *c, struct ddi_download *d, struct abo
 		curl_easy_setopt(s.h, CURLOPT_NOPROGRESS, 0L);
 		curl_easy_setopt(s.h, CURLOPT_TCP_KEEPALIVE, 1L);
 		if (c->cfg->low_speed_time && c->cfg->low_speed_rate) {
+			/* <= 3600 and <= INT32_MAX (hawkbit_config): exact as long */
 			curl_easy_setopt(s.h, CURLOPT_LOW_SPEED_TIME, (long)c->cfg->low_speed_time);
 			curl_easy_setopt(s.h, CURLOPT_LOW_SPEED_LIMIT, (long)c->cfg->low_speed_rate);
 		}
@@ -608,7 +620,14 @@ int ddi_client_download(struct ddi_client *c, struct ddi_download *d, struct abo
 			curl_easy_setopt(s.h, CURLOPT_RANGE, range);
 		setup_tls(c, s.h, true);
 		uint64_t before = s.off;
+		struct timespec a0, a1;
+		clock_gettime(CLOCK_MONOTONIC, &a0);
 		CURLcode rc = curl_easy_perform(s.h);
+		clock_gettime(CLOCK_MONOTONIC, &a1);
+		/* milliseconds of this attempt (monotonic: a1 >= a0) */
+		int64_t ms = (int64_t)(a1.tv_sec - a0.tv_sec) * 1000 +
+			     (a1.tv_nsec - a0.tv_nsec) / 1000000;
+		uint64_t attempt_ms = ms > 0 ? (uint64_t)ms : 1;
 		long status = 0;
 		curl_easy_getinfo(s.h, CURLINFO_RESPONSE_CODE, &status);
 		char *loc = NULL;
@@ -649,13 +668,22 @@ int ddi_client_download(struct ddi_client *c, struct ddi_download *d, struct abo
 		}
 		if (rc == CURLE_OK && s.off == d->size)
 			break;
-		bool transient = (rc != CURLE_OK && !s.bad) || transient_status(status) ||
+		/* a redirect loop or chain longer than MAXREDIRS is the server's
+		 * configuration, not a network hiccup: not retried */
+		bool transient = (rc != CURLE_OK && !s.bad && rc != CURLE_TOO_MANY_REDIRECTS) ||
+				 transient_status(status) ||
 				 (rc == CURLE_OK && s.started && s.off > before);
 		if (s.bad == -EPROTO && !transient_status(status) && status != 200 && status != 206)
 			transient = false;
 		const char *why = s.why[0] ? s.why : errbuf[0] ? errbuf : curl_easy_strerror(rc);
-		/* the retry budget is per stall: progress resets it */
-		bool progressed = s.off > before;
+		/* the retry budget is per stall: progress resets it -- after a
+		 * low-speed abort only if the attempt averaged low_speed_rate,
+		 * or a server that drips a few bytes per low_speed_time (slow
+		 * retrieval) would keep the download alive forever.  Bytes are
+		 * below 2^42 (max_artifact_size): times 1000 fits 64 bits. */
+		bool progressed = s.off > before &&
+				  (rc != CURLE_OPERATION_TIMEDOUT ||
+				   (s.off - before) * 1000 / attempt_ms >= c->cfg->low_speed_rate);
 		attempt = progressed ? 0 : attempt + 1;
 		if (!transient || !c->cfg->resume_downloads || attempt > max_retries) {
 			ret = abota_error_set(err, status == 404 ? -ENOENT : -EIO,
@@ -665,6 +693,9 @@ int ddi_client_download(struct ddi_client *c, struct ddi_download *d, struct abo
 			goto out;
 		}
 		unsigned wait = attempt ? 1u << (attempt < 5 ? attempt - 1 : 4) : 0;
+		/* retry_wait (1..86400, hawkbit_config) also bounds the backoff */
+		if (wait > c->cfg->retry_wait)
+			wait = (unsigned)c->cfg->retry_wait;
 		log_warning("download interrupted at byte %llu (%s); retrying in %u s",
 			    (unsigned long long)s.off, why, wait);
 		for (unsigned i = 0; i < wait; i++) {

@@ -153,11 +153,13 @@ static int parse_client(struct hawkbit_config *c, struct keyfile *kf, struct abo
 	    (ret = opt_u64(kf, "connect_timeout", &c->connect_timeout, 0, 3600, err)) < 0 ||
 	    (ret = opt_u64(kf, "timeout", &c->timeout, 0, 3600, err)) < 0 ||
 	    (ret = opt_u64(kf, "low_speed_time", &c->low_speed_time, 0, 3600, err)) < 0 ||
-	    (ret = opt_u64(kf, "low_speed_rate", &c->low_speed_rate, 0, UINT32_MAX, err)) < 0 ||
+	    /* curl takes these as long, 32 bits on armhf: INT32_MAX keeps the cast exact */
+	    (ret = opt_u64(kf, "low_speed_rate", &c->low_speed_rate, 0, INT32_MAX, err)) < 0 ||
 	    (ret = opt_u64(kf, "poll_interval", &c->poll_interval, 0, 7 * 86400, err)) < 0 ||
 	    (ret = opt_u64(kf, "action_poll_interval", &c->action_poll_interval, 1, 3600, err)) < 0 ||
 	    (ret = opt_u64(kf, "max_artifact_size", &c->max_artifact_size, 1, UINT64_C(1) << 42,
 			   err)) < 0 ||
+	    (ret = opt_u64(kf, "stale_after", &c->stale_after, 60, 366 * 86400, err)) < 0 ||
 	    (ret = opt_bool(kf, "allow_redirects", &c->allow_redirects, err)) < 0 ||
 	    (ret = opt_str(kf, "log_level", &c->log_level, err)) < 0 ||
 	    (ret = opt_bool(kf, "report_installed_base", &c->report_installed_base, err)) < 0 ||
@@ -325,6 +327,7 @@ static int config_from_keyfile(struct keyfile *kf, int ret, struct hawkbit_confi
 	c->low_speed_rate = 100;
 	c->action_poll_interval = 5;
 	c->max_artifact_size = UINT64_C(4) << 30;
+	c->stale_after = 7 * 86400;
 	c->status_file = "/run/abota/hawkbit.status";
 	c->boot_id_file = "/proc/sys/kernel/random/boot_id";
 	c->confirm_actions = "wait";

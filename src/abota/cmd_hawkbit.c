@@ -120,6 +120,20 @@ static void view_free(struct view *v)
 	json_object_put(v->rt);
 }
 
+/* Staleness (hawkbit.conf stale_after, SC-104): from the durable state,
+ * or the runtime status when that is newer (the state file is saved at
+ * most hourly for the poll time). */
+static bool stale(struct view *v, uint64_t *last_success, uint64_t *ref)
+{
+	uint64_t ok = v->st.poll_success;
+	int64_t rt = rt_int(v, "last_successful_poll");
+	if (rt > 0 && (uint64_t)rt > ok)
+		ok = (uint64_t)rt;
+	*last_success = ok;
+	time_t now = time(NULL);
+	return hawkbit_agent_stale(v->hc, ok, v->st.poll_since, now > 0 ? (uint64_t)now : 0, ref);
+}
+
 static json_object *jstr(const char *s)
 {
 	return s && *s ? json_object_new_string(s) : NULL;
@@ -146,6 +160,13 @@ static void print_json(struct view *v, bool pretty)
 				       ? json_object_new_int64(rt_int(v, "server_poll_interval"))
 				       : NULL);
 	json_object_object_add(o, "waiting_confirmation", jstr(rt_str(v, "waiting_confirmation")));
+	uint64_t ok = 0, ref = 0;
+	bool is_stale = stale(v, &ok, &ref);
+	/* poll times are recorded only from a plausible clock: they fit int64 */
+	json_object_object_add(o, "last_successful_poll",
+			       ok ? json_object_new_int64((int64_t)ok) : NULL);
+	json_object_object_add(o, "stale", json_object_new_boolean(is_stale));
+	json_object_object_add(o, "stale_after", json_object_new_int64((int64_t)v->hc->stale_after));
 	json_object_object_add(o, "state_file", jstr(v->state_path));
 	if (v->st.phase == AGENT_IDLE) {
 		json_object_object_add(o, "action", NULL);
@@ -198,6 +219,15 @@ static void print_readable(struct view *v)
 			printf("Next poll:       %s\n", t2);
 	} else {
 		printf("Daemon:          no status (abotad has not run)\n");
+	}
+	uint64_t ok = 0, ref = 0;
+	bool is_stale = stale(v, &ok, &ref);
+	when((int64_t)ok, t1, sizeof(t1));
+	printf("Last success:    %s\n", t1);
+	if (is_stale) {
+		when((int64_t)ref, t1, sizeof(t1));
+		printf("Stale:           yes: no successful poll since %s (stale_after=%llu s)\n",
+		       t1, (unsigned long long)v->hc->stale_after);
 	}
 	if (rt_str(v, "waiting_confirmation"))
 		printf("Confirmation:    action %s waits for the device's confirmation "

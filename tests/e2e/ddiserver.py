@@ -121,6 +121,12 @@ class DDIServer:
         self.last_finished = None
         self.etags = True            # ETag / If-None-Match on the poll
         self.stall_poll = 0          # seconds the poll answer hangs mid-body
+        # hostile artifact answers (security cases SC-111, SC-113, SC-114, SC-116)
+        self.endless_chunked = False  # chunked body without end, no Content-Length
+        self.ignore_range = False    # answer a Range request with 200 and the whole file
+        self.content_range_shift = 0  # 206 whose Content-Range is off by this much
+        self.gone_after_cut = None   # after cut_after fired: this status for the artifact
+        self.gone_status = None
         srv = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -452,15 +458,37 @@ class DDIServer:
             dep["maintenanceWindow"] = a.window
         return {"id": a.id, "deployment": dep}
 
+    def _endless_chunked(self, h):
+        """200 with Transfer-Encoding: chunked and chunks until the client
+        gives up (or 256 MiB, so a broken client cannot hang the test)."""
+        h.send_response(200)
+        h.send_header("Content-Type", "application/octet-stream")
+        h.send_header("Transfer-Encoding", "chunked")
+        h.end_headers()
+        piece = b"Z" * 65536
+        self.endless_sent = 0
+        try:
+            for _ in range(4096):
+                h.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                self.endless_sent += len(piece)
+            h.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        h.close_connection = True
+
     def _artifact(self, h, name):
         data = self.artifacts.get(name)
         if data is None:
             return self._send(h, 404)
+        if self.gone_status:
+            return self._send(h, self.gone_status)
+        if self.endless_chunked:
+            return self._endless_chunked(h)
         total = len(data)
         etag = '"' + hashlib.sha1(data).hexdigest() + '"'
         rng = h.headers.get("Range")
         start, end, status = 0, total - 1, 200
-        if rng:
+        if rng and not self.ignore_range:
             m = re.fullmatch(r"bytes=(\d*)-(\d*)", rng.strip())
             if not m or (m.group(1) == "" and m.group(2) == ""):
                 return self._send(h, 416, headers={"Content-Range": f"bytes */{total}"})
@@ -480,9 +508,13 @@ class DDIServer:
         h.send_header("ETag", etag)
         h.send_header("Content-Length", str(len(body) + self.extra_body))
         if status == 206:
-            h.send_header("Content-Range", f"bytes {start}-{end}/{total}")
+            s = start + self.content_range_shift
+            h.send_header("Content-Range", f"bytes {s}-{end}/{total}")
         h.end_headers()
         chunk = 16384
+        if self.rate and self.rate < chunk:
+            # a drip: a few bytes every 0.1 s rather than a burst and a long pause
+            chunk = max(1, int(self.rate / 10))
         sent = 0
         with self.lock:
             cut = self.cut_after
@@ -495,6 +527,8 @@ class DDIServer:
                 h.wfile.write(piece)
                 h.wfile.flush()
                 h.close_connection = True
+                if self.gone_after_cut:
+                    self.gone_status = self.gone_after_cut
                 return
             try:
                 h.wfile.write(piece)

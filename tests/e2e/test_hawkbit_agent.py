@@ -551,3 +551,99 @@ def test_unreadable_boot_state_does_not_stop_polling(tmp_path, pki, bundles, ser
     os.rename(cmdline + ".away", cmdline)
     dev.once()
     assert a.status == "finished"
+
+
+def write_poll_state(dev, last_success=None, since=None):
+    os.makedirs(os.path.dirname(dev.state_path), exist_ok=True)
+    with open(dev.state_path, "w") as f:
+        f.write("[poll]\n")
+        if last_success:
+            f.write(f"last_success={last_success}\n")
+        if since:
+            f.write(f"since={since}\n")
+
+
+def hawkbit_status(dev):
+    import json
+    return json.loads(dev.abota("hawkbit", "status", "--config", dev.conf,
+                                "--output-format=json").stdout)
+
+
+def test_stale_after_days_without_a_successful_poll(tmp_path, pki, server):
+    """SC-104: no successful poll for longer than stale_after (default 7
+    days): abotad logs that the device is stale, and `abota hawkbit status`
+    (readable and JSON) and the runtime status report it with the time of
+    the last successful poll -- which survives restarts in hawkbit.state.
+    One good poll clears it."""
+    dev = Device(tmp_path, server, pki)
+    now = int(time.time())
+    eight_days = now - 8 * 86400
+    write_poll_state(dev, last_success=eight_days, since=now - 30 * 86400)
+    server.inject(r"/controller/v1/dev1$", 500)
+    p = dev.once(expect_rc=1)
+    assert "this device's update state is stale" in p.stderr, p.stderr
+    st = hawkbit_status(dev)
+    assert st["stale"] is True and st["last_successful_poll"] == eight_days, st
+    assert st["stale_after"] == 7 * 86400
+    txt = dev.abota("hawkbit", "status", "--config", dev.conf).stdout
+    assert "Stale:           yes: no successful poll since " + \
+        time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(eight_days)) in txt, txt
+    import json
+    with open(dev.status_file) as f:
+        assert json.load(f)["stale"] is True
+    # the server answers again: no longer stale, and the time is saved
+    p = dev.once()
+    assert "no longer stale" in p.stderr
+    st = hawkbit_status(dev)
+    assert st["stale"] is False and st["last_successful_poll"] >= now, st
+    assert int(dev.state()["poll.last_success"]) >= now
+    assert "Stale:" not in dev.abota("hawkbit", "status", "--config", dev.conf).stdout
+
+
+def test_stale_when_no_poll_ever_succeeded(tmp_path, pki, server):
+    """SC-104: a device that never reached its server counts from its first
+    poll attempt; within stale_after it is not stale, after it it is."""
+    dev = Device(tmp_path, server, pki, extra="stale_after=3600\n")
+    server.inject(r"/controller/v1/dev1$", 503, count=5)
+    dev.once(expect_rc=1)
+    st = hawkbit_status(dev)
+    assert st["stale"] is False and st["last_successful_poll"] is None, st
+    since = int(dev.state()["poll.since"])
+    write_poll_state(dev, since=since - 7200)
+    p = dev.once(expect_rc=1)
+    assert "never succeeded" in p.stderr, p.stderr
+    st = hawkbit_status(dev)
+    assert st["stale"] is True and st["stale_after"] == 3600, st
+    assert "Last success:    never" in dev.abota("hawkbit", "status", "--config", dev.conf).stdout
+
+
+def test_runtime_status_and_state_not_writable_by_others(tmp_path, pki, server):
+    """SC-180: what abotad exposes locally -- the runtime status file (under
+    /run/abota by default) and its directory, the state and lock files --
+    is writable by abotad's user only; a status directory that others can
+    write to (or another user owns) is refused: the status is not written
+    there, with a warning.  (abotad has no socket of its own; its D-Bus
+    interface is guarded by the bus policy, see docs/dbus.md.)"""
+    import stat
+    dev = Device(tmp_path, server, pki)
+    dev.once()
+    for path in (dev.status_file, os.path.dirname(dev.status_file), dev.state_path,
+                 dev.state_path + ".lock"):
+        st = os.stat(path)
+        assert st.st_uid == os.geteuid(), path
+        assert not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH), (path, oct(st.st_mode))
+    for path in (dev.state_path, dev.state_path + ".lock"):
+        assert not os.stat(path).st_mode & 0o077, path
+    # a world-writable status directory (made by someone else) is not used
+    d2 = tmp_path / "shared-run"
+    d2.mkdir()
+    os.chmod(d2, 0o777)
+    dev.write_conf(extra="")
+    with open(dev.conf) as f:
+        text = f.read().replace(f"status_file={dev.status_file}", f"status_file={d2}/hawkbit.status")
+    with open(dev.conf, "w") as f:
+        f.write(text)
+    p = dev.once()
+    assert "writable by group or others; the runtime status (status_file) is not written" in \
+        p.stderr, p.stderr
+    assert not os.path.exists(d2 / "hawkbit.status")

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "abota/agent_state.h"
+#include "abota/hawkbit_agent.h"
 
 static char dir[64];
 
@@ -66,6 +67,8 @@ static void test_roundtrip(void **state)
 	strcpy(st.last_execution, "closed");
 	st.last_success = true;
 	strcpy(st.last_details, "Update 1.0 accepted");
+	st.poll_success = 1764000000; /* [poll]: SC-104's staleness survives restarts */
+	st.poll_since = 1763000000;
 	if (agent_state_save(path, &st, &err) < 0)
 		fail_msg("%s", err.msg);
 	memset(&back, 0xff, sizeof(back));
@@ -79,6 +82,8 @@ static void test_roundtrip(void **state)
 	assert_string_equal(back.reported_version, "1.0");
 	assert_string_equal(back.last_id, "41");
 	assert_true(back.last_success);
+	assert_int_equal(back.poll_success, 1764000000);
+	assert_int_equal(back.poll_since, 1763000000);
 	assert_int_equal(agent_state_save(path, &back, &err), 0);
 	struct agent_state idle;
 	assert_int_equal(agent_state_load(path, &idle, &err), 0);
@@ -112,6 +117,30 @@ static void test_bad(void **state)
 	load_fails("[action\n", "bad.state");
 	load_fails("[action]\nphase=installed\nid=1\nreported_trial=perhaps\n", "reported_trial");
 	load_fails("[last]\nid=1\nexecution=opened\n", "malformed [last]");
+	load_fails("[poll]\nlast_success=-5\n", "last_success");
+	load_fails("[poll]\nsince=9223372036854775807\n", "time out of range");
+	load_fails("[poll]\nwhen=1\n", "when");
+}
+
+/* SC-104: when the device counts as stale (hawkbit_agent_stale) */
+static void test_stale(void **state)
+{
+	(void)state;
+	struct hawkbit_config c = { .stale_after = 86400 };
+	const uint64_t now = 1800000000;
+	uint64_t ref = 1;
+	assert_false(hawkbit_agent_stale(&c, now - 86400, now - 900000, now, &ref));
+	assert_int_equal(ref, now - 86400);
+	assert_true(hawkbit_agent_stale(&c, now - 86401, now - 900000, now, &ref));
+	/* never succeeded: counted from the first poll */
+	assert_false(hawkbit_agent_stale(&c, 0, now - 3600, now, &ref));
+	assert_int_equal(ref, now - 3600);
+	assert_true(hawkbit_agent_stale(&c, 0, now - 90000, now, NULL));
+	assert_false(hawkbit_agent_stale(&c, 0, 0, now, &ref));
+	assert_int_equal(ref, 0);
+	/* the clock went back, or is not set (1970): no claim */
+	assert_false(hawkbit_agent_stale(&c, now + 100, 0, now, NULL));
+	assert_false(hawkbit_agent_stale(&c, 1, 1, 100000, NULL));
 }
 
 static void test_phase_names(void **state)
@@ -132,6 +161,7 @@ int main(void)
 		cmocka_unit_test(test_roundtrip),
 		cmocka_unit_test(test_bad),
 		cmocka_unit_test(test_phase_names),
+		cmocka_unit_test(test_stale),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -117,7 +117,10 @@ static void test_base_bad(void **state)
 	base_fails(deep, "malformed JSON");
 }
 
-static char *deployment(const char *artifact_extra, const char *dep_extra)
+/* noinline: inlined, GCC 12 mistakes strstr() into the result for a
+ * pointer into the local `s` (-Wdangling-pointer) */
+__attribute__((noinline)) static char *deployment(const char *artifact_extra,
+						  const char *dep_extra)
 {
 	char *s = NULL;
 	int n = asprintf(
@@ -178,6 +181,25 @@ static void dep_fails(const char *artifact_extra, const char *dep_extra, const c
 	free(j);
 }
 
+/* The standard deployment with one piece of text replaced. */
+static void dep_repl_fails(const char *old, const char *new, const char *needle)
+{
+	char *j = deployment("", "");
+	const char *at = strstr(j, old);
+	assert_non_null(at);
+	size_t off = strlen(j) - strlen(at);
+	char *r = NULL;
+	assert_true(asprintf(&r, "%.*s%s%s", (int)off, j, new, j + off + strlen(old)) > 0);
+	struct ddi_deployment d = { 0 };
+	struct abota_error err = { 0 };
+	if (ddi_parse_deployment(r, strlen(r), &d, &err) == 0)
+		fail_msg("accepted: %s", r);
+	if (!strstr(err.msg, needle))
+		fail_msg("error '%s' lacks '%s'", err.msg, needle);
+	free(r);
+	free(j);
+}
+
 static void raw_fails(const char *j, const char *needle)
 {
 	struct ddi_deployment d = { 0 };
@@ -191,10 +213,30 @@ static void test_deployment_bad(void **state)
 {
 	(void)state;
 	dep_fails("", ",\"maintenanceWindow\":\"maybe\"", "deployment.maintenanceWindow");
-	dep_fails(",\"size\":\"13\"", "", "size: expected number");
-	dep_fails(",\"size\":-1", "", "size: out of range");
-	dep_fails(",\"size\":99999999999999999999999", "", "size");
-	dep_fails(",\"filename\":\"a/b\"", "", "not a plain file name");
+	dep_repl_fails("\"size\":13", "\"size\":\"13\"", "size: expected number");
+	dep_repl_fails("\"size\":13", "\"size\":-1", "size: out of range");
+	/* SC-119: sizes beyond int64 / uint64 */
+	dep_repl_fails("\"size\":13", "\"size\":99999999999999999999999", "size");
+	dep_repl_fails("\"size\":13", "\"size\":18446744073709551616", "size");
+	dep_repl_fails("\"size\":13", "\"size\":1e300", "size: expected number");
+	dep_repl_fails("\"filename\":\"b.raucb\"", "\"filename\":\"a/b\"",
+		       "not a plain file name");
+	dep_repl_fails("\"filename\":\"b.raucb\"", "\"filename\":\"..\"", "not a plain file name");
+	/* SC-119: an id beyond 19 digits (not a positive int64) */
+	dep_repl_fails("\"id\":\"8\"", "\"id\":\"12345678901234567890\"", "not an action id");
+	/* SC-119: duplicate keys (json-c would keep the last one silently);
+	 * a ':' or an escaped quote inside a string is not a member */
+	dep_fails(",\"size\":14", "", "duplicate keys");
+	dep_fails("", ",\"update\":\"forced\"", "duplicate keys");
+	raw_fails("{\"id\":\"8\",\"id\":\"8\",\"deployment\":{\"chunks\":[]}}", "duplicate keys");
+	struct ddi_deployment ok = { 0 };
+	struct abota_error e = { 0 };
+	const char *colons = "{\"id\":\"8\",\"x\":\"a:\\\":b\",\"deployment\":{\"chunks\":[]}}";
+	assert_int_equal(ddi_parse_deployment(colons, strlen(colons), &ok, &e), 0);
+	ddi_deployment_clear(&ok);
+	/* SC-119: invalid UTF-8 */
+	raw_fails("{\"id\":\"8\",\"x\":\"\xff\xfe\",\"deployment\":{\"chunks\":[]}}",
+		  "invalid utf-8");
 	raw_fails("{\"id\":\"8\"}", "deployment: missing");
 	raw_fails("{\"id\":8,\"deployment\":{\"chunks\":[]}}", "id: expected string");
 	raw_fails("{\"id\":\"-8\",\"deployment\":{\"chunks\":[]}}", "not an action id");

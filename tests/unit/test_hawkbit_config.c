@@ -51,6 +51,7 @@ static void test_defaults(void **state)
 	assert_true(c->send_download_authentication);
 	assert_true(c->report_installed_base);
 	assert_string_equal(c->confirm_actions, "wait");
+	assert_int_equal(c->stale_after, 7 * 86400); /* SC-104 */
 	assert_int_equal(c->nattributes, 2);
 	assert_string_equal(c->attributes[1].key, "serial");
 	/* leading whitespace dropped by the key file, trailing by us */
@@ -93,6 +94,10 @@ static void test_errors(void **state)
 	fails(BASE "auth_token=a\nstream_bundle=true\ntimeout=10\nconnect_timeout=20\n" DEV,
 	      "exceeds 'timeout'");
 	fails(BASE "auth_token=a\nstream_bundle=true\nretry_wait=0\n" DEV, "out of range");
+	fails(BASE "auth_token=a\nstream_bundle=true\nstale_after=59\n" DEV, "stale_after");
+	/* curl takes it as a long: 32 bits on armhf */
+	fails(BASE "auth_token=a\nstream_bundle=true\nlow_speed_rate=2147483648\n" DEV, "out of range");
+	fails(BASE "auth_token=a\nstream_bundle=true\nstale_after=31708801\n" DEV, "out of range");
 	fails(BASE "auth_token=a\nstream_bundle=true\nssl=yes\n" DEV, "ssl");
 	fails(BASE "auth_token=a\nstream_bundle=true\nlog_level=loud\n" DEV, "log_level");
 	fails(BASE "auth_token=a\nstream_bundle=true\nfoo=1\n" DEV, "foo");
