@@ -11,7 +11,7 @@ B=$1
 MODE=$2
 SECS=$3
 SRC=$(cd "$(dirname "$0")" && pwd)
-TARGETS=${FUZZ_TARGETS:-"keyfile manifest config slot_status bundle squashfs verity fwu_metadata board http_range ddi server_range server_feedback"}
+TARGETS=${FUZZ_TARGETS:-"keyfile manifest config slot_status bundle squashfs verity fwu_metadata board http_range ddi server_range server_feedback server_multipart"}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 

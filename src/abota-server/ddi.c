@@ -43,15 +43,98 @@ static bool token_eq(const char *a, const char *b)
 	return la == lb && la > 0 && CRYPTO_memcmp(a, b, la) == 0;
 }
 
+/* The target for a device that a gateway token or a trusted proxy vouches
+ * for; unknown ids are registered on their base poll ("plug and play", as
+ * hawkBit).  0, -ENOENT or -EIO. */
+static int vouched_target(struct ddi *d, const char *controller_id, bool may_create)
+{
+	struct server *srv = d->r->srv;
+	int ret = store_target_get(srv->store, controller_id, &d->t);
+	if (ret == -ENOENT && may_create) {
+		struct store_target nt = {0};
+		char tok[33];
+		server_random_token(tok, sizeof(tok));
+		nt.controller_id = (char *)controller_id;
+		nt.name = (char *)controller_id;
+		nt.token = tok;
+		nt.update_status = "registered";
+		nt.request_attributes = true;
+		ret = store_target_create(srv->store, &nt, NULL);
+		if (ret == 0 || ret == -EEXIST)
+			ret = store_target_get(srv->store, controller_id, &d->t);
+	}
+	return ret == 0 ? 0 : (ret == -ENOENT ? -ENOENT : -EIO);
+}
+
+/* Is one of the comma-separated items of `have` in the list `trusted`?
+ * Compared case-insensitively (issuer hashes are hex), items trimmed. */
+static bool list_meets(const char *have, const char *trusted)
+{
+	for (const char *a = have; *a;) {
+		while (*a == ' ' || *a == ',')
+			a++;
+		size_t la = strcspn(a, ",");
+		while (la && a[la - 1] == ' ')
+			la--;
+		for (const char *b = trusted; la && *b;) {
+			while (*b == ' ' || *b == ',')
+				b++;
+			size_t lb = strcspn(b, ",");
+			while (lb && b[lb - 1] == ' ')
+				lb--;
+			if (lb == la && strncasecmp(a, b, la) == 0)
+				return true;
+			b += lb;
+			b += strcspn(b, ",");
+		}
+		a += la;
+		a += strcspn(a, ",");
+	}
+	return false;
+}
+
+/* mTLS through a reverse proxy (hawkbit-ddi.md §1.2): the proxy checked the
+ * client certificate and passes its CN in X-Controller-Id and the issuer's
+ * hash in X-Authority (a list) or X-Authority-0..9.  Only when the tenant
+ * enabled it and configured the trusted issuer hashes: without a proxy in
+ * front that sets these headers, anyone could send them. */
+static bool header_auth(struct ddi *d)
+{
+	struct server *srv = d->r->srv;
+	char *trusted = NULL;
+	bool ok = false;
+	if (!cfg_true(srv, "authentication.header.enabled", false) ||
+	    store_config_get(srv->store, "authentication.header.authority", &trusted) != 0)
+		return false;
+	const char *h = req_header(d->r, "X-Authority");
+	if (h && list_meets(h, trusted))
+		ok = true;
+	for (int i = 0; i < 10 && !ok; i++) {
+		char name[24];
+		snprintf(name, sizeof(name), "X-Authority-%d", i);
+		h = req_header(d->r, name);
+		if (h && list_meets(h, trusted))
+			ok = true;
+	}
+	free(trusted);
+	return ok;
+}
+
 /* Authenticates the device.  0 and d->t filled; -ENOENT unknown target;
- * -EACCES bad credentials.  A gateway token may register new targets. */
+ * -EACCES bad credentials.  A gateway token or header authentication may
+ * register new targets. */
 static int authenticate(struct ddi *d, const char *controller_id, bool may_create)
 {
 	struct request *r = d->r;
 	struct server *srv = r->srv;
 	const char *h = req_header(r, "Authorization");
-	if (!h)
+	const char *cn = req_header(r, "X-Controller-Id");
+	/* an identity asserted by a proxy must be the device the URL names,
+	 * whatever the authentication mode (SC-167) */
+	if (cn && strcmp(cn, controller_id) != 0)
 		return -EACCES;
+	if (!h)
+		return cn && header_auth(d) ? vouched_target(d, controller_id, may_create) : -EACCES;
 	if (strncmp(h, "TargetToken ", 12) == 0) {
 		if (!cfg_true(srv, "authentication.targettoken.enabled", true))
 			return -EACCES;
@@ -72,22 +155,7 @@ static int authenticate(struct ddi *d, const char *controller_id, bool may_creat
 		free(key);
 		if (!ok)
 			return -EACCES;
-		int ret = store_target_get(srv->store, controller_id, &d->t);
-		if (ret == -ENOENT && may_create) {
-			/* plug and play, as hawkBit: the gateway vouches for the id */
-			struct store_target nt = {0};
-			char tok[33];
-			server_random_token(tok, sizeof(tok));
-			nt.controller_id = (char *)controller_id;
-			nt.name = (char *)controller_id;
-			nt.token = tok;
-			nt.update_status = "registered";
-			nt.request_attributes = true;
-			ret = store_target_create(srv->store, &nt, NULL);
-			if (ret == 0 || ret == -EEXIST)
-				ret = store_target_get(srv->store, controller_id, &d->t);
-		}
-		return ret == 0 ? 0 : (ret == -ENOENT ? -ENOENT : -EIO);
+		return vouched_target(d, controller_id, may_create);
 	}
 	return -EACCES;
 }
@@ -351,7 +419,7 @@ static enum MHD_Result feedback(struct ddi *d, const char *id_s, enum feedback_k
 	enum MHD_Result ret;
 	char why[256];
 	const char *ct = req_header(r, "Content-Type");
-	if (ct && !strcasestr(ct, "json"))
+	if (ct && !content_type_json(ct))
 		return reply_error(r, 415, "hawkbit.server.error.rest.body.notReadable",
 				   "unsupported content type %.100s (use application/json)", ct);
 	int pr = feedback_parse(r->body ? r->body : "", r->body_len, &fr, why, sizeof(why));
@@ -593,7 +661,10 @@ enum MHD_Result ddi_handle(struct request *r)
 	if (strcasecmp(tenant, "DEFAULT") != 0)
 		return reply_error(r, 404, "hawkbit.server.error.repo.entitiyNotFound",
 				   "unknown tenant");
-	if (strlen(cid) > MAX_CONTROLLER_ID || strpbrk(cid, " \t\r\n"))
+	bool cid_ok = strlen(cid) <= MAX_CONTROLLER_ID;
+	for (const char *p = cid; *p && cid_ok; p++) /* no whitespace or control characters */
+		cid_ok = (unsigned char)*p > 0x20 && *p != 0x7f;
+	if (!cid_ok)
 		return reply_error(r, 400, "hawkbit.server.error.rest.param.invalid",
 				   "controllerId: 1 to %d characters without whitespace",
 				   MAX_CONTROLLER_ID);

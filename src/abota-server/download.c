@@ -111,12 +111,32 @@ static void common_headers(struct MHD_Response *resp, const struct store_artifac
 	MHD_add_response_header(resp, "Accept-Ranges", "bytes");
 }
 
-/* If-Match / If-None-Match lists: "*" or one of the quoted tags. */
-static bool etag_listed(const char *hdr, const char *etag)
+/* If-Match / If-None-Match lists: "*" or one of the comma-separated tags,
+ * each compared whole ("x<sha1>" or a tag list containing the SHA-1 as a
+ * substring does not match).  A weak tag (W/"...") matches only where weak
+ * comparison is allowed (If-None-Match, RFC 9110 §13.1). */
+static bool etag_listed(const char *hdr, const char *etag, bool weak_ok)
 {
-	if (strcmp(hdr, "*") == 0)
-		return true;
-	return strstr(hdr, etag) != NULL;
+	size_t el = strlen(etag);
+	const char *p = hdr;
+	for (;;) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		size_t n = strcspn(p, ",");
+		size_t t = n;
+		while (t && (p[t - 1] == ' ' || p[t - 1] == '\t'))
+			t--;
+		const char *tag = p;
+		if (weak_ok && t > 2 && strncmp(tag, "W/", 2) == 0) {
+			tag += 2;
+			t -= 2;
+		}
+		if ((t == 1 && tag[0] == '*') || (t == el && memcmp(tag, etag, el) == 0))
+			return true;
+		if (!p[n])
+			return false;
+		p += n + 1;
+	}
 }
 
 enum MHD_Result download_artifact(struct request *r, const struct store_artifact *a,
@@ -141,12 +161,12 @@ enum MHD_Result download_artifact(struct request *r, const struct store_artifact
 	strftime(lastmod, sizeof(lastmod), "%a, %d %b %Y %H:%M:%S GMT", &tm);
 
 	const char *im = req_header(r, "If-Match");
-	if (im && !etag_listed(im, etag)) {
+	if (im && !etag_listed(im, etag, false)) {
 		close(fd);
 		return reply_empty(r, 412);
 	}
 	const char *inm = req_header(r, "If-None-Match");
-	if (inm && etag_listed(inm, etag)) {
+	if (inm && etag_listed(inm, etag, true)) {
 		close(fd);
 		struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
 		if (resp)

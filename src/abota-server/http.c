@@ -9,8 +9,10 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "abota/log.h"
+#include "dosfilter.h"
 #include "http.h"
 #include "server.h"
 
@@ -77,7 +79,8 @@ enum MHD_Result reply_error(struct request *r, unsigned status, const char *erro
 	json_add_str(o, "message", msg);
 	struct MHD_Response *resp;
 	size_t len = 0;
-	const char *s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
+	const char *s = json_object_to_json_string_length(
+		o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
 	resp = MHD_create_response_from_buffer(len, (void *)s, MHD_RESPMEM_MUST_COPY);
 	json_object_put(o);
 	if (resp)
@@ -182,10 +185,33 @@ const char *req_client_ip(struct request *r, char *buf, size_t size)
 	return buf;
 }
 
+bool content_type_json(const char *ct)
+{
+	/* the media type, not a substring anywhere ("text/plain; x=json"):
+	 * application/json or a +json type (hal+json); parameters allowed */
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	size_t n = strcspn(ct, ";");
+	while (n && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
+		n--;
+	if (n == 16 && strncasecmp(ct, "application/json", 16) == 0)
+		return true;
+	if (n < 18 || strncasecmp(ct, "application/", 12) != 0 ||
+	    strncasecmp(ct + n - 5, "+json", 5) != 0)
+		return false;
+	for (size_t i = 12; i < n - 5; i++)
+		if (!((ct[i] >= 'a' && ct[i] <= 'z') || (ct[i] >= 'A' && ct[i] <= 'Z') ||
+		      (ct[i] >= '0' && ct[i] <= '9') || ct[i] == '.' || ct[i] == '-'))
+			return false;
+	return true;
+}
+
 json_object *req_json_body(struct request *r, json_type want)
 {
 	const char *ct = req_header(r, "Content-Type");
-	if (ct && !strcasestr(ct, "json")) {
+	/* hawkBit also takes CBOR; abota-server does not (415, as any other type).
+	 * No Content-Type at all is read as JSON, as clients of old did. */
+	if (ct && !content_type_json(ct)) {
 		reply_error(r, 415, "hawkbit.server.error.rest.body.notReadable",
 			    "unsupported content type %.100s (use application/json)", ct);
 		return NULL;
@@ -281,6 +307,27 @@ static bool is_upload(struct request *r)
 	       strcmp(r->segs[4], "artifacts") == 0;
 }
 
+static bool is_ddi(struct request *r)
+{
+	return r->n_segs >= 4 && strcmp(r->segs[1], "controller") == 0 &&
+	       strcmp(r->segs[2], "v1") == 0;
+}
+
+/* hawkBit's DoS filter on the device API, before authentication and before
+ * a body is read: 429 with an empty body and a hint when to come back. */
+static bool over_rate(struct request *r)
+{
+	if (!r->srv->dos || !is_ddi(r))
+		return false;
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	bool write = !req_method(r, "GET") && !req_method(r, "HEAD");
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return !dosfilter_allow(r->srv->dos, ci ? ci->client_addr : NULL, write, now);
+}
+
 static enum MHD_Result route(struct request *r)
 {
 	if (r->too_deep)
@@ -290,8 +337,7 @@ static enum MHD_Result route(struct request *r)
 		return mgmt_handle(r);
 	if (r->n_segs >= 2 && strcmp(r->segs[0], "ui") == 0 && strcmp(r->segs[1], "v1") == 0)
 		return ui_handle(r);
-	if (r->n_segs >= 4 && strcmp(r->segs[1], "controller") == 0 &&
-	    strcmp(r->segs[2], "v1") == 0)
+	if (is_ddi(r))
 		return ddi_handle(r);
 	return web_handle(r);
 }
@@ -302,26 +348,39 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 {
 	(void)version;
 	struct request *r = *con_cls;
-	if (!r) {
-		r = calloc(1, sizeof(*r));
-		if (!r)
+	if (!r || !r->started) {
+		if (!r && !(r = calloc(1, sizeof(*r))))
 			return MHD_NO;
 		r->srv = cls;
 		r->conn = conn;
 		r->method = method;
 		r->url = url;
+		r->started = true;
 		*con_cls = r;
 		split_path(r);
 		const char *cl = req_header(r, "Content-Length");
+		if (r->encoded_nul)
+			return reply_error(r, 400, "hawkbit.server.error.rest.param.invalid",
+					   "request URI: an encoded NUL (%%00) is not allowed");
+		if (over_rate(r)) {
+			struct MHD_Response *resp =
+				MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+			if (resp)
+				MHD_add_response_header(resp, "Retry-After", "1");
+			return queue(r, 429, resp);
+		}
 		if (is_upload(r)) {
 			/* operators only: refuse before accepting a byte */
 			if (!auth_operator(r))
 				return reply_unauthorized(r, true);
-			if (upload_begin(r) < 0)
-				return reply_error(r, 400, "hawkbit.server.error.artifact.uploadFailed",
-						   "upload: multipart/form-data (boundary of 2 "
-						   "to 70 characters) with a part named 'file' "
-						   "expected");
+			int ur = upload_begin(r);
+			if (ur < 0)
+				return reply_error(r, ur == -EINVAL ? 400 : 500,
+						   "hawkbit.server.error.artifact.uploadFailed",
+						   "upload: %s (multipart/form-data with a "
+						   "boundary of 2 to 70 characters and a part "
+						   "named 'file' expected)",
+						   upload_why(r->upload));
 		} else if (cl && strtoull(cl, NULL, 10) > SERVER_MAX_BODY) {
 			return reply_error(r, 413, "hawkbit.server.error.rest.body.tooLarge",
 					   "request body: larger than %d bytes", SERVER_MAX_BODY);
@@ -394,6 +453,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	return route(r);
 }
 
+/* libmicrohttpd hands the access handler the percent-decoded path as a C
+ * string, so "/DEFAULT/controller/v1/dev1%00x/..." would arrive as the base
+ * path of dev1, cut at the NUL.  The raw URI is only seen here (the URI log
+ * callback, whose result becomes the request's context): such requests are
+ * refused with 400, as Spring's strict firewall does for hawkBit. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	struct request *r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->srv = cls;
+	r->conn = conn;
+	r->encoded_nul = uri && strstr(uri, "%00") != NULL;
+	return r;
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
@@ -426,6 +501,7 @@ struct MHD_Daemon *http_start(struct server *srv, const struct sockaddr *addr, u
 		{MHD_OPTION_CONNECTION_LIMIT, 20000, NULL},
 		{MHD_OPTION_CONNECTION_TIMEOUT, 120, NULL},
 		{MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL},
+		{MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_uri, srv},
 		{MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096, NULL},
 		{tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, (void *)tls_cert},
 		{tls_key ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, (void *)tls_key},

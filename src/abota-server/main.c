@@ -15,6 +15,7 @@
 
 #include "abota/fileio.h"
 #include "abota/log.h"
+#include "dosfilter.h"
 #include "http.h"
 #include "server.h"
 
@@ -70,7 +71,9 @@ static void usage(FILE *f)
 		"                    [--admin-user U --admin-password P] [--web-dir DIR]\n"
 		"                    [--tls-cert PEM --tls-key PEM] [--threads N]\n"
 		"                    [--max-artifact-size BYTES] [--allow-foreign-artifacts]\n"
-		"                    [--gateway-token TOKEN] [--polling-time HH:MM:SS] [--verbose]\n");
+		"                    [--gateway-token TOKEN] [--polling-time HH:MM:SS]\n"
+		"                    [--dos-max-read N] [--dos-max-write N]\n"
+		"                    [--dos-whitelist ADDR[/PREFIX],...|none] [--verbose]\n");
 }
 
 static char *path_join(const char *a, const char *b)
@@ -165,6 +168,9 @@ int main(int argc, char **argv)
 		{"allow-foreign-artifacts", no_argument, NULL, 'f'},
 		{"gateway-token", required_argument, NULL, 'g'},
 		{"polling-time", required_argument, NULL, 'P'},
+		{"dos-max-read", required_argument, NULL, 'R'},
+		{"dos-max-write", required_argument, NULL, 'W'},
+		{"dos-whitelist", required_argument, NULL, 'L'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -178,6 +184,9 @@ int main(int argc, char **argv)
 	struct MHD_Daemon *d = NULL;
 	struct abota_error err = {0};
 	srv.max_artifact_size = UINT64_C(1) << 30; /* hawkBit's default quota */
+	struct dosfilter_config dos = {.max_read = DOSFILTER_DEFAULT_READ,
+				       .max_write = DOSFILTER_DEFAULT_WRITE};
+	const char *whitelist = DOSFILTER_DEFAULT_WHITELIST;
 	srv.web_dir = access(ABOTA_WEB_SRCDIR "/index.html", R_OK) == 0 ? ABOTA_WEB_SRCDIR
 								     : ABOTA_WEB_DATADIR;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -214,6 +223,20 @@ int main(int argc, char **argv)
 			srv.max_artifact_size = v;
 			break;
 		}
+		case 'L': whitelist = optarg; break;
+		case 'R':
+		case 'W': {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (!*optarg || *end || optarg[0] == '-' || v > DOSFILTER_MAX_LIMIT) {
+				fprintf(stderr, "abota-server: --dos-max-%s %s: 0 (no limit) to %d "
+						"requests per second\n", c == 'R' ? "read" : "write",
+					optarg, DOSFILTER_MAX_LIMIT);
+				return 2;
+			}
+			*(c == 'R' ? &dos.max_read : &dos.max_write) = (unsigned)v;
+			break;
+		}
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -244,6 +267,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "abota-server: --gateway-token: 16 to 128 characters, no whitespace\n");
 		return 2;
 	}
+	char why[160];
+	if (dosfilter_parse_whitelist(whitelist, &dos, why, sizeof(why)) < 0) {
+		fprintf(stderr, "abota-server: --dos-whitelist: %s\n", why);
+		return 2;
+	}
 	if (!cert_path != !key_path) {
 		fprintf(stderr, "abota-server: --tls-cert and --tls-key go together\n");
 		return 2;
@@ -270,6 +298,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	pthread_mutex_init(&srv.auth_lock, NULL);
+	if ((dos.max_read || dos.max_write) && !(srv.dos = dosfilter_new(&dos))) {
+		fprintf(stderr, "abota-server: out of memory\n");
+		return 1;
+	}
 	srv.data_dir = (char *)data;
 	srv.artifacts_dir = path_join(data, "artifacts");
 	srv.tmp_dir = path_join(data, "tmp");
@@ -339,6 +371,7 @@ out:
 	if (d)
 		MHD_stop_daemon(d);
 	store_close(srv.store);
+	dosfilter_free(srv.dos);
 	free(srv.artifacts_dir);
 	free(srv.tmp_dir);
 	free(db);

@@ -34,6 +34,7 @@ struct server {
 	pthread_mutex_t auth_lock;
 	unsigned char auth_cache[8][32];
 	unsigned auth_next;
+	struct dosfilter *dos; /* device API rate limits; NULL = off */
 };
 
 struct upload;
@@ -50,6 +51,8 @@ struct request {
 	size_t n_segs;
 	bool replied;
 	bool too_deep;
+	bool started;     /* the access handler has seen the request */
+	bool encoded_nul; /* the raw URI holds %00 (see http.c) */
 };
 
 /* ---- responses (http.c) ---- */
@@ -70,6 +73,8 @@ const char *req_arg(struct request *r, const char *name);
 /* "scheme://host[:port]" of the request, for HAL links. */
 void req_base_url(struct request *r, char *out, size_t size);
 const char *req_client_ip(struct request *r, char *buf, size_t size);
+/* A Content-Type that names JSON: application/json or application/...+json. */
+bool content_type_json(const char *ct);
 /* Parses the body as JSON; on failure answers 400/415 and returns NULL. */
 json_object *req_json_body(struct request *r, json_type want);
 bool req_method(struct request *r, const char *m);
@@ -93,7 +98,10 @@ enum MHD_Result download_artifact(struct request *r, const struct store_artifact
 				  int64_t action_id);
 
 /* upload.c: multipart artifact uploads streamed to disk */
+/* upload_begin: -EINVAL for a request to refuse with 400, other negative
+ * errno for a server-side failure; the reason in upload_why(r->upload). */
 int upload_begin(struct request *r);
+const char *upload_why(const struct upload *u);
 int upload_feed(struct request *r, const char *data, size_t len);
 enum MHD_Result upload_finish(struct request *r, int64_t sm_id);
 void upload_free(struct upload *u);

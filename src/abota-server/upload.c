@@ -15,6 +15,7 @@
 #include "abota/digest.h"
 #include "abota/fileio.h"
 #include "abota/log.h"
+#include "multipart.h"
 #include "server.h"
 
 struct upload {
@@ -22,6 +23,7 @@ struct upload {
 	char tmp[4200];
 	int fd;
 	uint64_t size;
+	uint64_t next_off; /* offset the current part's next chunk has */
 	char *filename;
 	bool seen_file, failed, too_big, bad_name;
 	char why[ABOTA_ERROR_MSG_MAX + 64];
@@ -68,11 +70,18 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
 	(void)kind;
 	(void)content_type;
 	(void)transfer_encoding;
-	(void)off;
 	struct request *r = cls;
 	struct upload *u = r->upload;
 	if (strcmp(key, "file") != 0 || u->failed || u->too_big)
 		return MHD_YES;
+	/* the offset starts again at 0 for the next part: a second part named
+	 * "file" would be appended to the first */
+	if (u->seen_file && off < u->next_off) {
+		u->failed = true;
+		snprintf(u->why, sizeof(u->why), "more than one part named 'file'");
+		return MHD_YES;
+	}
+	u->next_off = off + size;
 	if (!u->seen_file) {
 		u->seen_file = true;
 		if (!u->filename && filename) {
@@ -107,9 +116,15 @@ int upload_begin(struct request *r)
 		return -ENOMEM;
 	u->fd = -1;
 	r->upload = u;
+	/* checked here, not left to libmicrohttpd (see multipart.h) */
+	char boundary[MULTIPART_BOUNDARY_MAX + 1];
+	if (multipart_boundary(req_header(r, "Content-Type"), boundary, u->why, sizeof(u->why)) < 0)
+		return -EINVAL;
 	u->pp = MHD_create_post_processor(r->conn, 64 * 1024, on_part, r);
-	if (!u->pp)
-		return -EINVAL; /* not multipart/form-data (or urlencoded) */
+	if (!u->pp) {
+		snprintf(u->why, sizeof(u->why), "multipart/form-data not accepted");
+		return -EINVAL;
+	}
 	const char *fn = req_arg(r, "filename");
 	if (fn) {
 		u->filename = strdup(fn);
@@ -119,17 +134,26 @@ int upload_begin(struct request *r)
 	snprintf(u->tmp, sizeof(u->tmp), "%s/upload-XXXXXX", r->srv->tmp_dir);
 	u->fd = mkostemp(u->tmp, O_CLOEXEC);
 	if (u->fd < 0) {
+		int e = errno;
 		u->tmp[0] = '\0';
-		return -errno;
+		snprintf(u->why, sizeof(u->why), "cannot create a temporary file: %s", strerror(e));
+		return -e;
 	}
 	u->sha1 = EVP_MD_CTX_new();
 	u->md5 = EVP_MD_CTX_new();
 	u->sha256 = EVP_MD_CTX_new();
 	if (!u->sha1 || !u->md5 || !u->sha256 || !EVP_DigestInit_ex(u->sha1, EVP_sha1(), NULL) ||
 	    !EVP_DigestInit_ex(u->md5, EVP_md5(), NULL) ||
-	    !EVP_DigestInit_ex(u->sha256, EVP_sha256(), NULL))
+	    !EVP_DigestInit_ex(u->sha256, EVP_sha256(), NULL)) {
+		snprintf(u->why, sizeof(u->why), "cannot set up the digests");
 		return -EIO;
+	}
 	return 0;
+}
+
+const char *upload_why(const struct upload *u)
+{
+	return u && u->why[0] ? u->why : "out of memory";
 }
 
 int upload_feed(struct request *r, const char *data, size_t len)
@@ -157,7 +181,10 @@ static int verify_bundle(struct server *srv, const char *path, struct store_arti
 			 struct abota_error *err)
 {
 	struct bundle *b = NULL;
-	struct bundle_open_opts o = {.policy = &srv->policy};
+	/* the server wrote this file itself, into its private tmp directory, and
+	 * still holds it open for writing: the checks for foreign writers and
+	 * owners (SC-31, SC-33) are not for it */
+	struct bundle_open_opts o = {.policy = &srv->policy, .trust_environment = true};
 	int ret;
 	if (!srv->have_keyring)
 		return abota_error_set(err, -EPERM,
@@ -216,6 +243,14 @@ static enum MHD_Result finish(struct request *r, int64_t sm_id)
 	if (u->failed)
 		return reply_error(r, 400, "hawkbit.server.error.artifact.uploadFailed",
 				   "upload: %s", u->why[0] ? u->why : "failed");
+	/* The post processor holds back what might be the start of a boundary;
+	 * a body that stops before its closing boundary would otherwise be
+	 * stored without its tail (SC-46). */
+	enum MHD_Result complete = MHD_destroy_post_processor(u->pp);
+	u->pp = NULL;
+	if (complete != MHD_YES)
+		return reply_error(r, 400, "hawkbit.server.error.artifact.uploadFailed",
+				   "upload: the multipart body ends before its closing boundary");
 	if (!u->seen_file)
 		return reply_error(r, 400, "hawkbit.server.error.artifact.uploadFailed",
 				   "upload: no multipart part named 'file'");

@@ -128,6 +128,9 @@ def test_poll_deploy_download_feedback(srv, bundle, ddi_contract):
 
 
 def test_ranges(srv, bundle):
+    """Ranges on a real bundle.  SC-168: start >= length, overlapping and
+    unordered multi-ranges, bad syntax -> 416 with 'Content-Range: bytes
+    */<length>'.  SC-169: If-Match not matching the SHA-1 -> 412."""
     tok = srv.create_target("dev2")
     sm, ds = srv.publish(bundle, name="r", version="1")
     srv.assign(ds, "dev2")
@@ -186,6 +189,8 @@ def test_ranges(srv, bundle):
 
 
 def test_cancel_flow(srv, bundle, ddi_contract):
+    """The cancel flow of hawkbit-ddi.md §1.6.  SC-173: cancel feedback for an
+    action that is not canceling -> 405."""
     c = ddi_contract
     tok = srv.create_target("dev3")
     sm, ds = srv.publish(bundle, name="c", version="1")
@@ -253,6 +258,9 @@ def test_download_only_and_superseded(srv, bundle):
 
 
 def test_auth(srv, bundle, ddi_contract):
+    """SC-166: 'targettoken x', two spaces, an empty token, another scheme,
+    another target's token -> 401 with an empty body (the scheme is matched
+    exactly)."""
     c = ddi_contract
     tok = srv.create_target("dev5")
     srv.create_target("other")

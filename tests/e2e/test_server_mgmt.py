@@ -21,6 +21,9 @@ def bundles(pki, tmp_path_factory):
     out["stranger"] = str(d / "stranger.raucb")
     abota("bundle", "--cert", pki.stranger[0], "--key", pki.stranger[1], content,
           out["stranger"])
+    out["plain"] = str(d / "plain.raucb")
+    abota("bundle", "--format=plain", "--cert", pki.signer[0], "--key", pki.signer[1], content,
+          out["plain"])
     data = bytearray(open(out["good"], "rb").read())
     data[len(data) // 3] ^= 0x55
     out["corrupt"] = str(d / "corrupt.raucb")
@@ -173,6 +176,19 @@ def test_configs(srv, mc):
         "value"] is False
 
 
+def test_upload_plain_bundle(srv, bundles):
+    """A plain bundle is verified on upload like a verity one (the server's own temporary
+    file is exempt from the checks for foreign writers an install makes: the server still
+    holds it open while it verifies it)."""
+    sm = srv.mgmt("POST", "/softwaremodules", [{"name": "p", "version": "1", "type": "os"}])
+    sm = sm.json()[0]["id"]
+    data = open(bundles["plain"], "rb").read()
+    r = srv.upload(sm, "plain.raucb", data)
+    assert r.status == 201, r
+    assert r.json()["bundle"]["format"] == "plain"
+    assert r.json()["size"] == len(data)
+
+
 def test_upload_refusals(srv, bundles, tmp_path):
     sm = srv.mgmt("POST", "/softwaremodules",
                   [{"name": "r", "version": "1", "type": "os"}]).json()[0]["id"]
@@ -323,6 +339,11 @@ def test_tls(tmp_path, pki):
     (["--data", "D", "--bogus"], "usage"),
     (["--data", "D", "--polling-time", "5m"], "--polling-time 5m: HH:MM:SS"),
     (["--data", "D", "--gateway-token", "short"], "--gateway-token: 16 to 128"),
+    (["--data", "D", "--dos-max-read", "x"], "--dos-max-read x: 0 (no limit) to 1000000"),
+    (["--data", "D", "--dos-max-write", "-1"], "--dos-max-write -1: 0 (no limit)"),
+    (["--data", "D", "--dos-max-read", "1000001"], "--dos-max-read 1000001"),
+    (["--data", "D", "--dos-whitelist", "10.0.0.0/33"], "--dos-whitelist: '10.0.0.0/33'"),
+    (["--data", "D", "--dos-whitelist", "localhost"], "ADDRESS[/PREFIX]"),
 ])
 def test_bad_options(tmp_path, args, msg):
     from serverhelp import SERVER

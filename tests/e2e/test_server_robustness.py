@@ -61,6 +61,9 @@ def test_sql_metacharacters_are_data(srv, bundle):
 
 
 def test_malformed_bodies(srv, bundle):
+    """SC-162: feedback without status, result or finished, invalid enum
+    values, malformed JSON -> 400.  SC-165: configData key or value over 128
+    characters, missing or empty data -> 400, 101 attributes -> 429."""
     tok = srv.create_target("m1")
     sm, ds = srv.publish(bundle)
     action = srv.assign(ds, "m1")
@@ -68,6 +71,7 @@ def test_malformed_bodies(srv, bundle):
     bad_bodies = [
         b"", b"{", b"[]", b"null", b"42", b'{"status": 1}', b'{"status": {}}',
         b'{"status": {"execution": "closed"}}',
+        b'{"status": {"execution": "closed", "result": {}}}',
         b'{"status": {"execution": "exploded", "result": {"finished": "success"}}}',
         b'{"status": {"execution": "closed", "result": {"finished": "maybe"}}}',
         b'{"status": {"execution": "closed", "result": {"finished": "none", "progress": {"of": 2}}}}',
@@ -130,6 +134,8 @@ def test_malformed_bodies(srv, bundle):
 
 
 def test_feedback_for_unknown_and_closed_actions(srv, bundle):
+    """Unknown or foreign actions -> 404.  SC-163: a second closed feedback,
+    and cancel feedback to a closed action -> 410."""
     tok = srv.create_target("f1")
     tok2 = srv.create_target("f2")
     sm, ds = srv.publish(bundle)

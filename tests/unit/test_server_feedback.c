@@ -52,6 +52,8 @@ static void test_deployment_map(void **state)
 	assert_int_equal(o.http_status, 410);
 }
 
+/* hawkbit-ddi.md §1.6; SC-173: cancel feedback for an action that is not
+ * canceling maps to 405. */
 static void test_cancel_map(void **state)
 {
 	(void)state;
