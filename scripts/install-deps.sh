@@ -12,6 +12,7 @@ python3 python3-pytest python3-jsonschema
 openssl rauc squashfs-tools cryptsetup-bin e2fsprogs dbus systemd util-linux nginx
 libubootenv-tool grub-common
 swupdate chromium wrk
+bindfs
 help2man man-db
 gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
 qemu-system-arm u-boot-qemu u-boot-tools dosfstools mtools fdisk lz4 python3-pytest-xdist

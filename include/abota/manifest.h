@@ -88,6 +88,13 @@ void manifest_free(struct manifest *m);
 int manifest_to_data(const struct manifest *m, bool with_verity, char **out, size_t *len,
 		     struct abota_error *err);
 
+/* RAUC's variant rule: for each slot class an image for the system's
+ * variant wins, else the variant-less one; a class that only has images for
+ * other variants is an install error (-ENOENT).  variant may be NULL (the
+ * system has none). */
+int manifest_check_variants(const struct manifest *m, const char *variant,
+			    struct abota_error *err);
+
 /* RAUC's image type derived from the filename (or the explicit type=):
  * "ext4", "vfat", "raw", "squashfs", "tar", "ubifs", ... NULL if unknown. */
 const char *manifest_image_type(const struct manifest_image *img);

@@ -11,10 +11,12 @@
 
 #include <openssl/evp.h>
 
+#include "abota/bundle_access.h"
 #include "abota/checked_source.h"
 #include "abota/digest.h"
 #include "abota/fileio.h"
 #include "abota/http_source.h"
+#include "abota/sandbox_source.h"
 #include "abota/log.h"
 #include "abota/verity.h"
 
@@ -153,7 +155,7 @@ static int open_plain(struct bundle *b, const struct bundle_open_opts *opts,
 	b->format = BUNDLE_FORMAT_PLAIN;
 	/* A plain bundle can only be trusted after hashing all of it, and bytes
 	 * read again later over the network are not covered: refuse, as RAUC. */
-	if (source_is_http(b->file) && !opts->no_verify)
+	if ((source_is_http(b->file) || source_is_sandboxed(b->file)) && !opts->no_verify)
 		return abota_error_set(err, -ENOTSUP,
 				       "bundle format 'plain' not supported in streaming mode (use a verity bundle, or download it first)");
 	b->sqfs_size = b->payload_size;
@@ -163,6 +165,17 @@ static int open_plain(struct bundle *b, const struct bundle_open_opts *opts,
 		return abota_error_set(err, -EFBIG,
 				       "plain bundle payload of %llu bytes is larger than 2 GiB; use the verity format",
 				       (unsigned long long)b->payload_size);
+	/* Nobody else may be able to change the file from here on (RAUC's
+	 * CVE-2020-25860 fix).  Reads are also checked against the digests
+	 * taken below, so this turns a late failure into an early one. */
+	if (!opts->trust_environment) {
+		int fd = source_file_fd(b->file);
+		if (fd < 0)
+			return abota_error_set(err, -EINVAL, "plain bundle is not a local file");
+		ret = bundle_access_enforce(fd, err);
+		if (ret < 0)
+			return ret;
+	}
 	struct chunk_digests cd = { 0 };
 	cd.cap = (b->payload_size + BUNDLE_PLAIN_CHUNK - 1) / BUNDLE_PLAIN_CHUNK;
 	/* payload <= 2 GiB: at most 32768 chunks, 1 MiB of digests */
@@ -176,6 +189,7 @@ static int open_plain(struct bundle *b, const struct bundle_open_opts *opts,
 					chunk_cb, &cd, &b->sig_info, err);
 	if (ret < 0)
 		goto out;
+	log_debug("%s: signature verified (plain)", b->path);
 	if (cd.in_chunk > 0) {
 		if (cd.n >= cd.cap || EVP_DigestFinal_ex(cd.md, cd.digests + cd.n * 32, NULL) != 1) {
 			ret = abota_error_set(err, -EIO, "hashing failed");
@@ -211,6 +225,8 @@ static int open_inline(struct bundle *b, const struct bundle_open_opts *opts,
 	}
 	if (ret < 0)
 		return ret;
+	if (!opts->no_verify)
+		log_debug("%s: signature verified (verity)", b->path);
 	b->manifest_data = (char *)content;
 	b->manifest_len = len;
 	ret = manifest_parse(b->manifest_data, len, "manifest", MANIFEST_BUNDLE, &b->manifest, err);
@@ -295,7 +311,7 @@ int bundle_open(const char *path, const struct bundle_open_opts *opts, struct bu
 		goto out;
 	}
 	if (http_is_url(path))
-		ret = source_open_http(path, opts->http, &b->file, err);
+		ret = source_open_remote(path, opts->http, opts->sandbox_user, &b->file, err);
 	else
 		ret = source_open_file(path, &b->file, err);
 	if (ret < 0)

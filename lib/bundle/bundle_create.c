@@ -209,6 +209,15 @@ static int add_tree(struct add_ctx *ac, int dir_fd, const char *rel, int depth,
 				break;
 			}
 			target[l] = '\0';
+			/* as RAUC: what an absolute or relative path with '/'
+			 * would mean on the target is unclear; a name in the
+			 * same directory is harmless */
+			if (strchr(target, '/')) {
+				ret = abota_error_set(err, -EINVAL,
+						      "%s: symlinks to a path containing '/' are not allowed in a bundle (target '%s')",
+						      path, target);
+				break;
+			}
 			ret = squashfs_writer_add_symlink(ac->w, path, target, err);
 			if (ret < 0) {
 				abota_error_prefix(err, "%s", path);

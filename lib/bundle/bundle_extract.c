@@ -80,6 +80,23 @@ static int extract_entry(void *p, const char *path, const struct squashfs_entry 
 	if (path[0] == '/' || strcmp(path, "..") == 0 || strncmp(path, "../", 3) == 0 ||
 	    strstr(path, "/../") || (strlen(path) >= 3 && strcmp(path + strlen(path) - 3, "/..") == 0))
 		return abota_error_set(err, -EINVAL, "%s: unsafe path in bundle", path);
+	/* RAUC's content rules (also enforced by bundle_create): no hidden
+	 * top-level directory, symlinks only to a name in the same directory */
+	if (e->type == SQUASHFS_TYPE_DIR && path[0] == '.' && !strchr(path, '/'))
+		return abota_error_set(err, -EINVAL,
+				       "%s: hidden top-level directory in bundle refused", path);
+	if (e->type == SQUASHFS_TYPE_SYMLINK) {
+		char *target = NULL;
+		ret = squashfs_reader_readlink(bundle_squashfs(x->b), path, &target, err);
+		if (ret < 0)
+			return ret;
+		bool bad = strchr(target, '/') != NULL;
+		free(target);
+		if (bad)
+			return abota_error_set(err, -EINVAL,
+					       "%s: symlink to a path containing '/' in bundle refused",
+					       path);
+	}
 	int dfd = open_parent(x->root_fd, path, &leaf, err);
 	if (dfd < 0)
 		return dfd;

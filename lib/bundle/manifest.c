@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "abota/keyfile.h"
+#include "abota/log.h"
 
 /* Image sizes above this cannot be real and would invite overflow in
  * offset arithmetic downstream. */
@@ -269,6 +270,7 @@ int manifest_parse(const char *data, size_t len, const char *name, enum manifest
 {
 	struct keyfile *kf = NULL;
 	struct manifest *m = NULL;
+	log_debug("%s: parsing the manifest (%zu bytes)", name, len);
 	if (len > MANIFEST_MAX_SIZE)
 		return abota_error_set(err, -EFBIG, "%s: manifest larger than %d bytes", name,
 				       MANIFEST_MAX_SIZE);
@@ -569,4 +571,24 @@ const char *manifest_image_type(const struct manifest_image *img)
 		if (fnmatch(map[i].glob, img->filename, 0) == 0)
 			return map[i].type;
 	return NULL;
+}
+
+int manifest_check_variants(const struct manifest *m, const char *variant,
+			    struct abota_error *err)
+{
+	for (size_t i = 0; i < m->n_images; i++) {
+		const struct manifest_image *img = &m->images[i];
+		bool usable = false;
+		for (size_t k = 0; k < m->n_images && !usable; k++) {
+			const struct manifest_image *o = &m->images[k];
+			if (strcmp(o->slotclass, img->slotclass) != 0)
+				continue;
+			usable = !o->variant || (variant && strcmp(o->variant, variant) == 0);
+		}
+		if (!usable)
+			return abota_error_set(err, -ENOENT,
+					       "no image for slot class '%s' matches the system variant '%s' (the bundle has only '%s')",
+					       img->slotclass, variant ? variant : "(none)", img->variant);
+	}
+	return 0;
 }

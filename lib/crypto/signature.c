@@ -213,8 +213,14 @@ static int parse_cms(const uint8_t *der, size_t der_len, CMS_ContentInfo **out,
 				       "signature: %zu trailing bytes after the CMS structure",
 				       der_len - (size_t)(p - der));
 	}
-	if (OBJ_obj2nid(CMS_get0_type(cms)) != NID_pkcs7_signed) {
+	int type = OBJ_obj2nid(CMS_get0_type(cms));
+	if (type != NID_pkcs7_signed) {
 		CMS_ContentInfo_free(cms);
+		/* RAUC's crypt format: the SignedData is inside an EnvelopedData.
+		 * abota cannot decrypt it; say so, and fail closed. */
+		if (type == NID_pkcs7_enveloped)
+			return abota_error_set(err, -ENOTSUP,
+					       "signature: the bundle is encrypted (crypt format, CMS EnvelopedData); abota cannot decrypt crypt bundles and refuses them");
 		return abota_error_set(err, -EBADMSG, "signature: CMS is not SignedData");
 	}
 	STACK_OF(CMS_SignerInfo) *sis = CMS_get0_SignerInfos(cms);

@@ -180,6 +180,31 @@ static void test_bad_input(void **state)
 	bad(BASE "[slot.a.0]\ndevice=/e\nfoo=bar\n", "s.conf:6: invalid key 'foo' in group [slot.a.0]");
 }
 
+/* SC-67: a system config boolean is exactly true, false, 1 or 0 (as GLib's
+ * key file); yes, True, on, TRUE and " true" are refused naming the key. */
+static void test_bool_values(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *v;
+		bool want;
+	} good[] = { { "true", true }, { "1", true }, { "false", false }, { "0", false } };
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		char t[256];
+		snprintf(t, sizeof(t), BASE "activate-installed=%s\n", good[i].v);
+		struct system_config *cfg = ok(t);
+		assert_int_equal(cfg->activate_installed, good[i].want);
+		config_free(cfg);
+	}
+	const char *badv[] = { "yes", "True", "on", "TRUE", "no", "false ", "2", "" };
+	for (size_t i = 0; i < sizeof(badv) / sizeof(badv[0]); i++) {
+		char t[256];
+		snprintf(t, sizeof(t), BASE "activate-installed=%s\n", badv[i]);
+		bad(t, "s.conf:4: key 'activate-installed'");
+	}
+	bad(BASE "[keyring]\ncheck-crl=yes\n", "s.conf:5: key 'check-crl'");
+}
+
 static void test_load_file(void **state)
 {
 	(void)state;
@@ -211,6 +236,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),  cmocka_unit_test(test_full),
 		cmocka_unit_test(test_overrides), cmocka_unit_test(test_bad_input),
+		cmocka_unit_test(test_bool_values),
 		cmocka_unit_test(test_load_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

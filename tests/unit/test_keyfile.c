@@ -98,6 +98,7 @@ static void test_numbers_bools(void **state)
 	assert_int_equal(keyfile_get_u64(kf, "g", "e", &n, NULL), 0);
 	assert_int_equal(keyfile_get_u64(kf, "g", "f", &n, NULL), -EINVAL);
 	assert_int_equal(keyfile_get_u64(kf, "g", "g", &n, NULL), -EINVAL);
+	/* SC-67: booleans are exactly true/false/1/0; False and yes are refused */
 	bool b;
 	assert_int_equal(keyfile_get_bool(kf, "g", "t", &b, NULL), 0);
 	assert_true(b);
@@ -140,7 +141,8 @@ static void test_bad_syntax(void **state)
 	parse_fails("[]\n", 3, "invalid group name");
 	parse_fails("[g]\n=v\n", 7, "invalid key name");
 	parse_fails("[g]\na=\0\n", 7, "NUL byte");
-	/* Not NUL-terminated input must be parsed within its length. */
+	/* SC-61: not NUL-terminated input must be parsed within its length
+	 * (ASan checks the read stays inside the 8 bytes). */
 	char buf[8];
 	memcpy(buf, "[g]\na=bc", 8);
 	struct keyfile *kf = NULL;
@@ -149,12 +151,12 @@ static void test_bad_syntax(void **state)
 	assert_int_equal(keyfile_get_string(kf, "g", "a", &v, NULL), 0);
 	assert_string_equal(v, "bc");
 	keyfile_free(kf);
-	/* Non-UTF-8 value is rejected when read. */
+	/* SC-66: a non-UTF-8 value is rejected when read, naming the key. */
 	kf = NULL;
 	assert_int_equal(keyfile_parse("[g]\na=\xff\xfe\n", 9, "x", &kf, NULL), 0);
 	struct abota_error err = { 0 };
 	assert_int_equal(keyfile_get_string(kf, "g", "a", &v, &err), -EINVAL);
-	assert_non_null(strstr(err.msg, "UTF-8"));
+	assert_non_null(strstr(err.msg, "key 'a' in group [g] is not valid UTF-8"));
 	keyfile_free(kf);
 }
 

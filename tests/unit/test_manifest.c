@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -147,9 +148,114 @@ static void test_errors(void **state)
 	manifest_free(m);
 }
 
+/* SC-51: a filename with a NUL byte, non-UTF-8 bytes, or longer than
+ * NAME_MAX (255) is refused; 255 bytes is still fine. */
+static void test_filename_bytes(void **state)
+{
+	(void)state;
+	static const char nul[] = "[update]\ncompatible=x\n[image.a]\nfilename=a\0b\n";
+	struct manifest *m = NULL;
+	struct abota_error err = { 0 };
+	assert_int_equal(manifest_parse(nul, sizeof(nul) - 1, "m.raucm", MANIFEST_INPUT, &m, &err),
+			 -EINVAL);
+	assert_null(m);
+	assert_non_null(strstr(err.msg, "NUL byte"));
+	expect_error("[update]\ncompatible=x\n[image.a]\nfilename=r\xff\xfe.img\n", MANIFEST_INPUT,
+		     "key 'filename' in group [image.a] is not valid UTF-8");
+	/* overlong UTF-8 encoding of '/' must not sneak a slash in */
+	expect_error("[update]\ncompatible=x\n[image.a]\nfilename=a\xc0\xaf" "b\n", MANIFEST_INPUT,
+		     "not valid UTF-8");
+	char t[600];
+	char name[300];
+	memset(name, 'n', 256);
+	name[256] = '\0';
+	snprintf(t, sizeof(t), "[update]\ncompatible=x\n[image.a]\nfilename=%s\n", name);
+	expect_error(t, MANIFEST_INPUT, "at most 255 bytes");
+	name[255] = '\0';
+	snprintf(t, sizeof(t), "[update]\ncompatible=x\n[image.a]\nfilename=%s\n", name);
+	assert_int_equal(parse(t, MANIFEST_INPUT, &m, NULL), 0);
+	assert_int_equal(strlen(m->images[0].filename), 255);
+	manifest_free(m);
+}
+
+/* SC-61: a manifest in a buffer of exactly its length (no NUL terminator
+ * after it, no final newline) is parsed within its length -- ASan would
+ * report a read past the heap block. */
+static void test_unterminated_buffer(void **state)
+{
+	(void)state;
+	static const char t[] = "[update]\ncompatible=x\nversion=1.2.3\n[image.a]\nfilename=a.img";
+	size_t len = sizeof(t) - 1;
+	char *buf = malloc(len);
+	memcpy(buf, t, len);
+	struct manifest *m = NULL;
+	struct abota_error err = { 0 };
+	if (manifest_parse(buf, len, "m.raucm", MANIFEST_INPUT, &m, &err) < 0)
+		fail_msg("%s", err.msg);
+	assert_string_equal(m->version, "1.2.3");
+	assert_string_equal(m->images[0].filename, "a.img");
+	manifest_free(m);
+	/* cut inside the last value: parsed as far as it goes */
+	m = NULL;
+	assert_int_equal(manifest_parse(buf, len - 2, "m.raucm", MANIFEST_INPUT, &m, &err), 0);
+	assert_string_equal(m->images[0].filename, "a.i");
+	manifest_free(m);
+	free(buf);
+}
+
+/* SC-65: CRLF line endings are accepted and give the same values;
+ * SC-66: a value that is not UTF-8 is refused, naming the key. */
+static void test_crlf_and_utf8(void **state)
+{
+	(void)state;
+	struct manifest *m = NULL;
+	struct abota_error err = { 0 };
+	const char *crlf = "[update]\r\ncompatible=abota-test\r\nversion=2.0\r\n\r\n"
+			   "[image.rootfs]\r\nfilename=rootfs.ext4\r\nsha256=" SHA "\r\n"
+			   "size=4096\r\n";
+	if (parse(crlf, MANIFEST_BUNDLE, &m, &err) < 0)
+		fail_msg("%s", err.msg);
+	assert_string_equal(m->compatible, "abota-test");
+	assert_string_equal(m->version, "2.0");
+	assert_string_equal(m->images[0].filename, "rootfs.ext4");
+	assert_string_equal(m->images[0].sha256, SHA);
+	assert_int_equal(m->images[0].size, 4096);
+	manifest_free(m);
+	expect_error("[update]\ncompatible=x\nversion=1\xe9" "\n[image.a]\nfilename=a\n",
+		     MANIFEST_INPUT, "m.raucm:3: value of key 'version' in group [update] is not valid UTF-8");
+	expect_error("[update]\ncompatible=\xff\n[image.a]\nfilename=a\n", MANIFEST_INPUT,
+		     "key 'compatible'");
+}
+
+/* SC-106 (variant part): a slot class with only images for other variants
+ * is an install error; a matching or variant-less image is fine. */
+static void test_variants(void **state)
+{
+	(void)state;
+	struct manifest *m = NULL;
+	struct abota_error err = { 0 };
+	assert_int_equal(parse("[update]\ncompatible=x\n[image.rootfs.b]\nfilename=r\n"
+			       "[image.rootfs.c]\nfilename=r2\n[image.boot]\nfilename=f\n",
+			       MANIFEST_INPUT, &m, NULL), 0);
+	assert_int_equal(manifest_check_variants(m, "a", &err), -ENOENT);
+	assert_non_null(strstr(err.msg, "no image for slot class 'rootfs' matches the system variant 'a'"));
+	assert_int_equal(manifest_check_variants(m, NULL, &err), -ENOENT);
+	assert_int_equal(manifest_check_variants(m, "c", NULL), 0);
+	manifest_free(m);
+	assert_int_equal(parse("[update]\ncompatible=x\n[image.rootfs.b]\nfilename=r\n"
+			       "[image.rootfs]\nfilename=r2\n", MANIFEST_INPUT, &m, NULL), 0);
+	assert_int_equal(manifest_check_variants(m, "a", NULL), 0);
+	assert_int_equal(manifest_check_variants(m, NULL, NULL), 0);
+	manifest_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_variants),
+		cmocka_unit_test(test_filename_bytes),
+		cmocka_unit_test(test_unterminated_buffer),
+		cmocka_unit_test(test_crlf_and_utf8),
 		cmocka_unit_test(test_fixture_style),
 		cmocka_unit_test(test_missing_bundle_section_is_plain),
 		cmocka_unit_test(test_errors),

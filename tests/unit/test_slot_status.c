@@ -117,6 +117,8 @@ static void test_missing_and_new(void **state)
 	free(back);
 }
 
+/* SC-68: an unparsable status file is loaded as defaults (never a crash or
+ * an error), and replaced on save; RAUC keeps the old one as <file>.broken. */
 static void test_broken(void **state)
 {
 	(void)state;
@@ -150,12 +152,85 @@ static void test_broken(void **state)
 	slot_status_store_free(st);
 }
 
+static void write_raw(const char *p, const void *data, size_t len)
+{
+	FILE *f = fopen(p, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(data, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* SC-68: the status file truncated at every byte (a power cut during a
+ * non-atomic write by another tool, a full disk) and binary garbage: each
+ * loads without error; what still parses is kept, an unparsable rest makes
+ * the store start from defaults; saving replaces it and keeps the old one
+ * as <file>.broken. */
+static void test_truncated(void **state)
+{
+	(void)state;
+	char d[128], b[160];
+	snprintf(d, sizeof(d), "%s/data", dir);
+	assert_int_equal(mkdir(d, 0755), 0);
+	size_t n_broken = 0;
+	for (size_t cut = 0; cut < sizeof(sample) - 1; cut++) {
+		write_raw(path, sample, cut);
+		struct slot_status_store *st = NULL;
+		struct abota_error err = { 0 };
+		if (slot_status_load(path, &st, &err) < 0)
+			fail_msg("cut at %zu: %s", cut, err.msg);
+		const struct slot_status *s = slot_status_find(st, "rootfs.1");
+		if (slot_status_was_broken(st)) {
+			n_broken++;
+			assert_null(s);
+		} else if (cut > strlen("[system]\nboot-id=e1c3aade-c4b2-4788-bfb3-05ee41ccc80c\n\n"
+					"[slot.rootfs.1]\n")) {
+			assert_non_null(s);
+		}
+		slot_status_store_free(st);
+	}
+	/* cuts inside a group header ("[sys", "[slot.roo") cannot parse */
+	assert_true(n_broken >= 20);
+	/* a cut inside the second group header: defaults, and save replaces it */
+	size_t cut = (size_t)(strstr(sample, "[slot.rootfs.1]") - sample) + 7;
+	write_raw(path, sample, cut);
+	struct slot_status_store *st = NULL;
+	assert_int_equal(slot_status_load(path, &st, NULL), 0);
+	assert_true(slot_status_was_broken(st));
+	assert_null(slot_status_boot_id(st));
+	assert_int_equal(slot_status_set(&slot_status_get(st, "rootfs.0")->status, "ok"), 0);
+	assert_int_equal(slot_status_save(st, NULL), 0);
+	slot_status_store_free(st);
+	snprintf(b, sizeof(b), "%s.broken", path);
+	char *moved = slurp(b);
+	assert_non_null(moved);
+	assert_int_equal(strlen(moved), cut);
+	assert_memory_equal(moved, sample, cut);
+	free(moved);
+	char *now = slurp(path);
+	assert_non_null(strstr(now, "[slot.rootfs.0]\nstatus=ok\n"));
+	assert_null(strstr(now, "rootfs.1"));
+	free(now);
+	assert_int_equal(slot_status_load(path, &st, NULL), 0);
+	assert_false(slot_status_was_broken(st));
+	assert_string_equal(slot_status_find(st, "rootfs.0")->status, "ok");
+	slot_status_store_free(st);
+	/* binary garbage with NUL bytes */
+	unsigned char junk[512];
+	for (size_t i = 0; i < sizeof(junk); i++)
+		junk[i] = (unsigned char)(i * 131u + 7u);
+	write_raw(path, junk, sizeof(junk));
+	assert_int_equal(slot_status_load(path, &st, NULL), 0);
+	assert_true(slot_status_was_broken(st));
+	slot_status_store_free(st);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_and_new, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_broken, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_truncated, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
