@@ -29,6 +29,11 @@
  * get their old size back), as a real power cut loses the page cache.  The
  * write points of all threads are serialised then.  Without a plan nothing
  * is recorded.
+ *
+ * ABOTA_POWERCUT_NOSYNC=1 (tests only) makes the model behave like a build
+ * without fsync: sync points are counted but neither sync nor make anything
+ * durable, so a cut undoes every write of the process.  The power-cut tests
+ * must fail under it (SC-152: tests/e2e/test_powercut.py).
  */
 #ifndef ABOTA_POWERCUT_H
 #define ABOTA_POWERCUT_H

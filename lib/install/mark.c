@@ -6,6 +6,7 @@
 
 #include "abota/log.h"
 #include "abota/mark.h"
+#include "abota/version.h"
 
 int mark_parse_state(const char *s, enum mark_state *out, struct abota_error *err)
 {
@@ -78,6 +79,38 @@ static void names(char *buf, size_t len, const struct slot **v, size_t n)
 	}
 }
 
+/* Anti-rollback: accepting the booted slot raises the version floor to the
+ * bundle version it runs (version.h), so a validly signed older bundle is
+ * refused later, whatever slot the device boots then.  Only acceptance
+ * raises it: a trial that fails leaves it alone (a fast-forward to a bogus
+ * version cannot lock the device out of the real updates). */
+static int raise_floor(const struct system_config *cfg, const struct slot_status_store *store,
+		       const struct slot *slot, struct abota_error *err)
+{
+	const struct slot_status *st = store ? slot_status_find(store, slot->name) : NULL;
+	int cmp;
+	if (!cfg->data_directory || !st || !st->bundle_version)
+		return 0;
+	if (!version_compare(st->bundle_version, st->bundle_version, &cmp)) {
+		log_info("version floor not raised: %s runs version '%s', which is not comparable",
+			 slot->name, st->bundle_version);
+		return 0;
+	}
+	size_t n = strlen(cfg->data_directory) + sizeof("/" VERSION_FLOOR_FILE);
+	char *path = malloc(n);
+	if (!path)
+		return abota_error_set(err, -ENOMEM, "out of memory");
+	snprintf(path, n, "%s/%s", cfg->data_directory, VERSION_FLOOR_FILE);
+	bool raised = false;
+	int ret = version_floor_raise(path, st->bundle_version, &raised, err);
+	if (ret < 0)
+		abota_error_prefix(err, "%s accepted, but", slot->name);
+	else if (raised)
+		log_info("version floor raised to %s", st->bundle_version);
+	free(path);
+	return ret;
+}
+
 void mark_result_free(struct mark_result *res)
 {
 	if (!res)
@@ -122,6 +155,9 @@ int mark_apply(const struct system_config *cfg, struct boot_backend *boot,
 		ret = state == MARK_GOOD ? boot_backend_accept(boot, r.marked[i], err)
 					 : boot_backend_reject(boot, r.marked[i], err);
 		if (ret < 0)
+			goto out;
+		if (state == MARK_GOOD && booted && r.marked[i] == slot_root(booted) &&
+		    (ret = raise_floor(cfg, store, r.marked[i], err)) < 0)
 			goto out;
 	}
 	snprintf(r.message, sizeof(r.message), "marked slot(s) ");

@@ -22,6 +22,7 @@ static struct {
 	atomic_ulong count;
 	atomic_int cut;
 	const char *log;
+	bool nosync; /* ABOTA_POWERCUT_NOSYNC: syncs are not done (SC-152) */
 } pc;
 
 /* Page-cache loss.  While a cut is planned, each write keeps the bytes it
@@ -58,8 +59,20 @@ static void undo_record(int fd, uint64_t off, size_t len)
 {
 	struct stat st;
 	struct undo u = { .fd = -1, .off = off };
+	int rfd = fd, own = -1;
 	if (fstat(fd, &st) < 0)
 		goto fail;
+	/* A write-only fd (the FWU metadata writer's) cannot read the bytes
+	 * it overwrites: read them through a second, read-only open of the
+	 * same file; without them the loss would silently not be modelled. */
+	int fl = fcntl(fd, F_GETFL);
+	if (fl >= 0 && (fl & O_ACCMODE) == O_WRONLY) {
+		char proc[64];
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+		if ((own = open(proc, O_RDONLY | O_CLOEXEC)) < 0)
+			goto fail;
+		rfd = own;
+	}
 	u.dev = st.st_dev;
 	u.ino = st.st_ino;
 	u.regular = S_ISREG(st.st_mode);
@@ -67,7 +80,7 @@ static void undo_record(int fd, uint64_t off, size_t len)
 	if (!(u.old = malloc(len ? len : 1)))
 		goto fail;
 	for (size_t got = 0; got < len;) {
-		ssize_t r = pread(fd, u.old + got, len - got, (off_t)(off + got));
+		ssize_t r = pread(rfd, u.old + got, len - got, (off_t)(off + got));
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
@@ -88,8 +101,12 @@ static void undo_record(int fd, uint64_t off, size_t len)
 		un.cap = cap;
 	}
 	un.v[un.n++] = u;
+	if (own >= 0)
+		close(own);
 	return;
 fail:
+	if (own >= 0)
+		close(own);
 	if (u.fd >= 0)
 		close(u.fd);
 	free(u.old);
@@ -158,6 +175,8 @@ static void load_env(void)
 		}
 	}
 	pc.log = getenv("ABOTA_POWERCUT_LOG");
+	const char *ns = getenv("ABOTA_POWERCUT_NOSYNC");
+	pc.nosync = ns && !strcmp(ns, "1");
 }
 
 void powercut_plan(unsigned long n, long bytes)
@@ -286,6 +305,11 @@ int powercut_sync(int fd, const char *label, struct abota_error *err)
 				      label, n);
 		goto out;
 	}
+	/* The negative test of the fault model (SC-152): as a build without
+	 * fsync, nothing becomes durable at a sync, so a cut loses every write
+	 * of the process; the power-cut campaign must then find violations. */
+	if (pc.nosync)
+		goto out;
 	if (fdatasync(fd) < 0) {
 		ret = abota_error_set(err, -errno, "%s: fdatasync failed: %s", label,
 				      strerror(errno));

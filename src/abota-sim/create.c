@@ -51,6 +51,13 @@ bool sim_fip_valid(const uint8_t *buf, size_t len)
 	return name == FIP_TOC_HEADER_NAME;
 }
 
+uint32_t sim_fip_nvctr(const uint8_t *buf, size_t len)
+{
+	if (len < 16)
+		return 0;
+	return (uint32_t)buf[12] | (uint32_t)buf[13] << 8;
+}
+
 char *sim_extlinux_conf(const struct board *b, const struct guid *rootfs_uuid, char bank_letter)
 {
 	char g[GUID_STR_LEN + 1];

@@ -155,6 +155,51 @@ static void panic(struct boot_ctx *c, const char *why)
 	action(c, "BL2: panic: %s", why);
 }
 
+/* TF-A's trusted NV counter check (auth_nvctr) on the loaded FIP: a FIP
+ * whose counter is below the OTP counter fails authentication; the OTP
+ * counter is raised to the FIP's only outside a trial run (upstream
+ * fwu_is_trial_run_state(): the active bank not accepted; v1: an image of
+ * it not accepted), so a bank that never gets accepted never consumes a
+ * fuse and the previous bank stays bootable.  0 = ok, 1 = panic. */
+static int anti_rollback(struct boot_ctx *c, const struct fwu_metadata *md, const uint8_t *fip,
+			 size_t len, struct abota_error *err)
+{
+	struct sim *s = c->s;
+	uint32_t otp, nv = sim_fip_nvctr(fip, len);
+	int ret = sim_otp_nvctr_read(s, &otp, err);
+	if (ret < 0)
+		return ret;
+	c->res->otp_nvctr_before = c->res->otp_nvctr_after = otp;
+	if (nv < otp || nv > SIM_OTP_NVCTR_MAX) {
+		sim_console(s, "ERROR:   BL2: Failed to load image id 5 (-80): NV counter %u %s", nv,
+			    nv < otp ? "below the OTP anti-rollback counter"
+				     : "beyond the OTP budget");
+		panic(c, nv < otp ? "FIP rolled back: its NV counter is below the OTP counter"
+				  : "FIP NV counter beyond the OTP budget");
+		return 1;
+	}
+	bool trial = false;
+	uint32_t a = md->active_index;
+	if (md->version == 1) {
+		for (unsigned i = 0; i < md->num_images; i++)
+			trial = trial || md->img[i].bank[a].accepted == 0;
+	} else {
+		trial = md->bank_state[a] != FWU_BANK_ACCEPTED;
+	}
+	if (nv > otp) {
+		if (trial) {
+			action(c, "BL2: trial run: OTP counter kept at %u (FIP has %u)", otp, nv);
+			return 0;
+		}
+		if ((ret = sim_otp_nvctr_advance(s, nv, err)) < 0)
+			return ret;
+		sim_console(s, "NOTICE:  BL2: anti-rollback counter %u -> %u", otp, nv);
+		action(c, "BL2: OTP counter advanced %u -> %u", otp, nv);
+		c->res->otp_nvctr_after = nv;
+	}
+	return 0;
+}
+
 static int open_regions(struct boot_ctx *c, const struct gpt_part *p[2], struct fwu_store **st,
 			struct abota_error *err)
 {
@@ -628,6 +673,12 @@ int sim_boot(struct sim *s, const struct sim_boot_opts *o, struct sim_boot_resul
 		panic(&c, "no valid FIP in the chosen bank");
 		goto done;
 	}
+	if ((ret = anti_rollback(&c, &md, fip, sizeof(fip), err)) < 0)
+		goto out;
+	if (ret == 1) {
+		ret = 0;
+		goto done;
+	}
 	/* BL33 loaded: boot index into FWU_INFO. */
 	reg = (reg & ~0xFu) | (idx & 0xF);
 	if ((ret = sim_fwu_info_write(s, reg, err)) < 0)
@@ -662,6 +713,7 @@ int sim_boot(struct sim *s, const struct sim_boot_opts *o, struct sim_boot_resul
 done:
 	res->fwu_info_after = 0;
 	(void)sim_fwu_info_read(s, &res->fwu_info_after, NULL);
+	(void)sim_otp_nvctr_read(s, &res->otp_nvctr_after, NULL);
 	if (strcmp(res->outcome, "running") && strcmp(res->outcome, "failed") &&
 	    strcmp(res->outcome, "hung"))
 		res->bank = -1;
@@ -695,6 +747,7 @@ done:
 			       json_object_new_int64(res->fwu_info_before));
 	json_object_object_add(c.hist, "fwu_info_after", json_object_new_int64(res->fwu_info_after));
 	json_object_object_add(c.hist, "uboot_wrote", json_object_new_boolean(res->uboot_wrote));
+	json_object_object_add(c.hist, "otp_nvctr", json_object_new_int64(res->otp_nvctr_after));
 	json_object_object_add(c.hist, "actions", c.actions);
 	c.actions = NULL;
 	if ((ret = sim_save(s, err)) < 0)

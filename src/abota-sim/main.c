@@ -651,6 +651,13 @@ static int cmd_status(int argc, char **argv)
 	json_object_object_add(fi, "address", json_object_new_int64(
 						      (int64_t)s.board->fwu_info_address));
 	json_object_object_add(root, "fwu_info", fi);
+	uint32_t otp = 0;
+	if (sim_otp_nvctr_read(&s, &otp, NULL) == 0) {
+		struct json_object *oj = json_object_new_object();
+		json_object_object_add(oj, "nv_counter", json_object_new_int64(otp));
+		json_object_object_add(oj, "budget", json_object_new_int64(SIM_OTP_NVCTR_MAX));
+		json_object_object_add(root, "otp", oj);
+	}
 
 	struct fwu_md_config cfg = board_fwu_config(s.board);
 	cfg.version = s.tfa == BOARD_TFA_V1 ? 1 : 2;
@@ -733,6 +740,7 @@ static int cmd_status(int argc, char **argv)
 		printf("FWU_INFO   0x%08x (%s @ 0x%08llx): boot index %u, trial counter %u\n", reg,
 		       s.board->fwu_info_register, (unsigned long long)s.board->fwu_info_address,
 		       reg & 0xF, (reg >> 4) & 0xF);
+		printf("OTP        anti-rollback counter %u of %u\n", otp, SIM_OTP_NVCTR_MAX);
 		struct json_object *v;
 		if (json_object_object_get_ex(mdj, "error", &v)) {
 			printf("metadata   %s\n", json_object_get_string(v));

@@ -6,6 +6,9 @@
  *   sim.state    key file: seed, firmware flavours, power-on count, state
  *   disk.img     the boot disk (GPT, sparse)
  *   fwu_info     the TAMP FWU_INFO backup register, 4 bytes little-endian
+ *   otp_nvctr    the OTP anti-rollback (trusted NV) counter, 4 bytes little-
+ *                endian; absent = 0 (fuses blank).  Monotonic, at most
+ *                SIM_OTP_NVCTR_MAX; BL2 advances it only for an accepted bank
  *   cmdline      kernel command line of the running system ("/proc/cmdline")
  *   console.log  everything the firmware printed, per power-on
  *   history.log  one JSON object per event / power-on (machine readable)
@@ -59,6 +62,14 @@ int sim_history(const struct sim *s, void *json_object, struct abota_error *err)
 int sim_fwu_info_read(const struct sim *s, uint32_t *val, struct abota_error *err);
 int sim_fwu_info_write(const struct sim *s, uint32_t val, struct abota_error *err);
 
+/* OTP anti-rollback counter (STM32MP1: MAX_MONOTONIC_VALUE 32, one fuse
+ * bit per step, so a board has 32 increments for its whole life).  Writes
+ * never lower it (fuses cannot be unburnt) and refuse values above the
+ * budget. */
+#define SIM_OTP_NVCTR_MAX 32u
+int sim_otp_nvctr_read(const struct sim *s, uint32_t *val, struct abota_error *err);
+int sim_otp_nvctr_advance(const struct sim *s, uint32_t val, struct abota_error *err);
+
 /* Deterministic PRNG (splitmix64) for one operation: seeded with the board
  * seed and a stream number, so every run of a sequence is identical. */
 struct sim_rng {
@@ -100,6 +111,7 @@ struct sim_boot_result {
 	int bank;         /* booted bank, -1 when BL2 panicked */
 	uint32_t fwu_info_before, fwu_info_after;
 	bool uboot_wrote;
+	uint32_t otp_nvctr_before, otp_nvctr_after;
 	char reason[512];
 };
 int sim_boot(struct sim *s, const struct sim_boot_opts *o, struct sim_boot_result *res,
@@ -125,6 +137,11 @@ int ext4img_probe(const char *image, uint64_t offset, uint64_t size, struct abot
 /* Contents the simulator generates. */
 int sim_fip_image(unsigned bank, uint8_t *buf, size_t cap, size_t *len);
 bool sim_fip_valid(const uint8_t *buf, size_t len);
+/* The FIP's anti-rollback counter: the platform-defined bits 32-47 of the
+ * ToC header flags (bytes 12-13).  A real FIP carries it in the trusted key
+ * certificate's TrustedNvCounter extension; the simulator has no
+ * certificates, so the header carries it. */
+uint32_t sim_fip_nvctr(const uint8_t *buf, size_t len);
 char *sim_extlinux_conf(const struct board *b, const struct guid *rootfs_uuid, char bank_letter);
 
 #endif

@@ -203,6 +203,50 @@ int sim_fwu_info_write(const struct sim *s, uint32_t val, struct abota_error *er
 	return fileio_write_atomic(path, b, 4, 0644, err);
 }
 
+int sim_otp_nvctr_read(const struct sim *s, uint32_t *val, struct abota_error *err)
+{
+	char path[SIM_PATH_MAX + 64];
+	char *data = NULL;
+	size_t len = 0;
+	struct abota_error e = { 0 };
+	sim_path(s, "otp_nvctr", path, sizeof(path));
+	int ret = fileio_read_all(path, 16, &data, &len, &e);
+	if (ret == -ENOENT) {
+		*val = 0; /* blank fuses */
+		return 0;
+	}
+	if (ret < 0)
+		return abota_error_set(err, ret, "%s", e.msg);
+	const uint8_t *p = (const uint8_t *)data;
+	uint32_t v = len == 4 ? (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+					(uint32_t)p[3] << 24
+			      : 0;
+	free(data);
+	if (len != 4 || v > SIM_OTP_NVCTR_MAX)
+		return abota_error_set(err, -EIO, "%s: not an OTP counter (4 bytes, at most %u)",
+				       path, SIM_OTP_NVCTR_MAX);
+	*val = v;
+	return 0;
+}
+
+int sim_otp_nvctr_advance(const struct sim *s, uint32_t val, struct abota_error *err)
+{
+	char path[SIM_PATH_MAX + 64];
+	uint32_t cur;
+	int ret = sim_otp_nvctr_read(s, &cur, err);
+	if (ret < 0)
+		return ret;
+	if (val > SIM_OTP_NVCTR_MAX)
+		return abota_error_set(err, -ERANGE, "OTP counter: %u is beyond the budget of %u",
+				       val, SIM_OTP_NVCTR_MAX);
+	if (val <= cur)
+		return 0;
+	uint8_t b[4] = { (uint8_t)val, (uint8_t)(val >> 8), (uint8_t)(val >> 16),
+			 (uint8_t)(val >> 24) };
+	sim_path(s, "otp_nvctr", path, sizeof(path));
+	return fileio_write_atomic(path, b, 4, 0644, err);
+}
+
 void sim_console(struct sim *s, const char *fmt, ...)
 {
 	va_list ap;

@@ -38,7 +38,11 @@ Not modelled: reordering of writes by the device, the ext4 writes of the
 bank fix-ups (libext2fs, not routed through powercut.h).
 
 CLI:  powercut_campaign.py [--scenario A,B,C] [--variant r3,upstream,v1]
-                           [--sample K] [--jobs N] [--workdir DIR]
+                           [--sample K] [--jobs N] [--workdir DIR] [--no-sync]
+
+--no-sync is the negative test (SC-152): abota runs with
+ABOTA_POWERCUT_NOSYNC=1, so its syncs make nothing durable (as a build
+without fsync); the campaign must then report violations.
 """
 import argparse
 import concurrent.futures
@@ -302,6 +306,9 @@ class Campaign:
         self.boards = {v: Board.prepare(os.path.join(workdir, f"board-{v}"), v)
                        for v in variants}
         self.refs = {}
+        # extra environment of the abota steps: {"ABOTA_POWERCUT_NOSYNC": "1"}
+        # is the negative test (SC-152): a device without fsync must fail
+        self.abota_env = {}
 
     # -- one step
     def _step(self, b, kind, args, cut=None, log=None):
@@ -309,6 +316,8 @@ class Campaign:
         history entry or None)."""
         env = {"ABOTA_POWERCUT_LOG": log} if log else None
         if kind == "abota":
+            if self.abota_env:
+                env = dict(env or {}, **self.abota_env)
             if cut:
                 env = dict(env or {}, ABOTA_POWERCUT=cut)
             p = b.abota(self.keyring, *args, env=env, ok=(0, 137) if cut else (0,))
@@ -527,11 +536,16 @@ def main(argv=None):
                     help="every K-th point plus all metadata points (1: all)")
     ap.add_argument("--jobs", type=int, default=0)
     ap.add_argument("--workdir")
+    ap.add_argument("--no-sync", action="store_true",
+                    help="negative test: abota's syncs make nothing durable "
+                         "(ABOTA_POWERCUT_NOSYNC=1); violations are expected")
     o = ap.parse_args(argv)
     t0 = time.monotonic()
     work = o.workdir or tempfile.mkdtemp(prefix="abota-powercut-")
     try:
         c = Campaign(work, variants=o.variant.split(","))
+        if o.no_sync:
+            c.abota_env = {"ABOTA_POWERCUT_NOSYNC": "1"}
         tot = dict(points=0, boots=0, violations=[])
         for s in o.scenario.split(","):
             r = c.sweep(s, sample=o.sample, jobs=o.jobs or None)

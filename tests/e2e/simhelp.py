@@ -249,3 +249,40 @@ FSTAB = """PARTLABEL=bootfs-a /boot ext4 defaults 0 0
 PARTLABEL=vendorfs-a /vendor ext4 defaults 0 0
 PARTLABEL=userfs /usr/local ext4 defaults 0 0
 """
+
+
+def gpt_edit(disk, name, new_name=None, new_type=None):
+    """Renames / retypes the partition `name` in both GPT copies (entries and
+    header CRCs recomputed), as a user's sgdisk would."""
+    with open(disk, "r+b") as f:
+        f.seek(512)
+        hdr = bytearray(f.read(92))
+        assert hdr[:8] == b"EFI PART"
+        alt = struct.unpack_from("<Q", hdr, 32)[0]
+        for lba in (1, alt):
+            f.seek(lba * 512)
+            h = bytearray(f.read(92))
+            hsize = struct.unpack_from("<I", h, 12)[0]
+            elba, n, esz = struct.unpack_from("<QII", h, 72)
+            f.seek(elba * 512)
+            raw = bytearray(f.read(n * esz))
+            hit = False
+            for i in range(n):
+                e = i * esz
+                if raw[e:e + 16] == b"\0" * 16:
+                    continue
+                if raw[e + 56:e + 128].decode("utf-16le").rstrip("\0") != name:
+                    continue
+                hit = True
+                if new_type:
+                    raw[e:e + 16] = uuid.UUID(new_type).bytes_le
+                if new_name is not None:
+                    raw[e + 56:e + 128] = new_name.encode("utf-16le").ljust(72, b"\0")
+            assert hit, name
+            f.seek(elba * 512)
+            f.write(raw)
+            struct.pack_into("<I", h, 88, zlib.crc32(bytes(raw)) & 0xFFFFFFFF)
+            struct.pack_into("<I", h, 16, 0)
+            struct.pack_into("<I", h, 16, zlib.crc32(bytes(h[:hsize])) & 0xFFFFFFFF)
+            f.seek(lba * 512)
+            f.write(h)

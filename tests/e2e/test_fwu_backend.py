@@ -177,3 +177,34 @@ def test_v1_metadata(tmp_path):
     assert st(d)["fwu"]["trial_boots_left"] == 2
     mark(d, "mark-good")
     assert states(st(d)) == ["accepted", "accepted"]
+
+
+def test_status_query_during_trial_and_pending_never_writes(tmp_path):
+    """SC-144: status queries (`abota status` in every format, which asks
+    the backend for the primary and every slot's state, as D-Bus
+    GetPrimary/GetSlotStatus do) with an update pending and during the
+    trial boot change neither the metadata nor FWU_INFO: unlike ST's
+    backend they neither cancel the pending update nor accept the trial."""
+    d = make(tmp_path)
+    mark(d, "mark-active", "other")  # pending: B VALID, not booted yet
+
+    def query():
+        for fmt in ("readable", "json", "shell"):
+            abota("-c", d / "system.conf", "status", f"--output-format={fmt}")
+        abota("-c", d / "system.conf", "status", "--detailed", check=False)
+
+    before = (digest(d / "disk.img"), (d / "fwu_info").read_bytes())
+    query()
+    assert (digest(d / "disk.img"), (d / "fwu_info").read_bytes()) == before
+    s = st(d)
+    assert s["boot_primary"] == "rootfs.1" and states(s) == ["accepted", "valid"]
+    boot(d)  # trial of B
+    assert "rauc.slot=B" in cmdline(d)
+    before = (digest(d / "disk.img"), (d / "fwu_info").read_bytes())
+    query()
+    assert (digest(d / "disk.img"), (d / "fwu_info").read_bytes()) == before
+    s = st(d)
+    assert s["booted"] == "B" and states(s) == ["accepted", "valid"]  # still a trial
+    left = s["fwu"]["trial_boots_left"]
+    boot(d)  # the next power-on is another trial boot: nothing accepted it
+    assert st(d)["fwu"]["trial_boots_left"] == left - 1

@@ -212,13 +212,6 @@ def test_downgrade_refused(device, bundles):
           bundles["old"])
 
 
-def test_min_bundle_version(tmp_path, pki, bundles):
-    dev = Device(str(tmp_path / "min"), pki, extra_system="min-bundle-version=1.5.0\n")
-    abota_fails("-c", dev.conf, "install", bundles["v1"],
-                match="older than min-bundle-version 1.5.0")
-    abota("-c", dev.conf, "install", bundles["v2"])
-
-
 def test_second_update_goes_to_other_bank(device, bundles):
     abota("-c", device.conf, "install", bundles["v1"])
     with open(os.path.join(device.bl, "current"), "w") as f:
@@ -264,3 +257,311 @@ def test_one_install_at_a_time(device, bundles):
         untouched(device)
     # released: installs again
     abota("-c", device.conf, "install", bundles["v2"])
+
+
+# --- version policy and anti-rollback (security cases SC-100..SC-102) -------
+
+def boot_into(device, bootname):
+    """The device rebooted into `bootname` (the custom backend's get-current)."""
+    with open(os.path.join(device.bl, "current"), "w") as f:
+        f.write(bootname + "\n")
+
+
+def floor_file(device):
+    p = os.path.join(device.base, "data", "version-floor")
+    return open(p).read() if os.path.exists(p) else None
+
+
+def test_min_bundle_version(tmp_path, pki, bundles):
+    """SC-100: a bundle whose version is below system.conf's [system]
+    min-bundle-version (RAUC's key, rauc-compat §3.1, checked after the
+    compatible check, §5.1) is refused before anything is written, unless
+    --ignore-version-limit (RAUC's ignore-version-limit) overrides it."""
+    dev = Device(str(tmp_path / "min"), pki, extra_system="min-bundle-version=1.5.0\n")
+    abota_fails("-c", dev.conf, "install", bundles["v1"],
+                match="older than min-bundle-version 1.5.0")
+    untouched(dev)
+    abota_fails("-c", dev.conf, "install", bundles["old"],
+                match="bundle version 0.5 is older than min-bundle-version 1.5.0")
+    untouched(dev)
+    abota("-c", dev.conf, "install", "--ignore-version-limit", bundles["v1"])
+    assert "bundle.version=1.0" in dev.status()
+    abota("-c", dev.conf, "install", bundles["v2"])
+
+
+def test_replayed_older_bundle_refused(device, bundles, tmp_path):
+    """SC-101: a validly signed older bundle (replay of an earlier release)
+    is refused once the device accepted a newer one -- also when the slot
+    it then runs still holds the old release, when the slot status file is
+    gone, and in every later process (the floor is a file in the data
+    directory, written durably); --ignore-version-limit overrides."""
+    abota("-c", device.conf, "install", bundles["v2"])
+    boot_into(device, "B")
+    assert floor_file(device) is None  # installing is not accepting
+    abota("-c", device.conf, "--override-boot-slot=B", "status", "mark-good")
+    assert floor_file(device) == "2.0\n"
+    # go back to A (it has no recorded version): the running-version check
+    # alone would let the replay in
+    abota("-c", device.conf, "--override-boot-slot=B", "status", "mark-active", "other")
+    boot_into(device, "A")
+    before = device.slot_bytes("rootfs-b", 1 << 20)
+    calls = len(device.calls())
+    abota_fails("-c", device.conf, "--override-boot-slot=A", "install", bundles["v1"],
+                match="bundle version 1.0 is older than version 2.0, which this device "
+                      "accepted before")
+    os.unlink(os.path.join(device.base, "data", "central.raucs"))
+    abota_fails("-c", device.conf, "--override-boot-slot=A", "install", bundles["old"],
+                match="older than version 2.0")
+    assert device.slot_bytes("rootfs-b", 1 << 20) == before
+    assert not any(c.startswith("set-") for c in device.calls()[calls:])
+    # accepting an older slot never lowers the floor
+    abota("-c", device.conf, "--override-boot-slot=A", "install", "--ignore-version-limit",
+          bundles["v1"])
+    boot_into(device, "B")
+    abota("-c", device.conf, "--override-boot-slot=B", "status", "mark-good")
+    assert floor_file(device) == "2.0\n"
+    # the same or a newer version installs
+    abota("-c", device.conf, "--override-boot-slot=B", "install", "--ignore-version-limit",
+          bundles["v2"])
+    abota("-c", device.conf, "--override-boot-slot=B", "install", bundles["other"],
+          "--ignore-compatible")
+
+
+def test_version_floor_survives_power_cuts(device, bundles):
+    """SC-101 (power loss): a cut at every write point of the mark-good that
+    raises the floor leaves the old floor or the new one, never a damaged
+    file; the next mark-good (as on every boot) completes it."""
+    abota("-c", device.conf, "install", bundles["v2"])
+    boot_into(device, "B")
+    log = os.path.join(device.base, "points.log")
+    data = os.path.join(device.base, "data")
+    saved = {n: open(os.path.join(data, n), "rb").read() for n in os.listdir(data)
+             if os.path.isfile(os.path.join(data, n))}
+    abota("-c", device.conf, "--override-boot-slot=B", "status", "mark-good",
+          env={"ABOTA_POWERCUT_LOG": log})
+    points = [l.split() for l in open(log)]
+    floor_points = [int(p[0]) for p in points if "version-floor" in p[2]]
+    assert len(floor_points) >= 3, points  # data, sync, rename
+    for n in [int(p[0]) for p in points]:
+        os.unlink(os.path.join(data, "version-floor"))
+        for name, content in saved.items():
+            open(os.path.join(data, name), "wb").write(content)
+        p = abota("-c", device.conf, "--override-boot-slot=B", "status", "mark-good",
+                  check=False, env={"ABOTA_POWERCUT": str(n)})
+        assert p.returncode == 137, (n, p.stderr)
+        assert floor_file(device) in (None, "2.0\n"), (n, floor_file(device))
+        abota("-c", device.conf, "--override-boot-slot=B", "status", "mark-good")
+        assert floor_file(device) == "2.0\n"
+
+
+def test_malformed_versions_refused(tmp_path, pki, bundles):
+    """SC-102: malformed and overlong version strings in the comparison
+    (min-bundle-version, the accepted-version floor) are refused with one
+    clear message, nothing written, no crash (also under ASan)."""
+    d = tmp_path / "bad"
+    out = {}
+    for name, version in (("space", "2.0 beta"), ("ctl", "2.0-rc\x01"),
+                          ("long", "1." + "9" * 300), ("fields", "1.2.3.4.5.6.7.8.9"),
+                          ("huge", "99999999999999999999999.0"), ("empty-pre", "3.0-")):
+        content = make_content(str(d / f"c-{name}"), version=version, rootfs_kib=1024)
+        b = d / f"{name}.raucb"
+        p = abota("bundle", "--cert", pki.signer[0], "--key", pki.signer[1], content, b,
+                  check=False)
+        if p.returncode == 0:
+            out[name] = str(b)
+        else:  # the manifest parser refused it already: also a clear error
+            assert p.stderr.count("\n") <= 2 and "version" in p.stderr, p.stderr
+    assert {"space", "long", "fields", "huge", "empty-pre"} <= set(out), out
+    dev = Device(str(tmp_path / "min"), pki, extra_system="min-bundle-version=1.0.0\n")
+    for name, b in out.items():
+        p = abota_fails("-c", dev.conf, "install", b, match="cannot be compared with "
+                        "min-bundle-version '1.0.0'")
+        assert len(p.stderr) < 600, p.stderr
+        untouched(dev)
+    # against the floor
+    dev2 = Device(str(tmp_path / "floor"), pki)
+    abota("-c", dev2.conf, "install", bundles["v2"])
+    boot_into(dev2, "B")
+    abota("-c", dev2.conf, "--override-boot-slot=B", "status", "mark-good")
+    for name, b in out.items():
+        abota_fails("-c", dev2.conf, "--override-boot-slot=B", "install", b,
+                    match="cannot be compared with the accepted version 2.0")
+    # a damaged floor file: one error naming it, nothing installed
+    with open(os.path.join(dev2.base, "data", "version-floor"), "w") as f:
+        f.write("2.0\x00garbage")
+    abota_fails("-c", dev2.conf, "--override-boot-slot=B", "install", bundles["v2"],
+                match="version-floor: not a version")
+
+
+# --- all-or-nothing, interruptions (SC-105, SC-150, SC-151) -----------------
+
+def points_of(dev, bundle, env_extra=None):
+    log = os.path.join(dev.base, "points.log")
+    if os.path.exists(log):
+        os.unlink(log)
+    abota("-c", dev.conf, "install", bundle, env={"ABOTA_POWERCUT_LOG": log})
+    return [l.split() for l in open(log)]
+
+
+def test_partial_bundle_and_interruption_between_slots(tmp_path, pki, bundles):
+    """SC-105: a bundle with images for only part of the slot group writes
+    only those slots (RAUC), and the target is activated only after every
+    image of the bundle succeeded: a cut between the rootfs and the
+    bootloader image, or a failing bootloader image, leaves A primary and B
+    marked bad; installing again completes and activates."""
+    c = make_content(str(tmp_path / "c-part"), version="2.0", rootfs_kib=1024)
+    m = open(os.path.join(c, "manifest.raucm")).read()
+    open(os.path.join(c, "manifest.raucm"), "w").write(m.split("\n[image.bootloader]")[0])
+    part = str(tmp_path / "part.raucb")
+    abota("bundle", "--cert", pki.signer[0], "--key", pki.signer[1], c, part)
+    dev = Device(str(tmp_path / "part"), pki)
+    abota("-c", dev.conf, "install", part)
+    img = open(os.path.join(c, "rootfs.ext4"), "rb").read()
+    assert dev.slot_bytes("rootfs-b", len(img)) == img
+    assert dev.slot_bytes("fip-b", 4096) == b"\0" * 4096  # not in the bundle: untouched
+    assert "set-primary B" in dev.calls()
+
+    # a full bundle, cut between its two images
+    dev = Device(str(tmp_path / "cut"), pki)
+    ref = Device(str(tmp_path / "ref"), pki)
+    pts = points_of(ref, bundles["v2"])
+    first_fip = next(int(p[0]) for p in pts if p[2] == "bootloader.1")
+    assert any(p[2] == "rootfs.1" for p in pts[:first_fip - 1]), pts  # rootfs first
+    p = abota("-c", dev.conf, "install", bundles["v2"], check=False,
+              env={"ABOTA_POWERCUT": str(first_fip)})
+    assert p.returncode == 137, p.stderr
+    assert "set-state B bad" in dev.calls() and "set-primary B" not in dev.calls()
+    assert open(os.path.join(dev.bl, "primary")).read().strip() == "A"
+    st = dev.status()
+    assert "[slot.bootloader.1]" not in st or "status=pending" in st.split(
+        "[slot.bootloader.1]")[1].split("[")[0], st
+    abota("-c", dev.conf, "install", bundles["v2"])
+    assert open(os.path.join(dev.bl, "primary")).read().strip() == "B"
+    fip = open(os.path.join(bundles["v2-content"], "fip.img"), "rb").read()
+    assert dev.slot_bytes("fip-b", len(fip)) == fip
+
+    # the second image fails (its slot-pre-install hook refuses): no switch
+    d = tmp_path / "c-hook"
+    c = make_content(str(d), version="2.0", rootfs_kib=1024,
+                     extra_manifest="hooks=pre-install\n\n[hooks]\nfilename=hook.sh\n")
+    with open(d / "hook.sh", "w") as f:
+        f.write("#!/bin/sh\n[ \"$1\" = slot-pre-install ] && exit 1\nexit 0\n")
+    os.chmod(d / "hook.sh", 0o755)
+    hooked = str(tmp_path / "hook.raucb")
+    abota("bundle", "--cert", pki.signer[0], "--key", pki.signer[1], c, hooked)
+    dev = Device(str(tmp_path / "fail"), pki)
+    abota_fails("-c", dev.conf, "install", hooked, match="hook")
+    img = open(os.path.join(c, "rootfs.ext4"), "rb").read()
+    assert dev.slot_bytes("rootfs-b", len(img)) == img  # the first image was written
+    assert "set-state B bad" in dev.calls() and "set-primary B" not in dev.calls()
+    assert open(os.path.join(dev.bl, "primary")).read().strip() == "A"
+
+
+def slot_state(dev, slot):
+    st = dev.status()
+    if f"[slot.{slot}]" not in st:
+        return {}
+    body = st.split(f"[slot.{slot}]")[1].split("\n[")[0]
+    return dict(l.split("=", 1) for l in body.splitlines() if "=" in l)
+
+
+def check_consistent(dev, bundles, where):
+    """No half-written slot marked ok or active: A stays primary until every
+    slot is written; a slot whose status is ok holds the bundle's image."""
+    content = bundles["v2-content"]
+    imgs = {"rootfs.1": ("rootfs-b", "rootfs.ext4"), "bootloader.1": ("fip-b", "fip.img")}
+    primary = open(os.path.join(dev.bl, "primary")).read().strip()
+    complete = True
+    for slot, (dev_name, img_name) in imgs.items():
+        img = open(os.path.join(content, img_name), "rb").read()
+        ok = dev.slot_bytes(dev_name, len(img)) == img
+        complete = complete and ok
+        st = slot_state(dev, slot).get("status")
+        assert st in (None, "pending", "failed", "ok"), (where, slot, st)
+        if st == "ok":
+            assert ok, f"{where}: {slot} status ok with incomplete content"
+    if primary == "B":
+        assert complete, f"{where}: B primary with incomplete content"
+    return primary
+
+
+def test_power_cut_at_every_install_write_point(tmp_path, pki):
+    """SC-150: a cut at every write/flush point of the slot writes, the
+    status saves and the journal (file-backed slots, custom backend): the
+    old slot stays primary until every slot is written, no half-written
+    slot is marked ok or active,
+    the status shows pending/failed for an interrupted slot, and installing
+    again completes (the full board sweep is powercut_campaign.py)."""
+    content = make_content(str(tmp_path / "c"), version="2.0", rootfs_kib=2048)
+    bundle = str(tmp_path / "small.raucb")
+    abota("bundle", "--cert", pki.signer[0], "--key", pki.signer[1], content, bundle)
+    bundles = {"v2": bundle, "v2-content": content}
+    ref = Device(str(tmp_path / "ref"), pki)
+    pts = points_of(ref, bundles["v2"])
+    assert len(pts) >= 10, pts
+    pending_seen = False
+    for p in pts:
+        n = int(p[0])
+        dev = Device(str(tmp_path / f"cut{n}"), pki)
+        r = abota("-c", dev.conf, "install", bundles["v2"], check=False,
+                  env={"ABOTA_POWERCUT": str(n)})
+        assert r.returncode == 137, (n, r.stderr)
+        where = f"cut {n} ({p[1]} {p[2]})"
+        # B only after every slot was written (a cut in the status save
+        # that follows the switch); check_consistent checks that
+        check_consistent(dev, bundles, where)
+        pending_seen = pending_seen or any(
+            slot_state(dev, s).get("status") == "pending" for s in ("rootfs.1", "bootloader.1"))
+        abota("-c", dev.conf, "install", bundles["v2"])
+        assert check_consistent(dev, bundles, where + ", again") == "B"
+        import shutil
+        shutil.rmtree(dev.base)
+    assert pending_seen
+
+
+@pytest.mark.slow
+def test_repeated_kill_9_during_install(tmp_path, pki):
+    """SC-151: the installer killed with SIGKILL again and again during an
+    install: after every kill the state is consistent (A primary, nothing
+    half-written marked ok), the next install is not blocked (the lock
+    goes with the process), and the install completes in the end."""
+    import random
+    import signal
+    import subprocess
+    import time
+    from conftest import ABOTA
+    content = make_content(str(tmp_path / "c"), version="2.0", rootfs_kib=96 * 1024)
+    # mostly incompressible data, so writing the slot takes a while
+    from conftest import make_ext4
+    make_ext4(os.path.join(content, "rootfs.ext4"), 96 * 1024,
+              {"etc/os-release": b"VERSION=2.0\n", "usr/bin/big": os.urandom(64 << 20)})
+    b = str(tmp_path / "big.raucb")
+    abota("bundle", "--cert", pki.signer[0], "--key", pki.signer[1], content, b)
+    def big_device(name):
+        d = Device(str(tmp_path / name), pki)
+        for s in ("rootfs-a", "rootfs-b"):
+            with open(os.path.join(d.slots, s), "r+b") as f:
+                f.truncate(128 << 20)
+        return d
+    dev = big_device("dev")
+    bundles = {"v2-content": content}
+    t0 = time.monotonic()
+    abota("-c", big_device("ref").conf, "install", b)
+    full = time.monotonic() - t0
+    rnd = random.Random(151)
+    kills = 0
+    for i in range(12):
+        p = subprocess.Popen([ABOTA, "-c", dev.conf, "install", b], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        time.sleep(rnd.uniform(0.02, max(0.1, full * 0.5)))
+        if p.poll() is None:
+            os.kill(p.pid, signal.SIGKILL)
+            kills += 1
+        p.communicate()
+        if p.returncode == 0:
+            break
+        assert p.returncode == -signal.SIGKILL, p.returncode
+        assert check_consistent(dev, bundles, f"kill {i}") == "A"
+    assert kills >= 3, (kills, full)
+    abota("-c", dev.conf, "install", b)
+    assert check_consistent(dev, bundles, "final") == "B"

@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from conftest import abota, abota_fails, make_ext4, run
-from simhelp import EXTLINUX, FSTAB, Board
+from simhelp import EXTLINUX, FSTAB, Board, gpt_edit, sim
 
 BOARDS = ["stm32mp135f-dk", "stm32mp157f-dk2", "stm32mp157f-ev1", "stm32mp215f-dk",
           "stm32mp257f-dk", "stm32mp257f-ev1-sdcard", "stm32mp257f-ev1-emmc"]
@@ -23,12 +23,14 @@ BOARDS = ["stm32mp135f-dk", "stm32mp157f-dk2", "stm32mp157f-ev1", "stm32mp215f-d
 # a build system produces them; abota's bank fix-ups make them name B.
 
 
-def make_bundle(pki, d, version, compatible="stm32mpu", broken_bootfs=False):
-    c = os.path.join(d, f"content-{version}-{compatible}-{int(broken_bootfs)}")
+def make_bundle(pki, d, version, compatible="stm32mpu", broken_bootfs=False, nvctr=0):
+    c = os.path.join(d, f"content-{version}-{compatible}-{int(broken_bootfs)}-{nvctr}")
     os.makedirs(c)
     with open(os.path.join(c, "fip.bin"), "wb") as f:
-        # a FIP starts with TF-A's ToC header (name 0xAA640001); BL2 checks it
-        f.write(struct.pack("<II", 0xAA640001, 0x12345678) + b"\0" * 120)
+        # a FIP starts with TF-A's ToC header (name 0xAA640001); BL2 checks
+        # it.  abota-sim reads the FIP's anti-rollback counter from the
+        # platform bits 32-47 of the header flags (docs/fwu.md).
+        f.write(struct.pack("<IIIHH", 0xAA640001, 0x12345678, 0, nvctr, 0) + b"\0" * 112)
         f.write(hashlib.sha256(version.encode()).digest() * 32760)  # ~1 MiB
     boot_files = {"uImage": b"kernel " + version.encode() * 1000}
     if not broken_bootfs:
@@ -42,7 +44,7 @@ def make_bundle(pki, d, version, compatible="stm32mpu", broken_bootfs=False):
         f.write(f"[update]\ncompatible={compatible}\nversion={version}\n\n"
                 "[image.fip]\nfilename=fip.bin\n\n[image.bootfs]\nfilename=bootfs.ext4\n\n"
                 "[image.vendorfs]\nfilename=vendorfs.ext4\n\n[image.rootfs]\nfilename=rootfs.ext4\n")
-    b = os.path.join(d, f"{version}-{compatible}{'-broken' if broken_bootfs else ''}.raucb")
+    b = os.path.join(d, f"{version}-{compatible}{'-broken' if broken_bootfs else ''}-{nvctr}.raucb")
     abota("bundle", "--cert", pki.signer[0], "--key", pki.signer[1], c, b)
     return b
 
@@ -181,8 +183,11 @@ def test_failures_before_writing(tmp_path, pki, bundles, case):
 
 
 def test_trial_budget_exhausted_needs_force(tmp_path, pki, bundles):
-    """Repeated updates without a plain reboot use up the trial counter
-    (the reference demo's weakness): abota refuses with an explanation."""
+    """SC-145: the FWU_INFO trial counter is below MAX at install start
+    (repeated updates without a plain reboot use up the counter, the
+    reference demo's weakness): abota warns that fewer trial boots remain,
+    refuses with an explanation ("reboot first") below min-trial-boots, and
+    --force overrides."""
     b = Board(tmp_path / "budget")
     b.boot(check_rc=0)
     dev(b, pki, "install", bundles["v2"])
@@ -203,6 +208,9 @@ def test_trial_budget_exhausted_needs_force(tmp_path, pki, bundles):
     dev(b2, pki, "install", bundles["v2"])
     b2.boot(check_rc=0)
     b2.boot(check_rc=0)
+    # at the default min-trial-boots=1: installs, with a warning
+    p = dev(b2, pki, "install", bundles["v3"])
+    assert "trial boot(s) instead of" in p.stderr, p.stderr
     dev(b2, pki, *full, "install", "--force", bundles["v3"])
 
 
@@ -241,3 +249,90 @@ def test_board_profile_fixup_rules(tmp_path, pki):
     assert out == "console=ttySTM0 rauc.slot=B\n", out
     h = b.boot(check_rc=0)
     assert h["bank"] == 1, b.console_tail()
+
+
+def otp(board):
+    return board.status()["otp"]["nv_counter"]
+
+
+@pytest.mark.parametrize("variant", ["r3", "upstream"])
+def test_version_jump_trial_fails_keeps_otp_counter(tmp_path, pki, variant):
+    """SC-103: a fast-forward -- version 999999.0.0 whose FIP carries the
+    last anti-rollback value of the OTP budget (32) -- whose trial boots
+    fail: BL2 does not advance the OTP counter during the trial, the board
+    falls back to bank A (whose FIP would be refused with a burnt counter),
+    no fuse is used, and abota's version floor is not raised, so the real
+    next release still installs.  Accepting that release advances the
+    counter on the next boot, and from then on the older bank A is refused
+    by BL2 (anti-rollback works)."""
+    b = Board(tmp_path / "b", variant=variant)
+    d = str(tmp_path / "bundles")
+    os.makedirs(d)
+    jump = make_bundle(pki, d, "999999.0.0", nvctr=32)
+    real = make_bundle(pki, d, "2.0.0", nvctr=1)
+    assert b.boot(check_rc=0)["bank"] == 0 and otp(b) == 0
+    dev(b, pki, "install", jump)
+    banks = []
+    for _ in range(6):
+        h = b.boot("--fail-boot")
+        banks.append(h["bank"])
+        assert h["otp_nvctr"] == 0 and otp(b) == 0, h  # trial: counter kept
+        if h["bank"] == 0:
+            break
+    assert banks[0] == 1 and banks[-1] == 0, banks
+    h = b.boot(check_rc=0)
+    assert h["bank"] == 0 and otp(b) == 0
+    assert not os.path.exists(os.path.join(b.dir, "data", "version-floor"))
+    # the real release installs (not locked out by the failed jump)
+    dev(b, pki, "install", real)
+    h = b.boot(check_rc=0)
+    assert h["bank"] == 1 and otp(b) == 0  # in trial: not yet
+    dev(b, pki, "status", "mark-good")
+    assert otp(b) == 0  # accepted from Linux; BL2 burns on the next boot
+    h = b.boot(check_rc=0)
+    assert h["bank"] == 1 and otp(b) == 1 and h["otp_nvctr"] == 1
+    assert "anti-rollback counter 0 -> 1" in b.last_console()
+    with open(os.path.join(b.dir, "data", "version-floor")) as f:
+        assert f.read() == "2.0.0\n"
+    # bank A (FIP counter 0) is a rollback for BL2 now
+    dev(b, pki, "status", "mark-active", "other")
+    h = b.boot()
+    assert h["outcome"] == "panic" and "below the OTP counter" in h["reason"], h
+    for _ in range(5):
+        h = b.boot()
+        if h["outcome"] == "running":
+            break
+    assert h["bank"] == 1 and otp(b) == 1, h
+
+
+LINUX_DATA = "0fc63daf-8483-4772-8e79-3d69d8477de4"
+
+
+@pytest.mark.parametrize("case", ["blank", "missing", "one-missing"])
+def test_metadata_missing_or_blank_refused(tmp_path, pki, bundles, case):
+    """SC-143: with both FWU metadata copies blank (erased), or the metadata
+    partitions missing from the GPT, abota refuses to install: BL2 would
+    panic ("CRC check failed on FWU metadata ... PANIC") on the next power-on
+    whatever was written.  Nothing is written to bank B or the metadata."""
+    b = Board(tmp_path / case)
+    b.boot(check_rc=0)
+    parts = ("fip-b", "bootfs-b", "vendorfs-b", "rootfs-b", "metadata1", "metadata2")
+    before = {p: part_sha(b, p) for p in parts}  # (b.part caches the layout)
+    if case == "blank":
+        sim("erase", b.dir, "metadata1")
+        sim("erase", b.dir, "metadata2")
+        match = "no valid metadata copy"
+    else:
+        names = ["metadata1", "metadata2"] if case == "missing" else ["metadata2"]
+        for i, n in enumerate(names):
+            gpt_edit(b.disk, n, new_name=f"data{i}", new_type=LINUX_DATA)
+        match = "metadata partitions"
+    if case == "blank":
+        before["metadata1"] = part_sha(b, "metadata1")
+        before["metadata2"] = part_sha(b, "metadata2")
+    p = dev_fails(b, pki, "install", bundles["v2"], match=match)
+    assert len(p.stderr.strip().splitlines()) <= 2, p.stderr
+    assert {k: part_sha(b, k) for k in before} == before
+    # and BL2 indeed cannot boot such a disk
+    h = b.boot()
+    assert h["outcome"] == "panic", h

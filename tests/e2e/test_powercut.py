@@ -48,6 +48,12 @@ def test_install_cut_exits_137(campaign, tmp_path):
 
 @pytest.mark.parametrize("scenario", pc.SCENARIOS)
 def test_sampled_campaign(request, campaign, scenario):
+    """SC-150: a power cut at the write/flush points of the slot writes, the
+    status saves and both metadata copies (every SAMPLE-th point plus every
+    metadata point, torn writes included; `make faults` runs every point):
+    the board always boots a bank with complete content, no half-written
+    bank is bootable (marked good or in trial), and the update completes
+    after the power-on."""
     r = campaign.sweep(scenario, sample=SAMPLE)
     report(request, f"powercut: scenario {scenario}: {r['points']} cut points, {r['boots']} "
                     f"boots, {len(r['violations'])} violations (sample 1/{SAMPLE})")
@@ -86,3 +92,34 @@ def test_checks_catch_violations(campaign, tmp_path):
     v = campaign.check(b, ref, "x", h)
     assert any("x: boot " in x for x in v), (v, h)
     shutil.rmtree(b.dir)
+
+
+def test_campaign_fails_without_fsync(request, campaign, tmp_path):
+    """SC-152: with fsync disabled the power-cut tests must fail.  Under
+    ABOTA_POWERCUT_NOSYNC=1 (powercut.h) abota's syncs make nothing durable,
+    so a cut loses every write of the install -- the target's "bad" mark in
+    the metadata too -- while the torn write reaches the media: the
+    campaign must report a bootable bank with incomplete content.  The same
+    cut points with syncs are clean, so the failure is the missing fsync."""
+    ref = campaign.reference("A", "r3")
+    # install step, one cut in the middle of each bank image
+    inst = [(n, label) for step, n, kind, label, length in ref["points"]
+            if step == 0 and kind == "write" and label in ("rootfs.1", "fip.1")]
+    picks = {}
+    for n, label in inst:
+        picks.setdefault(label, []).append(n)
+    cuts = [v[len(v) // 2] for v in picks.values()]
+    assert len(cuts) == 2, picks
+    for i, n in enumerate(cuts):
+        boots, v = campaign.run_cut("A", "r3", 0, str(n), str(tmp_path / f"sync{i}"))
+        assert v == [], v
+    campaign.abota_env = {"ABOTA_POWERCUT_NOSYNC": "1"}
+    try:
+        found = []
+        for i, n in enumerate(cuts):
+            boots, v = campaign.run_cut("A", "r3", 0, str(n), str(tmp_path / f"nosync{i}"))
+            found += v
+    finally:
+        campaign.abota_env = {}
+    report(request, f"powercut without fsync: {len(found)} violations at {len(cuts)} cut points")
+    assert any("with incomplete content" in x for x in found), found

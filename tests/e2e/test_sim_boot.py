@@ -8,7 +8,7 @@ import time
 import pytest
 
 from simhelp import (ACCEPTED, FIP_A, FIP_B, FIP_TYPE, MDATA_TYPE, ROOTFS_A, VALID, Board,
-                     decode_header, encode_md, gpt_parts, sim)
+                     abota, decode_header, encode_md, gpt_parts, sim)
 
 BOARDS = ["stm32mp135f-dk", "stm32mp157f-dk2", "stm32mp157f-ev1", "stm32mp215f-dk",
           "stm32mp257f-dk", "stm32mp257f-ev1-sdcard", "stm32mp257f-ev1-emmc"]
@@ -224,12 +224,38 @@ def test_bl2_guid_not_in_gpt_panics(tmp_path):
 
 
 def test_bl2_unknown_image_type_panics(tmp_path):
+    """SC-137: an unknown img_type_guid makes the metadata invalid: BL2
+    panics, and abota sees no valid copy (it would refuse to install)."""
     b = Board(tmp_path / "b")
     md = encode_md(images=[(MDATA_TYPE, MDATA_TYPE, [FIP_A, FIP_B])])
     b.write_copy("metadata1", md)
     b.write_copy("metadata2", md)
+    assert b.copies_valid() == [False, False]
+    p = abota("fwu", "dump", *b.md_args(), check=False)
+    assert "unknown image type (BL2 panics)" in p.out + p.err
     h = b.boot(check_rc=4)
     assert "Unknown image type 8a7a84a0" in b.last_console()
+
+
+@pytest.mark.parametrize("field", ["img_entry_size", "bank_info_entry_size"])
+def test_entry_sizes_checked(tmp_path, field):
+    """SC-135: img_entry_size != 0x50 or bank_info_entry_size != 0x18 (the
+    entries themselves unchanged): invalid for upstream TF-A's check -- its
+    BL2 rejects both copies and panics -- and for abota (no valid copy).  ST's
+    r3 BL2 does not check the sizes and boots (a documented difference)."""
+    kw = {"img_entry_size": 72} if field == "img_entry_size" else {"bank_info_entry_size": 16}
+    for variant, rc in (("upstream", 4), ("r3", 0)):
+        b = Board(tmp_path / variant, variant=variant)
+        md = encode_md(**kw)
+        b.write_copy("metadata1", md)
+        b.write_copy("metadata2", md)
+        assert b.copies_valid() == [False, False]
+        h = b.boot(check_rc=rc)
+        if rc:
+            assert h["outcome"] == "panic" and "no valid FWU metadata" in h["reason"], h
+            assert "ERROR:   loading of Bkup-FWU-Metadata failed" in b.last_console()
+        else:
+            assert h["bank"] == 0
 
 
 @pytest.mark.parametrize("state", [0xFF, 0x12])

@@ -94,10 +94,15 @@ def test_row07_trial_boot(b):
     assert b.md() == (1, 0, "AV")
 
 
-def test_row07b_register_cleared(b):
+@pytest.mark.parametrize("event", ["vbat-loss", "tamper"])
+def test_row07b_register_cleared(b, event):
+    """SC-146: FWU_INFO = 0 at a trial boot (VBAT loss or a tamper event
+    clears the TAMP backup registers): variants A (v1) and C (upstream)
+    fall back at once, variant B (ST r3) re-arms the counter to 4 and boots
+    the trial bank."""
     normal(b)
     pending_b(b)
-    b.event("vbat-loss")
+    b.event(event)
     assert b.fwu_info() == (0, 0)
     h = b.boot(check_rc=0)
     if b.variant == "r3":
@@ -210,3 +215,44 @@ def test_row15_register_loss(b, event):
     assert b.fwu_info() == (0, 0)
     assert b.cmdline() == ""
     normal(b)  # accepted bank: re-armed
+
+
+@pytest.mark.parametrize("supply", ["with-vbat", "without-vbat"])
+def test_power_off_during_trial_before_acceptance(b, supply):
+    """SC-153: power-off while bank B runs its trial, before anything
+    accepted it (abota's own metadata writes: activate = set-active B as
+    VALID).  With a VBAT supply the TAMP register survives (`power-loss`):
+    the power-on is one more trial boot of B on every variant.  Without one
+    (the DK boards have no battery; `vbat-loss`) the register reads 0:
+    variant A (v1) and C (upstream) revert to bank A at once (the documented
+    "power-off during trial => revert"), variant B (ST r3) re-arms to 4 and
+    boots B again.  In every case nothing is lost: B is accepted later, or
+    it is still VALID (re-installable) and A runs."""
+    normal(b)
+    abota("fwu", "set-active", *b.md_args(), "1")  # what abota install's switch writes
+    h = b.boot(check_rc=0)
+    assert h["bank"] == 1 and b.fwu_info() == (1, MAX(b) - 1)
+    b.event("power-loss" if supply == "with-vbat" else "vbat-loss")
+    h = b.boot(check_rc=0)
+    if supply == "with-vbat":
+        assert h["bank"] == 1 and b.fwu_info() == (1, MAX(b) - 2)
+        reverted = False
+    elif b.variant == "r3":
+        assert h["bank"] == 1 and b.fwu_info() == (1, 4)
+        assert "Trial backup register empty" in b.last_console()
+        reverted = False
+    else:
+        assert h["bank"] == 0 and b.fwu_info() == (0, 0)
+        assert "Trial FWU fails 3 times" in b.last_console()
+        assert h["uboot_wrote"]
+        reverted = True
+    if reverted:
+        # A runs; B was never accepted and stays VALID: no bricked bank,
+        # the update can simply be activated (or installed) again
+        assert b.md() == (0, 1, "AV") if b.v["md_version"] == 2 else b.md()[:2] == (0, 1)
+        normal(b)
+    else:
+        abota("fwu", "accept", *b.md_args())
+        assert b.md()[0] == 1 and b.md()[2][1] == "A"
+        h = b.boot(check_rc=0)
+        assert h["bank"] == 1 and b.fwu_info() == (1, MAX(b))

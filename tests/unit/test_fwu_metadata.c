@@ -298,11 +298,14 @@ static void test_bad_input(void **state)
 	b[0x0C] = 7;
 	resign(b, 120);
 	validate_fails(b, 120, "previous_active_index is 7");
+	/* SC-137: an unknown img_type_guid is invalid (BL2 panics on it). */
 	memcpy(b, ref_v2_factory, 120);
 	b[0x28] ^= 0xff; /* img_type_guid */
 	resign(b, 120);
 	validate_fails(b, 120, "img_entry[0].img_type_guid 19d5df7c-11b0-457b-be2c-7559c13142a5: "
 			       "unknown image type");
+	/* SC-135: img_entry_size != 0x50 or bank_info_entry_size != 0x18 is
+	 * invalid (upstream TF-A's check). */
 	memcpy(b, ref_v2_factory, 120);
 	b[0x24] = 0x48;
 	resign(b, 120);

@@ -206,6 +206,66 @@ static void test_prevent_late_fallback(void **state)
 	dev_close(&d);
 }
 
+/* SC-101: accepting the booted slot raises the version floor to the version
+ * it runs; accepting another slot, a lower or a non-comparable version does
+ * not; the floor only rises. */
+static void test_version_floor(void **state)
+{
+	(void)state;
+	struct dev d;
+	dev_open(&d, "");
+	struct mark_result r = { 0 };
+	struct abota_error err = { 0 };
+	char data[200];
+	snprintf(data, sizeof(data), "%s/data", dir);
+	assert_int_equal(mkdir(data, 0755), 0);
+	struct slot_status *a = slot_status_get(d.store, "rootfs.0");
+	struct slot_status *b = slot_status_get(d.store, "rootfs.1");
+	assert_int_equal(slot_status_set(&a->bundle_version, "2.1.0"), 0);
+	assert_int_equal(slot_status_set(&b->bundle_version, "9.0"), 0);
+	/* another slot: not the running software, no floor */
+	assert_int_equal(mark_apply(d.cfg, d.boot, d.store, d.booted, d.booted_id, MARK_GOOD,
+				    "rootfs.1", &r, &err), 0);
+	mark_result_free(&r);
+	assert_null(slurp("data/version-floor"));
+	assert_int_equal(mark_apply(d.cfg, d.boot, d.store, d.booted, d.booted_id, MARK_GOOD,
+				    "booted", &r, &err), 0);
+	mark_result_free(&r);
+	assert_string_equal(slurp("data/version-floor"), "2.1.0\n");
+	/* mark-bad / mark-active never touch it */
+	assert_int_equal(mark_apply(d.cfg, d.boot, d.store, d.booted, d.booted_id, MARK_ACTIVE,
+				    "rootfs.1", &r, &err), 0);
+	mark_result_free(&r);
+	assert_string_equal(slurp("data/version-floor"), "2.1.0\n");
+	/* lower, then not comparable: unchanged, mark-good still succeeds */
+	assert_int_equal(slot_status_set(&a->bundle_version, "2.0.9"), 0);
+	assert_int_equal(mark_apply(d.cfg, d.boot, d.store, d.booted, d.booted_id, MARK_GOOD,
+				    "booted", &r, &err), 0);
+	mark_result_free(&r);
+	assert_int_equal(slot_status_set(&a->bundle_version, "nightly build"), 0);
+	assert_int_equal(mark_apply(d.cfg, d.boot, d.store, d.booted, d.booted_id, MARK_GOOD,
+				    "booted", &r, &err), 0);
+	mark_result_free(&r);
+	assert_string_equal(slurp("data/version-floor"), "2.1.0\n");
+	/* higher: raised */
+	assert_int_equal(slot_status_set(&a->bundle_version, "2.2"), 0);
+	assert_int_equal(mark_apply(d.cfg, d.boot, d.store, d.booted, d.booted_id, MARK_GOOD,
+				    "booted", &r, &err), 0);
+	mark_result_free(&r);
+	assert_string_equal(slurp("data/version-floor"), "2.2\n");
+	/* a damaged floor file: the slot is accepted, the error says so */
+	FILE *f = fopen(strcat(strcpy((char[200]){ 0 }, dir), "/data/version-floor"), "w");
+	assert_non_null(f);
+	fputs("junk junk\n", f);
+	fclose(f);
+	assert_int_equal(mark_apply(d.cfg, d.boot, d.store, d.booted, d.booted_id, MARK_GOOD,
+				    "booted", &r, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "rootfs.0 accepted, but"));
+	assert_non_null(strstr(err.msg, "version-floor"));
+	assert_string_equal(slurp("A.state"), "good\n");
+	dev_close(&d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -213,6 +273,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_targets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_apply, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prevent_late_fallback, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_version_floor, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -174,6 +174,9 @@ static void test_errors_untouched(void **state)
 	config_free(cfg);
 }
 
+/* SC-142: SD card and eMMC with the same PARTLABELs (STM32MP257F-EV1): a
+ * label resolves on the boot disk only (the disk of root=); when the boot
+ * disk cannot be told, the ambiguity is refused (-ENOTUNIQ), never guessed. */
 static void test_duplicate_labels(void **state)
 {
 	(void)state;
