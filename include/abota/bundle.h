@@ -67,6 +67,15 @@ struct bundle_open_opts {
 	uint64_t max_signature_size;     /* 0 = 64 KiB */
 	unsigned allowed_formats;        /* 0 = all supported */
 	const struct http_opts *http;    /* for http(s):// bundles; NULL = defaults */
+	/* As root, an http(s):// bundle is read by a child running as this
+	 * user (sandbox_source.h); NULL = "nobody".  Ignored when not root. */
+	const char *sandbox_user;
+	/* A local plain bundle is taken over and checked for exclusive access
+	 * before it is verified (bundle_access.h).  Set this only when the
+	 * caller vouches that nobody else can write the file -- RAUC's
+	 * --trust-environment, e.g. a file the caller itself just wrote into
+	 * its private directory and still holds open for writing. */
+	bool trust_environment;
 };
 
 struct bundle;

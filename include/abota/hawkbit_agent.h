@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "abota/agent_installer.h"
 #include "abota/agent_state.h"
 #include "abota/error.h"
 #include "abota/hawkbit_config.h"
@@ -29,6 +30,9 @@ struct hawkbit_agent_opts {
 	const char *const *confopt;      /* system.conf overrides SECTION:KEY=VALUE */
 	const char *keyring;             /* replaces system.conf's keyring files; NULL = keep */
 	bool check_only;                 /* load the configs only (no lock, no state) */
+	/* Installs and reads the board (agent_installer.h); borrowed.  NULL =
+	 * in-process (install_run and the boot backend here, as root). */
+	struct agent_installer *installer;
 };
 
 /* Loads both configs, the state file (a corrupt one is moved aside to
@@ -51,6 +55,14 @@ bool hawkbit_agent_stop_requested(const struct hawkbit_agent *a);
 
 const struct hawkbit_config *hawkbit_agent_config(const struct hawkbit_agent *a);
 const struct agent_state *hawkbit_agent_state(const struct hawkbit_agent *a);
+
+/* Whether the device's update state is stale at time now (seconds since
+ * the epoch): no successful poll for more than cfg->stale_after seconds,
+ * counted from poll_since while no poll ever succeeded (agent_state.h
+ * [poll]).  *ref (may be NULL) receives the time counted from (0 = none).
+ * False when the clock is not plausible or went back. */
+bool hawkbit_agent_stale(const struct hawkbit_config *cfg, uint64_t poll_success,
+			 uint64_t poll_since, uint64_t now, uint64_t *ref);
 
 /* <data-directory>/hawkbit.state for a system.conf (caller frees). */
 char *hawkbit_agent_state_path(const char *data_directory);

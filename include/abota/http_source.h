@@ -18,15 +18,26 @@
 #define ABOTA_HTTP_SOURCE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "abota/error.h"
 #include "abota/source.h"
 
+/* PEM text in memory. */
+struct http_blob {
+	const void *data;
+	size_t len;
+};
+
 struct http_opts {
 	const char *ca_file;          /* TLS trust anchors (default: the system's) */
 	const char *client_cert;      /* TLS client certificate (PEM) */
 	const char *client_key;       /* TLS client key (PEM) */
+	/* The same as PEM text in memory, used instead of the files when set:
+	 * the sandboxed download (sandbox_source.h) reads root-only files
+	 * before it drops privileges and hands their contents over. */
+	struct http_blob ca_pem, client_cert_pem, client_key_pem;
 	bool insecure;                /* do not verify the server (tests only) */
 	const char *const *headers;   /* extra request headers "Name: value", NULL-terminated */
 	long connect_timeout_s;       /* 0 = 20 s */
@@ -55,6 +66,10 @@ void http_source_stats(const struct source *src, struct http_stats *stats);
 /* Parses a Content-Range value "bytes START-END/TOTAL" (START <= END < TOTAL).
  * Exposed for the unit tests and the fuzz target; false if malformed. */
 bool http_parse_content_range(const char *s, uint64_t *start, uint64_t *end, uint64_t *total);
+
+/* A URL for messages: without credentials, query and fragment (tokens
+ * live there).  Caller frees; NULL if out of memory. */
+char *http_url_display_name(const char *url);
 
 /* True if the string looks like an http(s) URL. */
 bool http_is_url(const char *s);

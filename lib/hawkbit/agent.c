@@ -23,8 +23,7 @@
 
 #include <json-c/json.h>
 
-#include "abota/boot_backend.h"
-#include "abota/boot_fwu.h"
+#include "abota/agent_installer.h"
 #include "abota/config.h"
 #include "abota/ddi.h"
 #include "abota/ddi_client.h"
@@ -32,8 +31,6 @@
 #include "abota/install.h"
 #include "abota/log.h"
 #include "abota/powercut.h"
-#include "abota/slot.h"
-#include "abota/slot_status.h"
 
 #define FEEDBACK_RETRIES 10
 #define DEFAULT_DATA_DIR "/var/lib/abota"
@@ -44,6 +41,10 @@ struct hawkbit_agent {
 	const char *system_conf;
 	const char *const *confopt;
 	const char *keyring;
+	/* installs and reads the board: in-process or through the root
+	 * service (agent_installer.h) */
+	struct agent_installer *installer;
+	bool own_installer;
 	char *compatible;          /* system.conf compatible (installedBase name) */
 	char *state_path;
 	char *lock_path;
@@ -72,6 +73,12 @@ struct hawkbit_agent {
 	size_t poll_len;
 	char poll_etag[128];
 	uint64_t polls_not_modified;
+	/* staleness (hawkbit_agent_stale): st.poll_success as last saved, and
+	 * whether "stale" was logged */
+	uint64_t poll_success_saved;
+	bool stale_logged;
+	bool status_dir_warned;    /* the status directory is unsafe: said once */
+	uint64_t logged_sleep;     /* an odd server poll interval was logged */
 };
 
 char *hawkbit_agent_state_path(const char *data_directory)
@@ -145,9 +152,17 @@ int hawkbit_agent_new(const struct hawkbit_agent_opts *opts, struct hawkbit_agen
 	if (!a)
 		return abota_error_set(err, -ENOMEM, "out of memory");
 	a->lock_fd = -1;
+	a->logged_sleep = UINT64_MAX; /* no poll interval logged yet */
 	a->system_conf = opts->system_conf;
 	a->confopt = opts->confopt;
 	a->keyring = opts->keyring;
+	a->installer = opts->installer;
+	if (!a->installer) {
+		if ((ret = agent_installer_local(opts->system_conf, opts->confopt, opts->keyring,
+						 &a->installer, err)) < 0)
+			goto out;
+		a->own_installer = true;
+	}
 	if ((ret = hawkbit_config_load(opts->hawkbit_conf ? opts->hawkbit_conf
 							  : HAWKBIT_CONFIG_DEFAULT_PATH,
 				       &a->cfg, err)) < 0 ||
@@ -215,6 +230,8 @@ void hawkbit_agent_free(struct hawkbit_agent *a)
 		return;
 	if (a->lock_fd >= 0)
 		close(a->lock_fd);
+	if (a->own_installer)
+		agent_installer_free(a->installer);
 	ddi_client_free(a->client);
 	hawkbit_config_free(a->cfg);
 	free(a->compatible);
@@ -260,6 +277,7 @@ static int send_json(struct hawkbit_agent *a, const char *method, const char *ur
 		if (status_ok(s))
 			return 0;
 		if ((s == 409 || s == 429) && attempt < FEEDBACK_RETRIES && !a->stop) {
+			/* Retry-After is capped here at 30 s, so the cast is exact */
 			unsigned wait = ra ? (unsigned)(ra > 30 ? 30 : ra) : (attempt < 3 ? 1u : 2u);
 			log_warning("%s %s: HTTP %ld, retrying in %u s", method, url, s, wait);
 			nap(a, wait);
@@ -395,37 +413,18 @@ struct running {
 
 static void running_info(struct hawkbit_agent *a, struct running *r)
 {
-	struct system_config *cfg = NULL;
-	struct boot_backend *b = NULL;
-	struct slot_status_store *store = NULL;
-	char *booted_id = NULL;
-	struct slot *booted = NULL;
+	struct agent_board bd;
 	struct abota_error e = { 0 };
 	memset(r, 0, sizeof(*r));
-	if (load_system(a, &cfg, &e) < 0)
-		goto out;
-	if (boot_backend_open(cfg, &b, &e) < 0) {
-		log_debug("%s", e.msg);
-		b = NULL;
-		abota_error_clear(&e);
-	}
-	if (boot_backend_determine_states(b, cfg, NULL, NULL, NULL, &booted_id, &booted, &e) < 0 ||
-	    !booted)
-		goto out;
-	const struct slot *root = slot_root(booted);
-	snprintf(r->booted, sizeof(r->booted), "%s", root->bootname ? root->bootname : root->name);
-	if (cfg->statusfile && slot_status_load(cfg->statusfile, &store, &e) == 0) {
-		const struct slot_status *ss = slot_status_find(store, root->name);
-		if (ss && ss->bundle_version)
-			snprintf(r->version, sizeof(r->version), "%s", ss->bundle_version);
-	}
-out:
-	if (e.msg[0])
+	if (a->installer->ops->board(a->installer->ctx, &bd, &e) < 0) {
 		log_debug("running system: %s", e.msg);
-	slot_status_store_free(store);
-	free(booted_id);
-	boot_backend_close(b);
-	config_free(cfg);
+		return;
+	}
+	for (size_t i = 0; i < bd.n_banks; i++)
+		if (bd.bank[i].booted) {
+			snprintf(r->booted, sizeof(r->booted), "%s", bd.bank[i].bootname);
+			snprintf(r->version, sizeof(r->version), "%s", bd.bank[i].version);
+		}
 }
 
 enum outcome { OUT_PENDING_REBOOT, OUT_TRIAL, OUT_SUCCESS, OUT_FAILURE };
@@ -435,48 +434,38 @@ enum outcome { OUT_PENDING_REBOOT, OUT_TRIAL, OUT_SUCCESS, OUT_FAILURE };
 static int evaluate_boot(struct hawkbit_agent *a, enum outcome *out, char *why, size_t whylen,
 			 struct abota_error *err)
 {
-	struct system_config *cfg = NULL;
-	struct boot_backend *b = NULL;
-	char *booted_id = NULL;
-	struct slot *booted = NULL;
-	int ret;
-	if ((ret = load_system(a, &cfg, err)) < 0 || (ret = boot_backend_open(cfg, &b, err)) < 0 ||
-	    (ret = boot_backend_determine_states(b, cfg, NULL, NULL, NULL, &booted_id, &booted,
-						 err)) < 0)
-		goto out;
-	struct slot *target = slot_find_bootname(cfg, a->st.target);
-	if (!target) {
-		ret = abota_error_set(err, -ENOENT, "installed slot '%s' not in the system configuration",
-				      a->st.target);
-		goto out;
-	}
-	if (!booted) {
+	/* what the installer (this process or the root service) reports */
+	struct agent_board bd;
+	int ret = a->installer->ops->board(a->installer->ctx, &bd, err);
+	if (ret < 0)
+		return ret;
+	int t = agent_board_index(&bd, a->st.target);
+	if (t < 0)
+		return abota_error_set(err, -ENOENT, "installed slot '%s' not in the system configuration",
+				       a->st.target);
+	const struct agent_bank *target = &bd.bank[t], *root = NULL;
+	for (size_t i = 0; i < bd.n_banks; i++)
+		if (bd.bank[i].booted)
+			root = &bd.bank[i];
+	if (!root)
 		/* never conclude anything without knowing what runs */
-		ret = abota_error_set(err, -ENOENT, "cannot tell which slot is booted (%s)",
-				      booted_id ? booted_id : "unknown");
-		goto out;
-	}
-	const struct slot *root = slot_root(booted);
-	const char *now = root && root->bootname ? root->bootname : booted_id ? booted_id : "?";
+		return abota_error_set(err, -ENOENT, "cannot tell which slot is booted (%s)",
+				       bd.booted_id[0] ? bd.booted_id : "unknown");
+	const char *now = root->bootname;
 	bool on_target = root == target;
-	if (boot_fwu_is(b)) {
-		struct boot_fwu_status fs;
-		unsigned bank;
-		if ((ret = boot_fwu_get_status(b, &fs, err)) < 0 ||
-		    (ret = boot_fwu_slot_bank(b, target, &bank, err)) < 0)
-			goto out;
-		uint8_t state = fwu_md_bank_state(&fs.md, bank);
+	if (bd.fwu) {
+		const char *state = bd.fwu_state[t];
 		if (on_target) {
-			*out = state == FWU_BANK_ACCEPTED ? OUT_SUCCESS : OUT_TRIAL;
-			snprintf(why, whylen, "bank %s is %s", a->st.target, fwu_bank_state_name(state));
-		} else if (fs.rolled_back && fs.failed_bank == (int)bank) {
+			*out = !strcmp(state, "accepted") ? OUT_SUCCESS : OUT_TRIAL;
+			snprintf(why, whylen, "bank %s is %s", a->st.target, state);
+		} else if (bd.rolled_back && !strcmp(bd.failed_bootname, a->st.target)) {
 			*out = OUT_FAILURE;
-			snprintf(why, whylen, "the board fell back to %s: %s", now, fs.rollback_reason);
-		} else if (state == FWU_BANK_INVALID) {
+			snprintf(why, whylen, "the board fell back to %s: %s", now, bd.rollback_reason);
+		} else if (!strcmp(state, "invalid")) {
 			*out = OUT_FAILURE;
 			snprintf(why, whylen, "bank %s was rejected (invalid); running %s", a->st.target,
 				 now);
-		} else if (fs.md.active_index == bank) {
+		} else if (bd.fwu_active[t]) {
 			*out = OUT_PENDING_REBOOT;
 			snprintf(why, whylen, "running %s, %s selected for the next boot", now,
 				 a->st.target);
@@ -485,20 +474,15 @@ static int evaluate_boot(struct hawkbit_agent *a, enum outcome *out, char *why, 
 			snprintf(why, whylen, "the board runs %s and no longer selects %s", now,
 				 a->st.target);
 		}
-		goto out;
+		return 0;
 	}
-	bool good = false;
-	if ((ret = boot_backend_get_state(b, target, &good, err)) < 0)
-		goto out;
+	bool good = target->good;
 	if (on_target) {
 		*out = good ? OUT_SUCCESS : OUT_FAILURE;
 		snprintf(why, whylen, "booted %s, marked %s", a->st.target, good ? "good" : "bad");
-		goto out;
+		return 0;
 	}
-	struct slot *primary = NULL;
-	if ((ret = boot_backend_get_primary(b, &primary, err)) < 0)
-		goto out;
-	if (primary == target && good) {
+	if (target->primary && good) {
 		*out = OUT_PENDING_REBOOT;
 		snprintf(why, whylen, "running %s, %s selected for the next boot", now, a->st.target);
 	} else {
@@ -506,11 +490,7 @@ static int evaluate_boot(struct hawkbit_agent *a, enum outcome *out, char *why, 
 		snprintf(why, whylen, "the board fell back to %s; %s is %s", now, a->st.target,
 			 good ? "no longer primary" : "marked bad");
 	}
-out:
-	free(booted_id);
-	boot_backend_close(b);
-	config_free(cfg);
-	return ret;
+	return 0;
 }
 
 static void maybe_report_installed_base(struct hawkbit_agent *a)
@@ -585,6 +565,7 @@ static void read_boot_id(struct hawkbit_agent *a, char *out, size_t len)
 		log_warning("boot id: %s", e.msg);
 		return;
 	}
+	/* data is at most 256 bytes (fileio_read_all above): fits an int */
 	snprintf(out, len, "%.*s", (int)strcspn(data, "\r\n"), data);
 	free(data);
 }
@@ -726,10 +707,18 @@ static bool poll_for_cancel(struct hawkbit_agent *a)
 		    0 &&
 	    r.status == 200 && ddi_parse_base(r.body ? r.body : "", r.len, &b, &e) == 0 &&
 	    b.cancel_href && ddi_href_action_id(b.cancel_href, "cancelAction", id) &&
-	    !strcmp(id, a->st.action_id) && strlen(b.cancel_href) <= DDI_MAX_HREF) {
-		strcpy(a->cancel_href, b.cancel_href);
-		a->cancel_seen = true;
-		cancel = true;
+	    !strcmp(id, a->st.action_id)) {
+		/* ddi_parse_base bounds links to DDI_MAX_HREF; checked again
+		 * against the buffer rather than trusted */
+		size_t l = strlen(b.cancel_href);
+		if (l < sizeof(a->cancel_href)) {
+			memcpy(a->cancel_href, b.cancel_href, l + 1);
+			a->cancel_seen = true;
+			cancel = true;
+		} else {
+			log_warning("cancelAction link longer than %zu bytes ignored",
+				    sizeof(a->cancel_href) - 1);
+		}
 	}
 	ddi_base_clear(&b);
 	ddi_response_clear(&r);
@@ -743,8 +732,9 @@ static bool download_cancel_cb(void *ctx)
 	struct hawkbit_agent *a = ctx;
 	const struct ddi_download *d = a->dl;
 	time_t now = time(NULL);
-	if (d && d->size) {
+	if (d && d->size && d->resumed_from + d->transferred < d->size) {
 		uint64_t done = d->resumed_from + d->transferred;
+		/* done < size <= max_artifact_size (2^42): no overflow, pct < 100 */
 		unsigned pct = (unsigned)(done * 100 / d->size);
 		if (pct < 100 && pct >= a->last_pct_sent + 10 && now - a->last_progress_sent >= 2) {
 			char detail[160];
@@ -843,7 +833,10 @@ static int download_artifact(struct hawkbit_agent *a, const char *url, const cha
 	struct ddi_download d = { .url = url, .path = path, .size = a->st.size,
 				  .cancel = download_cancel_cb, .ctx = a };
 	a->last_cancel_poll = time(NULL);
-	a->last_pct_sent = have && a->st.size ? (unsigned)(have * 100 / a->st.size) / 10 * 10 : 0;
+	/* a file larger than the artifact is started over (ddi_client_download);
+	 * below the size, have * 100 / size < 100 and cannot overflow (2^42 cap) */
+	a->last_pct_sent = have && have < a->st.size ? (unsigned)(have * 100 / a->st.size) / 10 * 10
+						     : 0;
 	a->last_progress_sent = time(NULL);
 	a->dl = &d;
 	int ret = ddi_client_download(a->client, &d, err);
@@ -906,10 +899,8 @@ static void on_install_progress(void *ctx, const struct install_progress *p)
 
 static int install(struct hawkbit_agent *a, const char *url, struct abota_error *err)
 {
-	struct system_config *cfg = NULL;
 	struct install_result res = { 0 };
 	struct http_opts http;
-	struct sig_policy pol;
 	struct running r;
 	int ret;
 	running_info(a, &r);
@@ -920,9 +911,7 @@ static int install(struct hawkbit_agent *a, const char *url, struct abota_error 
 	char d[400];
 	snprintf(d, sizeof(d), "Installing %.180s %.180s.", a->st.name, a->st.version);
 	feedback_soft(a, "proceeding", "none", d, 0);
-	if ((ret = load_system(a, &cfg, err)) < 0)
-		return fail_action(a, "Installation failed", err);
-	struct install_opts io = { .progress = on_install_progress, .progress_ctx = a };
+	struct agent_install_req io = { .progress = on_install_progress, .progress_ctx = a };
 	if (a->cfg->stream_bundle && !a->st.download_only) {
 		io.bundle = url;
 		ddi_client_http_opts(a->client, url, &http);
@@ -930,20 +919,13 @@ static int install(struct hawkbit_agent *a, const char *url, struct abota_error 
 	} else {
 		io.bundle = a->cfg->download_location;
 	}
-	if (a->keyring) {
-		pol = cfg->keyring;
-		pol.keyring_path = a->keyring;
-		pol.keyring_dir = NULL;
-		io.keyring = &pol;
-	}
 	a->last_pct_sent = 0;
 	a->last_progress_sent = 0;
 	a->cancel_seen = false;
 	a->last_cancel_poll = time(NULL);
-	log_info("installing action %s: %s", a->st.action_id,
+	log_info("installing action %s (%s installer): %s", a->st.action_id, a->installer->name,
 		 io.bundle == url ? "streaming from the server" : io.bundle);
-	ret = install_run(cfg, &io, &res, err);
-	config_free(cfg);
+	ret = a->installer->ops->install(a->installer->ctx, &io, &res, err);
 	if (ret == -ECANCELED && powercut_happened()) {
 		/* a simulated power cut (powercut.h): the device "lost power"
 		 * mid-install; nothing more may be written or reported */
@@ -1205,7 +1187,105 @@ static int send_config_data(struct hawkbit_agent *a, const char *href, struct ab
 	return ret;
 }
 
+/* --- staleness ----------------------------------------------------------- */
+
+/* A wall clock before this (Nov 2023) is not set yet (no RTC, no NTP): no
+ * time is recorded and nothing is judged stale with it. */
+#define PLAUSIBLE_CLOCK 1700000000u
+/* st.poll_success is saved at most this often (flash wear) unless a save
+ * happens anyway; the runtime status file has the exact time. */
+#define POLL_SUCCESS_SAVE_EVERY 3600u
+
+bool hawkbit_agent_stale(const struct hawkbit_config *cfg, uint64_t poll_success,
+			 uint64_t poll_since, uint64_t now, uint64_t *ref)
+{
+	uint64_t r = poll_success ? poll_success : poll_since;
+	if (ref)
+		*ref = r;
+	if (now < PLAUSIBLE_CLOCK || !r || r > now)
+		return false; /* unknown clock, or it went back: no claim */
+	return now - r > cfg->stale_after;
+}
+
+/* The longest wait between polls: half of stale_after, so that a device
+ * whose server answers is never reported stale, and at most a week. */
+static uint64_t max_poll_wait(const struct hawkbit_config *cfg)
+{
+	uint64_t m = cfg->stale_after / 2;
+	return m > 7 * 86400 ? 7 * 86400 : m ? m : 1;
+}
+
+static void note_poll(struct hawkbit_agent *a, bool success)
+{
+	time_t t = time(NULL);
+	if (t < (time_t)PLAUSIBLE_CLOCK)
+		return;
+	uint64_t now = (uint64_t)t; /* >= PLAUSIBLE_CLOCK > 0 */
+	bool persist = false;
+	bool was_stale = hawkbit_agent_stale(a->cfg, a->st.poll_success, a->st.poll_since, now,
+					     NULL);
+	if (!a->st.poll_since) {
+		a->st.poll_since = now;
+		persist = true;
+	}
+	if (success) {
+		a->st.poll_success = now;
+		uint64_t every = a->cfg->stale_after / 10 < POLL_SUCCESS_SAVE_EVERY
+					 ? a->cfg->stale_after / 10
+					 : POLL_SUCCESS_SAVE_EVERY;
+		if (now < a->poll_success_saved || now - a->poll_success_saved >= every)
+			persist = true;
+	}
+	uint64_t ref = 0;
+	bool stale = hawkbit_agent_stale(a->cfg, a->st.poll_success, a->st.poll_since, now, &ref);
+	if (stale && !a->stale_logged) {
+		time_t rt = (time_t)ref; /* ref <= now, a time_t */
+		struct tm tm;
+		char when[32];
+		gmtime_r(&rt, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		log_warning("no successful poll of the server since %s (%s, stale_after=%llu s): "
+			    "this device's update state is stale",
+			    when, a->st.poll_success ? "last success" : "never succeeded; first poll",
+			    (unsigned long long)a->cfg->stale_after);
+	} else if (!stale && was_stale) {
+		log_info("the server answered again; no longer stale");
+	}
+	a->stale_logged = stale;
+	if (persist) {
+		struct abota_error e = { 0 };
+		if (save(a, &e) < 0)
+			log_warning("%s", e.msg);
+		else
+			a->poll_success_saved = a->st.poll_success;
+	}
+}
+
 /* --- runtime status ----------------------------------------------------- */
+
+/* The status file is read by `abota hawkbit status` and trusted as abotad's
+ * word: only abotad may write it.  Its directory is created 0755; one that
+ * exists but belongs to another user or is group/world-writable is not
+ * used (others could replace the file, or plant a link at the temp name). */
+static bool status_dir_safe(struct hawkbit_agent *a, const char *dir)
+{
+	struct stat st;
+	const char *why = NULL;
+	if ((mkdir(dir, 0755) < 0 && errno != EEXIST) || lstat(dir, &st) < 0)
+		why = strerror(errno);
+	else if (!S_ISDIR(st.st_mode))
+		why = "not a directory";
+	else if (st.st_uid != geteuid())
+		why = "owned by another user";
+	else if (st.st_mode & (S_IWGRP | S_IWOTH))
+		why = "writable by group or others";
+	if (!why)
+		return true;
+	if (!a->status_dir_warned)
+		log_warning("%s: %s; the runtime status (status_file) is not written", dir, why);
+	a->status_dir_warned = true;
+	return false;
+}
 
 static void write_status(struct hawkbit_agent *a, uint64_t next)
 {
@@ -1225,18 +1305,36 @@ static void write_status(struct hawkbit_agent *a, uint64_t next)
 			       a->waiting_confirmation[0]
 				       ? json_object_new_string(a->waiting_confirmation)
 				       : NULL);
+	/* times below PLAUSIBLE_CLOCK are never recorded: all fit int64 */
+	json_object_object_add(o, "last_successful_poll",
+			       a->st.poll_success ? json_object_new_int64((int64_t)a->st.poll_success)
+						  : NULL);
+	json_object_object_add(o, "first_poll",
+			       a->st.poll_since ? json_object_new_int64((int64_t)a->st.poll_since)
+						: NULL);
+	json_object_object_add(o, "stale_after",
+			       json_object_new_int64((int64_t)a->cfg->stale_after));
+	time_t now = time(NULL);
+	json_object_object_add(o, "stale",
+			       json_object_new_boolean(hawkbit_agent_stale(
+				       a->cfg, a->st.poll_success, a->st.poll_since,
+				       now > 0 ? (uint64_t)now : 0, NULL)));
 	const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
 							      JSON_C_TO_STRING_NOSLASHESCAPE);
 	struct abota_error e = { 0 };
 	char *dir = strdup(a->cfg->status_file);
 	if (dir) {
-		*strrchr(dir, '/') = '\0';
-		if (*dir)
-			mkdir(dir, 0755);
+		/* status_file is an absolute path (hawkbit_config) */
+		char *slash = strrchr(dir, '/');
+		if (slash == dir)
+			slash[1] = '\0';
+		else if (slash)
+			*slash = '\0';
+		if (status_dir_safe(a, dir) &&
+		    fileio_write_atomic(a->cfg->status_file, s, strlen(s), 0644, &e) < 0)
+			log_debug("status file: %s", e.msg);
 		free(dir);
 	}
-	if (fileio_write_atomic(a->cfg->status_file, s, strlen(s), 0644, &e) < 0)
-		log_debug("status file: %s", e.msg);
 	json_object_put(o);
 }
 
@@ -1317,7 +1415,9 @@ int hawkbit_agent_iterate(struct hawkbit_agent *a, uint64_t *next_s, struct abot
 		check_installed(a, &early);
 	if (a->st.phase == AGENT_FINISHED && !early.code)
 		report_final(a, &early);
-	if ((ret = poll_base(a, &b, &retry, err)) < 0) {
+	ret = poll_base(a, &b, &retry, err);
+	note_poll(a, ret == 0);
+	if (ret < 0) {
 		if (retry)
 			*next_s = retry;
 		goto out;
@@ -1347,10 +1447,19 @@ int hawkbit_agent_iterate(struct hawkbit_agent *a, uint64_t *next_s, struct abot
 		goto out;
 	if (a->st.phase == AGENT_IDLE)
 		maybe_report_installed_base(a);
+	/* config.polling.sleep 00:00:00 is taken as absent (SWUpdate does the
+	 * same): never a busy loop; the upper bound is max_poll_wait() */
+	if (b.has_sleep && (b.sleep_s == 0 || b.sleep_s > max_poll_wait(a->cfg)) &&
+	    b.sleep_s != a->logged_sleep) {
+		log_warning("server poll interval %llu s %s", (unsigned long long)b.sleep_s,
+			    b.sleep_s ? "capped (half of stale_after, at most a week)"
+				      : "ignored; using retry_wait");
+		a->logged_sleep = b.sleep_s;
+	}
 	if (a->st.phase == AGENT_IDLE || a->st.phase == AGENT_WAITING)
-		*next_s = a->cfg->poll_interval ? a->cfg->poll_interval
-			  : b.has_sleep		? b.sleep_s
-						: a->cfg->retry_wait;
+		*next_s = a->cfg->poll_interval		? a->cfg->poll_interval
+			  : b.has_sleep && b.sleep_s	? b.sleep_s
+							: a->cfg->retry_wait;
 	else
 		*next_s = a->cfg->action_poll_interval;
 	if (a->st.phase == AGENT_WAITING && *next_s > a->cfg->action_poll_interval * 12)
@@ -1358,6 +1467,8 @@ int hawkbit_agent_iterate(struct hawkbit_agent *a, uint64_t *next_s, struct abot
 	if (*next_s == 0)
 		*next_s = 1;
 out:
+	if (*next_s > max_poll_wait(a->cfg))
+		*next_s = max_poll_wait(a->cfg);
 	if (early.code && ret == 0) {
 		*err = early;
 		ret = early.code;

@@ -372,6 +372,31 @@ static int check_compatible(struct install *in, struct abota_error *err)
 	return 0;
 }
 
+/* Anti-rollback (version.h): the highest version this device accepted,
+ * persisted in the data directory, whatever slot runs now.  Once there is a
+ * floor, a bundle whose version cannot be compared with it is refused too. */
+static int check_version_floor(struct install *in, const char *version, struct abota_error *err)
+{
+	char *path = NULL, *floor = NULL;
+	int cmp = 0, ret = 0;
+	if (!in->cfg->data_directory)
+		return 0;
+	if (asprintf(&path, "%s/%s", in->cfg->data_directory, VERSION_FLOOR_FILE) < 0)
+		return abota_error_set(err, -ENOMEM, "out of memory");
+	ret = version_floor_load(path, &floor, err);
+	if (ret == 0 && floor && (!version || !version_compare(version, floor, &cmp)))
+		ret = abota_error_set(err, -EPERM,
+				      "bundle version '%.64s' cannot be compared with the accepted version %s (%s)",
+				      version ? version : "(none)", floor, path);
+	else if (ret == 0 && floor && cmp < 0)
+		ret = abota_error_set(err, -EPERM,
+				      "bundle version %s is older than version %s, which this device accepted before (rollback; use --ignore-version-limit to allow it)",
+				      version, floor);
+	free(floor);
+	free(path);
+	return ret;
+}
+
 static int check_version(struct install *in, struct abota_error *err)
 {
 	const struct manifest *m = bundle_get_manifest(in->bundle);
@@ -398,7 +423,7 @@ static int check_version(struct install *in, struct abota_error *err)
 		return abota_error_set(err, -EPERM,
 				       "bundle version %s is older than the running version %s (downgrade; use --ignore-version-limit to allow it)",
 				       m->version, st->bundle_version);
-	return 0;
+	return check_version_floor(in, m->version, err);
 }
 
 static const char *system_variant(const struct system_config *cfg)
@@ -429,10 +454,15 @@ static int make_plan(struct install *in, struct abota_error *err)
 				    &in->group, &in->n_group, err);
 	if (ret < 0)
 		return ret;
+	const char *variant = system_variant(in->cfg);
+	/* RAUC: a slot class that only has images for other variants is an
+	 * error, not a silent skip (security case SC-106) */
+	ret = manifest_check_variants(m, variant, err);
+	if (ret < 0)
+		return ret;
 	in->plan = calloc(m->n_images ? m->n_images : 1, sizeof(*in->plan));
 	if (!in->plan)
 		return abota_error_set(err, -ENOMEM, "out of memory");
-	const char *variant = system_variant(in->cfg);
 	for (size_t i = 0; i < m->n_images; i++) {
 		const struct manifest_image *img = &m->images[i];
 		/* Variant rules: an image for our variant wins over the generic one;
@@ -1578,7 +1608,8 @@ int install_run(struct system_config *cfg, const struct install_opts *opts,
 	struct bundle_open_opts bo = { .policy = pol,
 				       .max_signature_size = cfg->max_bundle_signature_size,
 				       .allowed_formats = formats,
-				       .http = opts->http };
+				       .http = opts->http,
+				       .sandbox_user = cfg->streaming.sandbox_user };
 	ret = bundle_open(opts->bundle, &bo, &in.bundle, err);
 	if (ret < 0)
 		goto out;

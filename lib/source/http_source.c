@@ -574,8 +574,7 @@ static const struct source_ops http_ops = {
 	.plan = http_plan,
 };
 
-/* A URL for messages: without credentials and query (tokens live there). */
-static char *display_name(const char *url)
+char *http_url_display_name(const char *url)
 {
 	char *s = strdup(url);
 	if (!s)
@@ -591,12 +590,45 @@ static char *display_name(const char *url)
 	return s;
 }
 
+/* The in-memory PEM options (libcurl copies them: CURL_BLOB_COPY). */
+static int set_blobs(CURL *c, const struct http_opts *o, const char *name,
+		     struct abota_error *err)
+{
+	const struct {
+		const struct http_blob *b;
+		CURLoption opt;
+	} blobs[] = {
+#if LIBCURL_VERSION_NUM >= 0x074D00
+		{ &o->ca_pem, CURLOPT_CAINFO_BLOB },
+		{ &o->client_cert_pem, CURLOPT_SSLCERT_BLOB },
+		{ &o->client_key_pem, CURLOPT_SSLKEY_BLOB },
+#endif
+	};
+	size_t n = 0;
+	for (size_t i = 0; i < sizeof(blobs) / sizeof(blobs[0]); i++) {
+		if (!blobs[i].b->data)
+			continue;
+		struct curl_blob cb = { .data = (void *)(uintptr_t)blobs[i].b->data,
+					.len = blobs[i].b->len, .flags = CURL_BLOB_COPY };
+		if (cu.easy_setopt(c, blobs[i].opt, &cb) != CURLE_OK)
+			return abota_error_set(err, -ENOTSUP,
+					       "%s: this libcurl cannot take TLS certificates from memory",
+					       name);
+		n++;
+	}
+	if ((o->ca_pem.data || o->client_cert_pem.data || o->client_key_pem.data) && n == 0)
+		return abota_error_set(err, -ENOTSUP,
+				       "%s: built against a libcurl without in-memory TLS certificates (7.77 or later needed)",
+				       name);
+	return 0;
+}
+
 int source_open_http(const char *url, const struct http_opts *opts, struct source **out,
 		     struct abota_error *err)
 {
 	if (!http_is_url(url))
 		return abota_error_set(err, -EINVAL, "%s: not an http:// or https:// URL", url);
-	char *name = display_name(url);
+	char *name = http_url_display_name(url);
 	if (name && cu_ready(name, err) < 0) {
 		free(name);
 		return -ENOTSUP;
@@ -654,6 +686,9 @@ int source_open_http(const char *url, const struct http_opts *opts, struct sourc
 		cu.easy_setopt(c, CURLOPT_SSLCERT, hs->opts.client_cert);
 	if (hs->opts.client_key)
 		cu.easy_setopt(c, CURLOPT_SSLKEY, hs->opts.client_key);
+	ret = set_blobs(c, &hs->opts, hs->base.name, err);
+	if (ret < 0)
+		goto fail;
 	if (hs->opts.insecure) {
 		cu.easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
 		cu.easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);

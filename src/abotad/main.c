@@ -18,6 +18,7 @@
 #include "abota/hawkbit_config.h"
 #include "abota/log.h"
 #include "abota/powercut.h"
+#include "agent_dbus.h"
 #include "dbus_service.h"
 
 #define MAX_CONFOPT 32
@@ -56,6 +57,11 @@ static void usage(FILE *f)
 		"      --keyring=FILE         trust this keyring instead of system.conf's\n"
 		"      --dbus=BUS             also serve RAUC's D-Bus API (de.pengutronix.rauc) on\n"
 		"                             BUS: system, session, none (default) or an address\n"
+		"      --installer=WHO        who installs: in-process (default; abotad must be root)\n"
+		"                             or dbus[:BUS]: the root service `abota service` on BUS\n"
+		"                             (default system), so abotad runs unprivileged\n"
+		"      --state-dir=DIR        the agent's state (hawkbit.state) in DIR instead of\n"
+		"                             system.conf's data-directory (an unprivileged agent)\n"
 		"  -r, --run-once             one iteration (poll and what it asks for), then exit\n"
 		"      --check-config         validate the configuration and exit\n"
 		"  -d, --debug                debug logging\n"
@@ -115,6 +121,8 @@ int main(int argc, char **argv)
 		{ "confopt", required_argument, NULL, 'C' },
 		{ "keyring", required_argument, NULL, 'k' },
 		{ "dbus", required_argument, NULL, 'D' },
+		{ "installer", required_argument, NULL, 'I' },
+		{ "state-dir", required_argument, NULL, 'S' },
 		{ "run-once", no_argument, NULL, 'r' },
 		{ "once", no_argument, NULL, 'r' },
 		{ "check-config", no_argument, NULL, 'K' },
@@ -128,6 +136,9 @@ int main(int argc, char **argv)
 	unsigned nconfopt = 0;
 	bool once = false, check = false, debug = false;
 	const char *dbus_bus = NULL;
+	const char *installer = NULL;
+	static char state_buf[4200];
+	const char *state_opt = NULL;
 	int c;
 	while ((c = getopt_long(argc, argv, "c:s:C:rdh", opts, NULL)) != -1) {
 		switch (c) {
@@ -142,6 +153,19 @@ int main(int argc, char **argv)
 			break;
 		case 'k': ao.keyring = optarg; break;
 		case 'D': dbus_bus = optarg; break;
+		case 'I': installer = optarg; break;
+		case 'S':
+			/* the agent keeps its state in system.conf's data-directory:
+			 * an override of that key, for the agent only */
+			if (optarg[0] != '/' ||
+			    (size_t)snprintf(state_buf, sizeof(state_buf), "system:data-directory=%s",
+					     optarg) >= sizeof(state_buf)) {
+				fprintf(stderr, "abotad: --state-dir: '%s' is not an absolute path\n",
+					optarg);
+				return EXIT_USAGE;
+			}
+			state_opt = state_buf;
+			break;
 		case 'r': once = true; break;
 		case 'K': check = true; break;
 		case 'd': debug = true; break;
@@ -154,7 +178,33 @@ int main(int argc, char **argv)
 		fprintf(stderr, "abotad: unexpected argument '%s'\n", argv[optind]);
 		return EXIT_USAGE;
 	}
-	ao.confopt = confopt;
+	const char *dbus_installer = NULL;
+	if (installer && !strncmp(installer, "dbus", 4) &&
+	    (installer[4] == '\0' || installer[4] == ':')) {
+		dbus_installer = installer[4] ? installer + 5 : "system";
+		if (!*dbus_installer) {
+			fprintf(stderr, "abotad: --installer=dbus: missing bus after ':'\n");
+			return EXIT_USAGE;
+		}
+	} else if (installer && strcmp(installer, "in-process") != 0) {
+		fprintf(stderr, "abotad: --installer: '%s' is not in-process or dbus[:BUS]\n",
+			installer);
+		return EXIT_USAGE;
+	}
+	if (dbus_installer && dbus_bus && strcmp(dbus_bus, "none") != 0) {
+		fprintf(stderr, "abotad: --dbus=%s serves the install API in this process; with "
+				"--installer=dbus the root service does (use one or the other)\n",
+			dbus_bus);
+		return EXIT_USAGE;
+	}
+	/* The service's confopts are the caller's; the state directory is the
+	 * agent's own. */
+	const char *agent_confopt[MAX_CONFOPT + 2] = { 0 };
+	for (unsigned i = 0; i < nconfopt; i++)
+		agent_confopt[i] = confopt[i];
+	if (state_opt)
+		agent_confopt[nconfopt] = state_opt;
+	ao.confopt = agent_confopt;
 	ao.check_only = check;
 	struct dbus_service_opts dso = { .system_conf = ao.system_conf, .confopt = confopt,
 					 .keyring = ao.keyring };
@@ -172,8 +222,15 @@ int main(int argc, char **argv)
 
 	struct abota_error err = { 0 };
 	struct hawkbit_agent *a = NULL;
+	struct agent_installer *inst = NULL;
+	if (dbus_installer && agent_installer_dbus(dbus_installer, &inst, &err) < 0) {
+		fprintf(stderr, "abotad: %s\n", err.msg);
+		return EXIT_RUN_FAILED;
+	}
+	ao.installer = inst;
 	if (hawkbit_agent_new(&ao, &a, &err) < 0) {
 		fprintf(stderr, "abotad: %s\n", err.msg);
+		agent_installer_free(inst);
 		return err.code == -EBUSY ? EXIT_RUN_FAILED : EXIT_CONFIG;
 	}
 	const struct hawkbit_config *hc = hawkbit_agent_config(a);
@@ -183,16 +240,19 @@ int main(int argc, char **argv)
 		printf("abotad: %s: OK (server %s, target %s)\n", hc->path, hc->server,
 		       hc->target_name);
 		hawkbit_agent_free(a);
+		agent_installer_free(inst);
 		return EXIT_OK;
 	}
 	if (pipe2(g_wake, O_CLOEXEC | O_NONBLOCK) < 0) {
 		fprintf(stderr, "abotad: pipe: %s\n", strerror(errno));
 		hawkbit_agent_free(a);
+		agent_installer_free(inst);
 		return EXIT_RUN_FAILED;
 	}
 	if (!dbus_none && !once && dbus_service_open(&dso, &g_dbus, &err) < 0) {
 		fprintf(stderr, "abotad: %s\n", err.msg);
 		hawkbit_agent_free(a);
+		agent_installer_free(inst);
 		return EXIT_CONFIG;
 	}
 	g_agent = a;
@@ -217,6 +277,7 @@ int main(int argc, char **argv)
 			/* simulated power cut: exit as the process would have died */
 			fprintf(stderr, "abotad: %s\n", err.msg);
 			hawkbit_agent_free(a);
+			agent_installer_free(inst);
 			return POWERCUT_EXIT_STATUS;
 		}
 		if (ret < 0) {
@@ -236,6 +297,7 @@ int main(int argc, char **argv)
 	dbus_service_close(g_dbus);
 	g_dbus = NULL;
 	hawkbit_agent_free(a);
+	agent_installer_free(inst);
 	close(g_wake[0]);
 	close(g_wake[1]);
 	return g_stop && !once ? EXIT_OK : rc;
