@@ -75,4 +75,10 @@ int agent_state_save(const char *path, const struct agent_state *st, struct abot
 /* Forgets the action (keeps [download], [installed] and [last]). */
 void agent_state_clear_action(struct agent_state *st);
 
+/* <data_directory>/hawkbit.state (data_directory NULL: /var/lib/abota);
+ * malloc'ed, NULL when out of memory.  Here rather than in the agent so that
+ * readers of the state (`abota hawkbit status`) do not link the agent and
+ * its HTTP client. */
+char *agent_state_path(const char *data_directory);
+
 #endif

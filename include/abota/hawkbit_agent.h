@@ -52,7 +52,4 @@ bool hawkbit_agent_stop_requested(const struct hawkbit_agent *a);
 const struct hawkbit_config *hawkbit_agent_config(const struct hawkbit_agent *a);
 const struct agent_state *hawkbit_agent_state(const struct hawkbit_agent *a);
 
-/* <data-directory>/hawkbit.state for a system.conf (caller frees). */
-char *hawkbit_agent_state_path(const char *data_directory);
-
 #endif

@@ -36,7 +36,6 @@
 #include "abota/slot_status.h"
 
 #define FEEDBACK_RETRIES 10
-#define DEFAULT_DATA_DIR "/var/lib/abota"
 
 struct hawkbit_agent {
 	struct hawkbit_config *cfg;
@@ -73,14 +72,6 @@ struct hawkbit_agent {
 	char poll_etag[128];
 	uint64_t polls_not_modified;
 };
-
-char *hawkbit_agent_state_path(const char *data_directory)
-{
-	char *p = NULL;
-	if (asprintf(&p, "%s/hawkbit.state", data_directory ? data_directory : DEFAULT_DATA_DIR) < 0)
-		return NULL;
-	return p;
-}
 
 const struct hawkbit_config *hawkbit_agent_config(const struct hawkbit_agent *a)
 {
@@ -155,7 +146,7 @@ int hawkbit_agent_new(const struct hawkbit_agent_opts *opts, struct hawkbit_agen
 	    (ret = ddi_client_new(a->cfg, &a->client, err)) < 0)
 		goto out;
 	a->compatible = strdup(sys->compatible);
-	a->state_path = hawkbit_agent_state_path(sys->data_directory);
+	a->state_path = agent_state_path(sys->data_directory);
 	if (!a->compatible || !a->state_path ||
 	    asprintf(&a->lock_path, "%s.lock", a->state_path) < 0) {
 		a->lock_path = NULL;

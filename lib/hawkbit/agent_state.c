@@ -223,3 +223,11 @@ out:
 	keyfile_free(kf);
 	return ret;
 }
+
+char *agent_state_path(const char *data_directory)
+{
+	char *p = NULL;
+	if (asprintf(&p, "%s/hawkbit.state", data_directory ? data_directory : "/var/lib/abota") < 0)
+		return NULL;
+	return p;
+}

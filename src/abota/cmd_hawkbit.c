@@ -14,7 +14,6 @@
 #include "abota/agent_state.h"
 #include "abota/config.h"
 #include "abota/fileio.h"
-#include "abota/hawkbit_agent.h"
 #include "abota/hawkbit_config.h"
 #include "abota/log.h"
 #include "cli.h"
@@ -88,7 +87,7 @@ static int load_view(struct cli_globals *g, const char *hconf, struct view *v,
 	if ((ret = hawkbit_config_load(hconf, &v->hc, err)) < 0 ||
 	    (ret = config_load_with_overrides(g->conf, g->confopt, &sys, err)) < 0)
 		goto out;
-	v->state_path = hawkbit_agent_state_path(sys->data_directory);
+	v->state_path = agent_state_path(sys->data_directory);
 	if (!v->state_path) {
 		ret = abota_error_set(err, -ENOMEM, "out of memory");
 		goto out;
