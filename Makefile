@@ -9,6 +9,7 @@
 #   make qemu-test  the arm64 abota updating a real kernel under real U-Boot in QEMU (docs/qemu.md)
 #   make man        regenerate man/ from the programs' --help (help2man; docs/cli.md)
 #   make static-analysis  cppcheck and clang-tidy, must be clean (part of make check; docs/security.md)
+#   make coverage   line coverage of lib/ by the unit and (not slow) e2e tests (gcovr; docs/security.md)
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
@@ -22,7 +23,7 @@ MESON      ?= meson
 NINJA      ?= ninja
 
 .PHONY: all deps build check unit e2e asan demo bench faults clean fuzz-build fuzz fuzz-smoke \
-	cross cross-arm64 cross-armhf qemu-test man static-analysis
+	cross cross-arm64 cross-armhf qemu-test man static-analysis coverage
 
 all: build
 
@@ -75,6 +76,10 @@ static-analysis: deps $(BUILD)/build.ninja
 	sh scripts/static-analysis.sh $(BUILD)
 
 check: unit e2e asan demo fuzz-smoke qemu-test static-analysis
+
+coverage: deps
+	command -v gcovr >/dev/null || apt-get install -y -q gcovr
+	sh scripts/coverage.sh
 
 # Cross builds with Debian's cross toolchains.  arm64: multiarch -dev packages; ext2fs
 # comes from cross/pkgconfig-arm64/ (libext2fs-dev is not Multi-Arch; see the .pc file).

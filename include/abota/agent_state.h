@@ -66,7 +66,7 @@ struct agent_state {
 	char last_details[512];
 	/* [poll] (seconds since the epoch, 0 = never): kept across restarts
 	 * so that a device that cannot reach its server is reported stale
-	 * (hawkbit_agent.h, hawkbit_agent_stale) */
+	 * (agent_state_stale below) */
 	uint64_t poll_success;
 	uint64_t poll_since;
 };
@@ -82,5 +82,23 @@ int agent_state_load(const char *path, struct agent_state *out, struct abota_err
 int agent_state_save(const char *path, const struct agent_state *st, struct abota_error *err);
 /* Forgets the action (keeps [download], [installed] and [last]). */
 void agent_state_clear_action(struct agent_state *st);
+
+/* <data_directory>/hawkbit.state (data_directory NULL: /var/lib/abota);
+ * malloc'ed, NULL when out of memory.  Here rather than in the agent so that
+ * readers of the state (`abota hawkbit status`) do not link the agent and
+ * its HTTP client. */
+char *agent_state_path(const char *data_directory);
+
+/* Clock readings before this (2023-11-14) are not trusted: no staleness
+ * is judged and no poll time recorded. */
+#define AGENT_STATE_PLAUSIBLE_CLOCK 1700000000u
+
+/* Whether the device's update state is stale at time now (seconds since
+ * the epoch): no successful poll for more than stale_after seconds (the
+ * hawkbit.conf key), counted from poll_since while no poll ever succeeded
+ * ([poll] above).  *ref (may be NULL) receives the time counted from
+ * (0 = none).  False when the clock is not plausible or went back. */
+bool agent_state_stale(uint64_t stale_after, uint64_t poll_success, uint64_t poll_since,
+		       uint64_t now, uint64_t *ref);
 
 #endif

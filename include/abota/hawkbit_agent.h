@@ -56,15 +56,4 @@ bool hawkbit_agent_stop_requested(const struct hawkbit_agent *a);
 const struct hawkbit_config *hawkbit_agent_config(const struct hawkbit_agent *a);
 const struct agent_state *hawkbit_agent_state(const struct hawkbit_agent *a);
 
-/* Whether the device's update state is stale at time now (seconds since
- * the epoch): no successful poll for more than cfg->stale_after seconds,
- * counted from poll_since while no poll ever succeeded (agent_state.h
- * [poll]).  *ref (may be NULL) receives the time counted from (0 = none).
- * False when the clock is not plausible or went back. */
-bool hawkbit_agent_stale(const struct hawkbit_config *cfg, uint64_t poll_success,
-			 uint64_t poll_since, uint64_t now, uint64_t *ref);
-
-/* <data-directory>/hawkbit.state for a system.conf (caller frees). */
-char *hawkbit_agent_state_path(const char *data_directory);
-
 #endif

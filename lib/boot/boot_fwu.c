@@ -246,7 +246,7 @@ static void budget(enum board_tfa tfa, unsigned c, unsigned *left, unsigned *max
 static int booted_bank(struct boot_backend *b, unsigned *bank, struct abota_error *err)
 {
 	const struct slot *booted = slot_get_booted(b->cfg);
-	uint32_t info;
+	uint32_t info = 0;
 	bool have_info = read_fwu_info(b, &info, NULL) == 0;
 	int ret;
 	if (booted) {
@@ -268,7 +268,7 @@ static int booted_bank(struct boot_backend *b, unsigned *bank, struct abota_erro
 
 static int fwu_get_booted(struct boot_backend *b, char **bootname, struct abota_error *err)
 {
-	uint32_t info;
+	uint32_t info = 0;
 	int ret = read_fwu_info(b, &info, err);
 	if (ret < 0)
 		return ret;
@@ -467,7 +467,7 @@ out:
 int boot_fwu_trial_budget(struct boot_backend *b, unsigned *left, unsigned *max,
 			  struct abota_error *err)
 {
-	uint32_t info;
+	uint32_t info = 0;
 	struct fwu_metadata md;
 	if (!boot_fwu_is(b))
 		return abota_error_set(err, -EINVAL, "not the fwu backend");

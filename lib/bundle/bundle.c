@@ -3,6 +3,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -393,20 +396,80 @@ int bundle_read_payload(struct bundle *b, void *buf, size_t len, uint64_t off,
 	return len ? source_read_at(b->file, p, len, off, err) : 0;
 }
 
+/* The pre-check reads the squashfs on two threads, every other 512 KiB
+ * each: the verity hashing of one overlaps the other's reads, and the
+ * check takes half the time on two cores.  The verified source is safe for
+ * concurrent readers (the squashfs workers use it the same way). */
+#define PRECHECK_PIECE (512u << 10)
+#define PRECHECK_THREADS 2u
+
+struct precheck {
+	struct bundle *b;
+	unsigned index;
+	atomic_int *stop; /* set by a failing thread: the others stop early */
+	uint64_t fail_off;
+	int ret;
+	struct abota_error err;
+};
+
+static void *precheck_main(void *p)
+{
+	struct precheck *pc = p;
+	struct bundle *b = pc->b;
+	uint8_t *buf = malloc(PRECHECK_PIECE);
+	if (!buf) {
+		pc->ret = abota_error_set(&pc->err, -ENOMEM, "out of memory");
+		pc->fail_off = 0;
+		atomic_store(pc->stop, 1);
+		return NULL;
+	}
+	for (uint64_t off = (uint64_t)pc->index * PRECHECK_PIECE; off < b->sqfs_size && !atomic_load_explicit(pc->stop, memory_order_relaxed);
+	     off += (uint64_t)PRECHECK_THREADS * PRECHECK_PIECE) {
+		size_t n = b->sqfs_size - off < PRECHECK_PIECE ? (size_t)(b->sqfs_size - off)
+							       : PRECHECK_PIECE;
+		pc->ret = source_read_at(b->content, buf, n, off, &pc->err);
+		if (pc->ret < 0) {
+			pc->fail_off = off;
+			atomic_store(pc->stop, 1);
+			break;
+		}
+	}
+	free(buf);
+	return NULL;
+}
+
 int bundle_check_payload(struct bundle *b, struct abota_error *err)
 {
 	if (b->format == BUNDLE_FORMAT_PLAIN || !b->sig_info)
 		return 0;
-	const size_t chunk = 1u << 20;
-	uint8_t *buf = malloc(chunk);
-	if (!buf)
-		return abota_error_set(err, -ENOMEM, "out of memory");
-	int ret = 0;
-	for (uint64_t off = 0; off < b->sqfs_size && ret == 0; off += chunk) {
-		size_t n = b->sqfs_size - off < chunk ? (size_t)(b->sqfs_size - off) : chunk;
-		ret = source_read_at(b->content, buf, n, off, err);
+	atomic_int stop = 0;
+	struct precheck pc[PRECHECK_THREADS];
+	pthread_t t[PRECHECK_THREADS];
+	bool started[PRECHECK_THREADS] = { false };
+	for (unsigned i = 0; i < PRECHECK_THREADS; i++) {
+		pc[i] = (struct precheck){ .b = b, .index = i, .stop = &stop, .fail_off = UINT64_MAX };
+		/* share 0 is read by this thread */
+		if (i > 0)
+			started[i] = pthread_create(&t[i], NULL, precheck_main, &pc[i]) == 0;
 	}
-	free(buf);
+	precheck_main(&pc[0]);
+	/* a share whose thread could not be started is read here */
+	for (unsigned i = 1; i < PRECHECK_THREADS; i++)
+		if (!started[i])
+			precheck_main(&pc[i]);
+	int ret = 0;
+	uint64_t first = UINT64_MAX;
+	for (unsigned i = 0; i < PRECHECK_THREADS; i++) {
+		if (started[i])
+			pthread_join(t[i], NULL);
+		/* report the lowest failing offset found (one bad block: always the same message) */
+		if (pc[i].ret < 0 && pc[i].fail_off < first) {
+			first = pc[i].fail_off;
+			ret = pc[i].ret;
+			if (err)
+				*err = pc[i].err;
+		}
+	}
 	if (ret < 0)
 		abota_error_prefix(err, "%s", b->path);
 	return ret;

@@ -2,6 +2,8 @@
 #include "abota/signature.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,18 +28,132 @@ static int load_certs(const char *path, STACK_OF(X509) *into, bool single, X509 
 
 /* --- a read-only BIO over a source window, with chunk callback --- */
 
+/* The chunk callback (plain bundles: SHA-256 of every 64 KiB chunk) runs on
+ * its own thread, beside OpenSSL's digest of the same bytes: the two hashes
+ * of the bundle's payload take the time of one.  Two buffers alternate, so
+ * the next read does not wait for the callback; a buffer is refilled only
+ * after the callback is done with it (chunker_submit waits for that). */
+struct chunker {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int (*fn)(void *ctx, const uint8_t *data, size_t len);
+	void *ctx;
+	/* under lock */
+	const uint8_t *data;
+	size_t len;
+	bool busy, stop;
+	int ret;
+};
+
 struct source_bio {
 	struct source *src;
 	uint64_t pos, end;
-	uint8_t *buf;
+	uint8_t *bufs[2];
+	uint8_t *buf; /* bufs[cur] */
+	unsigned cur;
 	size_t buf_len, buf_pos;
 	int (*on_chunk)(void *ctx, const uint8_t *data, size_t len);
 	void *chunk_ctx;
+	struct chunker *chunker; /* NULL: on_chunk is called inline */
 	struct abota_error *err;
 	int failed;
 };
 
-#define SOURCE_BIO_BUF (1u << 20)
+/* Each of the two buffers; 512 KiB reads keep the kernel's read-ahead busy. */
+#define SOURCE_BIO_BUF (512u << 10)
+
+static void *chunker_main(void *p)
+{
+	struct chunker *c = p;
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		while (!c->busy && !c->stop)
+			pthread_cond_wait(&c->cond, &c->lock);
+		if (!c->busy)
+			break;
+		const uint8_t *data = c->data;
+		size_t len = c->len;
+		bool skip = c->ret < 0;
+		pthread_mutex_unlock(&c->lock);
+		int r = skip ? 0 : c->fn(c->ctx, data, len);
+		pthread_mutex_lock(&c->lock);
+		if (r < 0 && c->ret == 0)
+			c->ret = r;
+		c->busy = false;
+		pthread_cond_broadcast(&c->cond);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+/* NULL when no thread can be had: the caller then calls fn inline. */
+static struct chunker *chunker_start(int (*fn)(void *, const uint8_t *, size_t), void *ctx)
+{
+	struct chunker *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->fn = fn;
+	c->ctx = ctx;
+	if (pthread_mutex_init(&c->lock, NULL) != 0) {
+		free(c);
+		return NULL;
+	}
+	if (pthread_cond_init(&c->cond, NULL) != 0) {
+		pthread_mutex_destroy(&c->lock);
+		free(c);
+		return NULL;
+	}
+	pthread_attr_t attr;
+	bool ok = pthread_attr_init(&attr) == 0;
+	/* SHA-256 needs little stack; the default 8 MiB would only be address space */
+	if (ok && (pthread_attr_setstacksize(&attr, 64u << 10) != 0 ||
+		   pthread_create(&c->thread, &attr, chunker_main, c) != 0))
+		ok = false;
+	pthread_attr_destroy(&attr);
+	if (!ok) {
+		pthread_cond_destroy(&c->cond);
+		pthread_mutex_destroy(&c->lock);
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+/* Waits until the previous buffer is done, then hands over this one; the
+ * first error of the callback, or 0. */
+static int chunker_submit(struct chunker *c, const uint8_t *data, size_t len)
+{
+	pthread_mutex_lock(&c->lock);
+	while (c->busy)
+		pthread_cond_wait(&c->cond, &c->lock);
+	int ret = c->ret;
+	if (ret == 0) {
+		c->data = data;
+		c->len = len;
+		c->busy = true;
+		pthread_cond_broadcast(&c->cond);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}
+
+/* Waits for the last buffer, stops the thread; the callback's first error. */
+static int chunker_finish(struct chunker *c)
+{
+	pthread_mutex_lock(&c->lock);
+	while (c->busy)
+		pthread_cond_wait(&c->cond, &c->lock);
+	c->stop = true;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	pthread_join(c->thread, NULL);
+	int ret = c->ret;
+	pthread_cond_destroy(&c->cond);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+	return ret;
+}
 
 static int sbio_read_ex(BIO *b, char *out, size_t len, size_t *read)
 {
@@ -50,8 +166,14 @@ static int sbio_read_ex(BIO *b, char *out, size_t len, size_t *read)
 			return 0;
 		size_t n = sb->end - sb->pos < SOURCE_BIO_BUF ? (size_t)(sb->end - sb->pos)
 							      : SOURCE_BIO_BUF;
-		if (source_read_at(sb->src, sb->buf, n, sb->pos, sb->err) < 0 ||
-		    (sb->on_chunk && sb->on_chunk(sb->chunk_ctx, sb->buf, n) < 0)) {
+		/* the other buffer: the callback may still be reading the current one */
+		sb->cur ^= 1u;
+		sb->buf = sb->bufs[sb->cur];
+		int r = source_read_at(sb->src, sb->buf, n, sb->pos, sb->err);
+		if (r == 0 && sb->on_chunk)
+			r = sb->chunker ? chunker_submit(sb->chunker, sb->buf, n)
+					: sb->on_chunk(sb->chunk_ctx, sb->buf, n);
+		if (r < 0) {
 			sb->failed = 1;
 			return 0;
 		}
@@ -110,15 +232,16 @@ static BIO *sbio_new(struct source_bio *sb)
 	BIO_METHOD *m = sbio_method();
 	if (!m)
 		return NULL;
-	sb->buf = malloc(SOURCE_BIO_BUF);
-	if (!sb->buf)
-		return NULL;
-	BIO *b = BIO_new(m);
+	sb->bufs[0] = malloc(SOURCE_BIO_BUF);
+	sb->bufs[1] = malloc(SOURCE_BIO_BUF);
+	BIO *b = sb->bufs[0] && sb->bufs[1] ? BIO_new(m) : NULL;
 	if (!b) {
-		free(sb->buf);
-		sb->buf = NULL;
+		free(sb->bufs[0]);
+		free(sb->bufs[1]);
+		sb->bufs[0] = sb->bufs[1] = NULL;
 		return NULL;
 	}
+	sb->buf = sb->bufs[0];
 	BIO_set_data(b, sb);
 	return b;
 }
@@ -607,7 +730,11 @@ int signature_verify_detached(const uint8_t *der, size_t der_len, struct source 
 	BIO *b = sbio_new(&sb);
 	if (!b)
 		return abota_error_set(err, -ENOMEM, "out of memory");
+	if (on_chunk)
+		sb.chunker = chunker_start(on_chunk, chunk_ctx);
 	int ret = verify_common(der, der_len, policy, b, NULL, NULL, true, info, err);
+	if (sb.chunker && chunker_finish(sb.chunker) < 0 && !sb.failed)
+		sb.failed = 1; /* the callback failed on the last buffer */
 	if (ret < 0 && sb.failed && read_err.code) {
 		/* A read error explains the failure better than "content verify error". */
 		ret = read_err.code;
@@ -619,7 +746,8 @@ int signature_verify_detached(const uint8_t *der, size_t der_len, struct source 
 		ret = abota_error_set(err, -EIO, "signature: content was not read completely");
 	}
 	BIO_free(b);
-	free(sb.buf);
+	free(sb.bufs[0]);
+	free(sb.bufs[1]);
 	return ret;
 }
 
@@ -766,7 +894,8 @@ out:
 	ERR_clear_error();
 	OPENSSL_free(out);
 	BIO_free(data);
-	free(sb.buf);
+	free(sb.bufs[0]);
+	free(sb.bufs[1]);
 	CMS_ContentInfo_free(cms);
 	EVP_PKEY_free(key);
 	X509_free(cert);

@@ -33,7 +33,6 @@
 #include "abota/powercut.h"
 
 #define FEEDBACK_RETRIES 10
-#define DEFAULT_DATA_DIR "/var/lib/abota"
 
 struct hawkbit_agent {
 	struct hawkbit_config *cfg;
@@ -73,21 +72,13 @@ struct hawkbit_agent {
 	size_t poll_len;
 	char poll_etag[128];
 	uint64_t polls_not_modified;
-	/* staleness (hawkbit_agent_stale): st.poll_success as last saved, and
+	/* staleness (agent_state_stale): st.poll_success as last saved, and
 	 * whether "stale" was logged */
 	uint64_t poll_success_saved;
 	bool stale_logged;
 	bool status_dir_warned;    /* the status directory is unsafe: said once */
 	uint64_t logged_sleep;     /* an odd server poll interval was logged */
 };
-
-char *hawkbit_agent_state_path(const char *data_directory)
-{
-	char *p = NULL;
-	if (asprintf(&p, "%s/hawkbit.state", data_directory ? data_directory : DEFAULT_DATA_DIR) < 0)
-		return NULL;
-	return p;
-}
 
 const struct hawkbit_config *hawkbit_agent_config(const struct hawkbit_agent *a)
 {
@@ -170,7 +161,7 @@ int hawkbit_agent_new(const struct hawkbit_agent_opts *opts, struct hawkbit_agen
 	    (ret = ddi_client_new(a->cfg, &a->client, err)) < 0)
 		goto out;
 	a->compatible = strdup(sys->compatible);
-	a->state_path = hawkbit_agent_state_path(sys->data_directory);
+	a->state_path = agent_state_path(sys->data_directory);
 	if (!a->compatible || !a->state_path ||
 	    asprintf(&a->lock_path, "%s.lock", a->state_path) < 0) {
 		a->lock_path = NULL;
@@ -1189,23 +1180,11 @@ static int send_config_data(struct hawkbit_agent *a, const char *href, struct ab
 
 /* --- staleness ----------------------------------------------------------- */
 
-/* A wall clock before this (Nov 2023) is not set yet (no RTC, no NTP): no
- * time is recorded and nothing is judged stale with it. */
-#define PLAUSIBLE_CLOCK 1700000000u
-/* st.poll_success is saved at most this often (flash wear) unless a save
+/* (A wall clock before AGENT_STATE_PLAUSIBLE_CLOCK is not set yet -- no RTC,
+ * no NTP: no time is recorded and nothing is judged stale with it.)
+ * st.poll_success is saved at most this often (flash wear) unless a save
  * happens anyway; the runtime status file has the exact time. */
 #define POLL_SUCCESS_SAVE_EVERY 3600u
-
-bool hawkbit_agent_stale(const struct hawkbit_config *cfg, uint64_t poll_success,
-			 uint64_t poll_since, uint64_t now, uint64_t *ref)
-{
-	uint64_t r = poll_success ? poll_success : poll_since;
-	if (ref)
-		*ref = r;
-	if (now < PLAUSIBLE_CLOCK || !r || r > now)
-		return false; /* unknown clock, or it went back: no claim */
-	return now - r > cfg->stale_after;
-}
 
 /* The longest wait between polls: half of stale_after, so that a device
  * whose server answers is never reported stale, and at most a week. */
@@ -1218,11 +1197,11 @@ static uint64_t max_poll_wait(const struct hawkbit_config *cfg)
 static void note_poll(struct hawkbit_agent *a, bool success)
 {
 	time_t t = time(NULL);
-	if (t < (time_t)PLAUSIBLE_CLOCK)
+	if (t < (time_t)AGENT_STATE_PLAUSIBLE_CLOCK)
 		return;
-	uint64_t now = (uint64_t)t; /* >= PLAUSIBLE_CLOCK > 0 */
+	uint64_t now = (uint64_t)t; /* >= AGENT_STATE_PLAUSIBLE_CLOCK > 0 */
 	bool persist = false;
-	bool was_stale = hawkbit_agent_stale(a->cfg, a->st.poll_success, a->st.poll_since, now,
+	bool was_stale = agent_state_stale(a->cfg->stale_after, a->st.poll_success, a->st.poll_since, now,
 					     NULL);
 	if (!a->st.poll_since) {
 		a->st.poll_since = now;
@@ -1237,7 +1216,7 @@ static void note_poll(struct hawkbit_agent *a, bool success)
 			persist = true;
 	}
 	uint64_t ref = 0;
-	bool stale = hawkbit_agent_stale(a->cfg, a->st.poll_success, a->st.poll_since, now, &ref);
+	bool stale = agent_state_stale(a->cfg->stale_after, a->st.poll_success, a->st.poll_since, now, &ref);
 	if (stale && !a->stale_logged) {
 		time_t rt = (time_t)ref; /* ref <= now, a time_t */
 		struct tm tm;
@@ -1305,7 +1284,7 @@ static void write_status(struct hawkbit_agent *a, uint64_t next)
 			       a->waiting_confirmation[0]
 				       ? json_object_new_string(a->waiting_confirmation)
 				       : NULL);
-	/* times below PLAUSIBLE_CLOCK are never recorded: all fit int64 */
+	/* times below AGENT_STATE_PLAUSIBLE_CLOCK are never recorded: all fit int64 */
 	json_object_object_add(o, "last_successful_poll",
 			       a->st.poll_success ? json_object_new_int64((int64_t)a->st.poll_success)
 						  : NULL);
@@ -1316,8 +1295,7 @@ static void write_status(struct hawkbit_agent *a, uint64_t next)
 			       json_object_new_int64((int64_t)a->cfg->stale_after));
 	time_t now = time(NULL);
 	json_object_object_add(o, "stale",
-			       json_object_new_boolean(hawkbit_agent_stale(
-				       a->cfg, a->st.poll_success, a->st.poll_since,
+			       json_object_new_boolean(agent_state_stale(a->cfg->stale_after, a->st.poll_success, a->st.poll_since,
 				       now > 0 ? (uint64_t)now : 0, NULL)));
 	const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
 							      JSON_C_TO_STRING_NOSLASHESCAPE);

@@ -243,3 +243,22 @@ out:
 	keyfile_free(kf);
 	return ret;
 }
+
+bool agent_state_stale(uint64_t stale_after, uint64_t poll_success, uint64_t poll_since,
+		       uint64_t now, uint64_t *ref)
+{
+	uint64_t r = poll_success ? poll_success : poll_since;
+	if (ref)
+		*ref = r;
+	if (now < AGENT_STATE_PLAUSIBLE_CLOCK || !r || r > now)
+		return false; /* unknown clock, or it went back: no claim */
+	return now - r > stale_after;
+}
+
+char *agent_state_path(const char *data_directory)
+{
+	char *p = NULL;
+	if (asprintf(&p, "%s/hawkbit.state", data_directory ? data_directory : "/var/lib/abota") < 0)
+		return NULL;
+	return p;
+}

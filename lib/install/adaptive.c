@@ -242,8 +242,8 @@ bool adaptive_want(void *p, uint64_t off, size_t len)
 	for (uint64_t b = off / ADAPTIVE_BLOCK; b * ADAPTIVE_BLOCK < off + len && b < a->nblocks;
 	     b++) {
 		const uint8_t *h = a->index + b * a->hlen;
-		unsigned s;
-		uint64_t pos;
+		unsigned s = 0;
+		uint64_t pos = 0;
 		if (memcmp(h, a->zero_hash, a->hlen) == 0 ||
 		    lookup(a, h, b * ADAPTIVE_BLOCK, &s, &pos))
 			continue;
@@ -259,8 +259,8 @@ static int fill_block(struct adaptive *a, uint64_t b, uint8_t *dst, struct abota
 {
 	const uint8_t *h = a->index + b * a->hlen;
 	uint64_t off = b * ADAPTIVE_BLOCK;
-	unsigned s;
-	uint64_t pos;
+	unsigned s = 0;
+	uint64_t pos = 0;
 	if (memcmp(h, a->zero_hash, a->hlen) == 0) {
 		memset(dst, 0, ADAPTIVE_BLOCK);
 		a->st.zero++;

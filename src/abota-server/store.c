@@ -267,6 +267,23 @@ int db_count(struct store *s, const char *sql, const char *arg1, int64_t id,
 	return ret;
 }
 
+int db_collect(struct store *s, sqlite3_stmt *st, int64_t limit, size_t elem_size,
+	       int (*row)(struct store *s, sqlite3_stmt *st, void *elem), void **v, size_t *n)
+{
+	size_t cnt = 0, max = limit > 0 ? (size_t)limit : 0;
+	char *a = calloc(max ? max : 1, elem_size);
+	int ret = a ? 0 : -ENOMEM;
+	while (ret == 0 && cnt < max && sqlite3_step(st) == SQLITE_ROW) {
+		ret = row(s, st, a + cnt * elem_size);
+		if (ret == 0)
+			cnt++;
+	}
+	db_release(s, st);
+	*v = a;
+	*n = cnt;
+	return ret;
+}
+
 int db_add_status(struct store *s, int64_t action_id, const char *type, const int *code,
 		      const char *messages, int64_t timestamp)
 {

@@ -39,6 +39,28 @@ static void action_row(sqlite3_stmt *st, struct store_action *a)
 	db_col_copy(st, 15, a->mw_timezone, sizeof(a->mw_timezone));
 }
 
+static int action_row_cb(struct store *s, sqlite3_stmt *st, void *elem)
+{
+	(void)s;
+	action_row(st, elem);
+	return 0;
+}
+
+static int status_row_cb(struct store *s, sqlite3_stmt *st, void *elem)
+{
+	(void)s;
+	struct store_status *e = elem;
+	e->id = sqlite3_column_int64(st, 0);
+	e->action_id = sqlite3_column_int64(st, 1);
+	db_col_copy(st, 2, e->type, sizeof(e->type));
+	e->reported_at = sqlite3_column_int64(st, 3);
+	e->timestamp = sqlite3_column_int64(st, 4);
+	e->has_code = sqlite3_column_type(st, 5) != SQLITE_NULL;
+	e->code = sqlite3_column_int(st, 5);
+	e->messages = db_col_dup(st, 6);
+	return e->messages ? 0 : -ENOMEM;
+}
+
 
 
 /* Caller holds the lock and an open transaction. */
@@ -193,12 +215,7 @@ int store_action_list(struct store *s, int64_t target_id, int64_t offset, int64_
 	sqlite3_bind_int64(st, 1, target_id);
 	sqlite3_bind_int64(st, 2, limit);
 	sqlite3_bind_int64(st, 3, offset);
-	v = calloc((size_t)(limit > 0 ? limit : 1), sizeof(*v));
-	if (!v)
-		ret = -ENOMEM;
-	while (ret == 0 && cnt < (size_t)limit && sqlite3_step(st) == SQLITE_ROW)
-		action_row(st, &v[cnt++]);
-	db_release(s, st);
+	ret = db_collect(s, st, limit, sizeof(*v), action_row_cb, (void **)&v, &cnt);
 out:
 	pthread_mutex_unlock(&s->lock);
 	if (ret) {
@@ -328,25 +345,7 @@ int store_status_list(struct store *s, int64_t action_id, int64_t offset, int64_
 	sqlite3_bind_int64(st, 1, action_id);
 	sqlite3_bind_int64(st, 2, limit);
 	sqlite3_bind_int64(st, 3, offset);
-	v = calloc((size_t)(limit > 0 ? limit : 1), sizeof(*v));
-	if (!v)
-		ret = -ENOMEM;
-	while (ret == 0 && cnt < (size_t)limit && sqlite3_step(st) == SQLITE_ROW) {
-		struct store_status *e = &v[cnt];
-		e->id = sqlite3_column_int64(st, 0);
-		e->action_id = sqlite3_column_int64(st, 1);
-		db_col_copy(st, 2, e->type, sizeof(e->type));
-		e->reported_at = sqlite3_column_int64(st, 3);
-		e->timestamp = sqlite3_column_int64(st, 4);
-		e->has_code = sqlite3_column_type(st, 5) != SQLITE_NULL;
-		e->code = sqlite3_column_int(st, 5);
-		e->messages = db_col_dup(st, 6);
-		if (!e->messages)
-			ret = -ENOMEM;
-		else
-			cnt++;
-	}
-	db_release(s, st);
+	ret = db_collect(s, st, limit, sizeof(*v), status_row_cb, (void **)&v, &cnt);
 out:
 	pthread_mutex_unlock(&s->lock);
 	if (ret) {

@@ -68,6 +68,12 @@ int db_begin(struct store *s);
 int db_finish(struct store *s, int ret);
 /* SELECT COUNT(*) with one parameter: arg1 (text) if set, else id if non-zero. */
 int db_count(struct store *s, const char *sql, const char *arg1, int64_t id, int64_t *total);
+/* One page of a list: steps st (parameters bound) and fills a new array of
+ * up to limit elements of elem_size bytes, one per row, with row(); then
+ * releases st.  *v and *n are set even on failure, to the rows filled so
+ * far, so that the caller frees them with its list's own free function. */
+int db_collect(struct store *s, sqlite3_stmt *st, int64_t limit, size_t elem_size,
+	       int (*row)(struct store *s, sqlite3_stmt *st, void *elem), void **v, size_t *n);
 /* A statement with up to three integer parameters (b: bound when non-zero). */
 int db_run(struct store *s, const char *sql, int64_t a, int64_t b, const int64_t *c);
 int db_add_status(struct store *s, int64_t action_id, const char *type, const int *code,

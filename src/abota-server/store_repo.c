@@ -54,6 +54,12 @@ static int sm_row(sqlite3_stmt *st, struct store_sm *m)
 	return 0;
 }
 
+static int sm_row_cb(struct store *s, sqlite3_stmt *st, void *elem)
+{
+	(void)s;
+	return sm_row(st, elem);
+}
+
 int store_sm_create(struct store *s, const struct store_sm *in, int64_t *id)
 {
 	int ret = -EIO;
@@ -115,15 +121,7 @@ int store_sm_list(struct store *s, int64_t offset, int64_t limit, struct store_s
 	}
 	sqlite3_bind_int64(st, 1, limit);
 	sqlite3_bind_int64(st, 2, offset);
-	v = calloc((size_t)(limit > 0 ? limit : 1), sizeof(*v));
-	if (!v)
-		ret = -ENOMEM;
-	while (ret == 0 && cnt < (size_t)limit && sqlite3_step(st) == SQLITE_ROW) {
-		ret = sm_row(st, &v[cnt]);
-		if (ret == 0)
-			cnt++;
-	}
-	db_release(s, st);
+	ret = db_collect(s, st, limit, sizeof(*v), sm_row_cb, (void **)&v, &cnt);
 out:
 	pthread_mutex_unlock(&s->lock);
 	if (ret) {
@@ -456,6 +454,11 @@ static int ds_row(struct store *s, sqlite3_stmt *st, struct store_ds *d)
 	return ret;
 }
 
+static int ds_row_cb(struct store *s, sqlite3_stmt *st, void *elem)
+{
+	return ds_row(s, st, elem);
+}
+
 int store_ds_create(struct store *s, const struct store_ds *in, int64_t *id)
 {
 	int ret;
@@ -543,15 +546,7 @@ int store_ds_list(struct store *s, int64_t offset, int64_t limit, struct store_d
 	}
 	sqlite3_bind_int64(st, 1, limit);
 	sqlite3_bind_int64(st, 2, offset);
-	v = calloc((size_t)(limit > 0 ? limit : 1), sizeof(*v));
-	if (!v)
-		ret = -ENOMEM;
-	while (ret == 0 && cnt < (size_t)limit && sqlite3_step(st) == SQLITE_ROW) {
-		ret = ds_row(s, st, &v[cnt]);
-		if (ret == 0)
-			cnt++;
-	}
-	db_release(s, st);
+	ret = db_collect(s, st, limit, sizeof(*v), ds_row_cb, (void **)&v, &cnt);
 out:
 	pthread_mutex_unlock(&s->lock);
 	if (ret) {

@@ -54,6 +54,12 @@ static int target_row(sqlite3_stmt *st, struct store_target *t)
 	return 0;
 }
 
+static int target_row_cb(struct store *s, sqlite3_stmt *st, void *elem)
+{
+	(void)s;
+	return target_row(st, elem);
+}
+
 /* The newest pending touch of a target, merged into reads so that the
  * batching is invisible to the API. Caller holds no lock. */
 /* Slot of a target id in the open-addressing table (touch_lock held). */
@@ -238,18 +244,7 @@ int store_target_list(struct store *s, int64_t offset, int64_t limit, const char
 	db_bind_text(st, 1, like);
 	sqlite3_bind_int64(st, 2, limit);
 	sqlite3_bind_int64(st, 3, offset);
-	v = calloc((size_t)(limit > 0 ? limit : 1), sizeof(*v));
-	if (!v) {
-		ret = -ENOMEM;
-		db_release(s, st);
-		goto out;
-	}
-	while (ret == 0 && cnt < (size_t)limit && sqlite3_step(st) == SQLITE_ROW) {
-		ret = target_row(st, &v[cnt]);
-		if (ret == 0)
-			cnt++;
-	}
-	db_release(s, st);
+	ret = db_collect(s, st, limit, sizeof(*v), target_row_cb, (void **)&v, &cnt);
 out:
 	pthread_mutex_unlock(&s->lock);
 	if (ret) {

@@ -14,7 +14,6 @@
 #include "abota/agent_state.h"
 #include "abota/config.h"
 #include "abota/fileio.h"
-#include "abota/hawkbit_agent.h"
 #include "abota/hawkbit_config.h"
 #include "abota/log.h"
 #include "cli.h"
@@ -88,7 +87,7 @@ static int load_view(struct cli_globals *g, const char *hconf, struct view *v,
 	if ((ret = hawkbit_config_load(hconf, &v->hc, err)) < 0 ||
 	    (ret = config_load_with_overrides(g->conf, g->confopt, &sys, err)) < 0)
 		goto out;
-	v->state_path = hawkbit_agent_state_path(sys->data_directory);
+	v->state_path = agent_state_path(sys->data_directory);
 	if (!v->state_path) {
 		ret = abota_error_set(err, -ENOMEM, "out of memory");
 		goto out;
@@ -131,7 +130,7 @@ static bool stale(struct view *v, uint64_t *last_success, uint64_t *ref)
 		ok = (uint64_t)rt;
 	*last_success = ok;
 	time_t now = time(NULL);
-	return hawkbit_agent_stale(v->hc, ok, v->st.poll_since, now > 0 ? (uint64_t)now : 0, ref);
+	return agent_state_stale(v->hc->stale_after, ok, v->st.poll_since, now > 0 ? (uint64_t)now : 0, ref);
 }
 
 static json_object *jstr(const char *s)

@@ -107,6 +107,16 @@ def test_fortify_source(name):
     assert {"__memcpy_chk", "__snprintf_chk"} <= chk, f"{name}: not fortified: {sorted(chk)}"
 
 
+def test_cli_does_not_link_http_client():
+    """The abota CLI loads libcurl with dlopen only when a bundle is a URL: a local install
+    maps neither libcurl nor what it pulls in (TLS libraries, Kerberos, LDAP) -- ~4 MiB
+    less resident memory and no network parser in the process (docs/benchmarks.md).  A verb
+    that links the hawkBit agent (lib/hawkbit/agent.c, ddi_client.c) brings it back."""
+    needed = re.findall(r"\(NEEDED\).*\[(.+)\]", readelf("-d", program_path("abota")))
+    assert needed, "no NEEDED entries found"
+    assert not [n for n in needed if "curl" in n], needed
+
+
 def test_compile_flags_recorded():
     """Every C file of lib/ and src/ is compiled with the stack protector and, in a
     fortified build, level 3 (the level the ELF checks above cannot tell apart)."""

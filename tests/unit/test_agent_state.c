@@ -122,25 +122,25 @@ static void test_bad(void **state)
 	load_fails("[poll]\nwhen=1\n", "when");
 }
 
-/* SC-104: when the device counts as stale (hawkbit_agent_stale) */
+/* SC-104: when the device counts as stale (agent_state_stale) */
 static void test_stale(void **state)
 {
 	(void)state;
 	struct hawkbit_config c = { .stale_after = 86400 };
 	const uint64_t now = 1800000000;
 	uint64_t ref = 1;
-	assert_false(hawkbit_agent_stale(&c, now - 86400, now - 900000, now, &ref));
+	assert_false(agent_state_stale(c.stale_after, now - 86400, now - 900000, now, &ref));
 	assert_int_equal(ref, now - 86400);
-	assert_true(hawkbit_agent_stale(&c, now - 86401, now - 900000, now, &ref));
+	assert_true(agent_state_stale(c.stale_after, now - 86401, now - 900000, now, &ref));
 	/* never succeeded: counted from the first poll */
-	assert_false(hawkbit_agent_stale(&c, 0, now - 3600, now, &ref));
+	assert_false(agent_state_stale(c.stale_after, 0, now - 3600, now, &ref));
 	assert_int_equal(ref, now - 3600);
-	assert_true(hawkbit_agent_stale(&c, 0, now - 90000, now, NULL));
-	assert_false(hawkbit_agent_stale(&c, 0, 0, now, &ref));
+	assert_true(agent_state_stale(c.stale_after, 0, now - 90000, now, NULL));
+	assert_false(agent_state_stale(c.stale_after, 0, 0, now, &ref));
 	assert_int_equal(ref, 0);
 	/* the clock went back, or is not set (1970): no claim */
-	assert_false(hawkbit_agent_stale(&c, now + 100, 0, now, NULL));
-	assert_false(hawkbit_agent_stale(&c, 1, 1, 100000, NULL));
+	assert_false(agent_state_stale(c.stale_after, now + 100, 0, now, NULL));
+	assert_false(agent_state_stale(c.stale_after, 1, 1, 100000, NULL));
 }
 
 static void test_phase_names(void **state)
