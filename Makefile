@@ -9,6 +9,7 @@
 #   make qemu-test  the arm64 abota updating a real kernel under real U-Boot in QEMU (docs/qemu.md)
 #   make man        regenerate man/ from the programs' --help (help2man; docs/cli.md)
 #   make static-analysis  cppcheck and clang-tidy, must be clean (part of make check; docs/security.md)
+#   make release-build  everything again with -O3 (gcc's flow warnings need optimisation; part of make check)
 #   make coverage   line coverage of lib/ by the unit and (not slow) e2e tests (gcovr; docs/security.md)
 
 BUILD      ?= build
@@ -16,6 +17,7 @@ ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 ARM64_BUILD ?= build-arm64
 ARMHF_BUILD ?= build-armhf
+RELEASE_BUILD ?= build-release
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 30
 PYTHON     ?= /usr/bin/python3
@@ -23,7 +25,7 @@ MESON      ?= meson
 NINJA      ?= ninja
 
 .PHONY: all deps build check unit e2e asan demo bench faults clean fuzz-build fuzz fuzz-smoke \
-	cross cross-arm64 cross-armhf qemu-test man static-analysis coverage
+	cross cross-arm64 cross-armhf qemu-test man static-analysis coverage release-build
 
 all: build
 
@@ -75,7 +77,15 @@ fuzz-smoke: fuzz-build
 static-analysis: deps $(BUILD)/build.ninja
 	sh scripts/static-analysis.sh $(BUILD)
 
-check: unit e2e asan demo fuzz-smoke qemu-test static-analysis
+# -Werror at -O3: -Wmaybe-uninitialized and friends only run with optimisation, and a
+# distribution or Yocto build may well use buildtype=release (docs/security.md).
+$(RELEASE_BUILD)/build.ninja:
+	$(MESON) setup $(RELEASE_BUILD) -Dbuildtype=release
+
+release-build: deps $(RELEASE_BUILD)/build.ninja
+	$(NINJA) -C $(RELEASE_BUILD)
+
+check: unit e2e asan demo fuzz-smoke qemu-test static-analysis release-build
 
 coverage: deps
 	command -v gcovr >/dev/null || apt-get install -y -q gcovr
