@@ -123,7 +123,7 @@ static int append_args(sd_bus_message *m, const struct dbus_install_req *r)
 	return sd_bus_message_close_container(m);
 }
 
-static int connect_bus(const char *kind, sd_bus **out)
+int dbus_client_connect(const char *kind, sd_bus **out)
 {
 	if (!strcmp(kind, "system"))
 		return sd_bus_open_system(out);
@@ -142,15 +142,68 @@ static int connect_bus(const char *kind, sd_bus **out)
 	return 0;
 }
 
+int dbus_client_run(sd_bus *bus, const struct dbus_install_req *req, const char *bundle,
+		    sd_bus_error *e, int *result, char **last_error)
+{
+	sd_bus_message *call = NULL, *reply = NULL;
+	struct client c = { .req = req };
+	int r;
+	if ((r = sd_bus_match_signal(bus, NULL, NAME, "/", "org.freedesktop.DBus.Properties",
+				     "PropertiesChanged", on_props, &c)) < 0 ||
+	    (r = sd_bus_match_signal(bus, NULL, NAME, "/", IFACE, "Completed", on_completed,
+				     &c)) < 0 ||
+	    (r = sd_bus_match_signal(bus, NULL, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+				     "org.freedesktop.DBus", "NameOwnerChanged", on_owner, &c)) < 0)
+		goto out;
+	/* abota's own interface only when an abota-only key is needed, so a
+	 * RAUC service serves everything else */
+	if ((r = sd_bus_message_new_method_call(bus, &call, NAME, "/",
+						req->force ? "org.abota.Device1" : IFACE,
+						"InstallBundle")) < 0 ||
+	    (r = sd_bus_message_append(call, "s", bundle)) < 0 || (r = append_args(call, req)) < 0 ||
+	    (r = sd_bus_call(bus, call, 0, e, &reply)) < 0)
+		goto out;
+	while (!c.done && !c.vanished) {
+		r = sd_bus_process(bus, NULL);
+		if (r < 0)
+			goto out;
+		if (r == 0 && (r = sd_bus_wait(bus, UINT64_MAX)) < 0 && r != -EINTR)
+			goto out;
+	}
+	if (!c.done) {
+		r = -ECONNRESET;
+		goto out;
+	}
+	if (c.result != 0) {
+		/* the property, in case the last PropertiesChanged was missed */
+		char *msg = NULL;
+		if (sd_bus_get_property_string(bus, NAME, "/", IFACE, "LastError", NULL, &msg) >= 0 &&
+		    msg[0]) {
+			free(c.last_error);
+			c.last_error = msg;
+		} else {
+			free(msg);
+		}
+		*last_error = c.last_error;
+		c.last_error = NULL;
+	}
+	*result = c.result;
+	r = 0;
+out:
+	free(c.last_error);
+	sd_bus_message_unref(call);
+	sd_bus_message_unref(reply);
+	return r;
+}
+
 int dbus_client_install(const struct dbus_install_req *req, int *exit_code)
 {
 	sd_bus *bus = NULL;
-	sd_bus_message *call = NULL, *reply = NULL;
+	sd_bus_message *reply = NULL;
 	sd_bus_error e = SD_BUS_ERROR_NULL;
-	struct client c = { .req = req };
 	int has = 0, r, ret = 1;
 	/* no bus or nobody serving: install locally */
-	if (connect_bus(req->bus, &bus) < 0)
+	if (dbus_client_connect(req->bus, &bus) < 0)
 		goto out;
 	r = sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
 			       "org.freedesktop.DBus", "NameHasOwner", &e, &reply, "s", NAME);
@@ -170,70 +223,36 @@ int dbus_client_install(const struct dbus_install_req *req, int *exit_code)
 		}
 		src = abs;
 	}
-	if ((r = sd_bus_match_signal(bus, NULL, NAME, "/", "org.freedesktop.DBus.Properties",
-				     "PropertiesChanged", on_props, &c)) < 0 ||
-	    (r = sd_bus_match_signal(bus, NULL, NAME, "/", IFACE, "Completed", on_completed,
-				     &c)) < 0 ||
-	    (r = sd_bus_match_signal(bus, NULL, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-				     "org.freedesktop.DBus", "NameOwnerChanged", on_owner, &c)) < 0) {
-		fprintf(stderr, "abota install: D-Bus: %s\n", strerror(-r));
-		goto out;
-	}
-	/* abota's own interface only when an abota-only key is needed, so a
-	 * RAUC service serves everything else */
-	if ((r = sd_bus_message_new_method_call(bus, &call, NAME, "/",
-						req->force ? "org.abota.Device1" : IFACE,
-						"InstallBundle")) < 0 ||
-	    (r = sd_bus_message_append(call, "s", src)) < 0 ||
-	    (r = append_args(call, req)) < 0) {
-		fprintf(stderr, "abota install: D-Bus: %s\n", strerror(-r));
-		goto out;
-	}
-	if ((r = sd_bus_call(bus, call, 0, &e, &reply)) < 0) {
-		fprintf(stderr, "abota install: %s\n", e.message ? e.message : strerror(-r));
-		/* refused by the service (busy, bad arguments, access) is an
-		 * install failure; a broken bus is a D-Bus error */
-		*exit_code = sd_bus_error_is_set(&e) && !sd_bus_error_has_name(&e, SD_BUS_ERROR_NO_REPLY) &&
-					     !sd_bus_error_has_name(&e, SD_BUS_ERROR_SERVICE_UNKNOWN)
-				     ? 1
-				     : 2;
-		goto out;
-	}
-	while (!c.done && !c.vanished) {
-		r = sd_bus_process(bus, NULL);
-		if (r < 0) {
-			fprintf(stderr, "abota install: D-Bus connection lost: %s\n", strerror(-r));
-			goto out;
-		}
-		if (r == 0 && (r = sd_bus_wait(bus, UINT64_MAX)) < 0 && r != -EINTR) {
-			fprintf(stderr, "abota install: D-Bus: %s\n", strerror(-r));
-			goto out;
-		}
-	}
-	if (c.vanished && !c.done) {
-		fprintf(stderr, "abota install: the service (%s) vanished during the install\n", NAME);
-		goto out;
-	}
-	if (c.result != 0) {
-		char *msg = NULL;
-		if (sd_bus_get_property_string(bus, NAME, "/", IFACE, "LastError", NULL, &msg) >= 0 &&
-		    msg[0]) {
-			free(c.last_error);
-			c.last_error = msg;
+	char *last_error = NULL;
+	int result = 0;
+	r = dbus_client_run(bus, req, src, &e, &result, &last_error);
+	if (r < 0) {
+		if (sd_bus_error_is_set(&e)) {
+			fprintf(stderr, "abota install: %s\n", e.message ? e.message : e.name);
+			/* refused by the service (busy, bad arguments, access) is an
+			 * install failure; a broken bus is a D-Bus error */
+			if (!sd_bus_error_has_name(&e, SD_BUS_ERROR_NO_REPLY) &&
+			    !sd_bus_error_has_name(&e, SD_BUS_ERROR_SERVICE_UNKNOWN))
+				*exit_code = 1;
+		} else if (r == -ECONNRESET) {
+			fprintf(stderr, "abota install: the service (%s) vanished during the install\n",
+				NAME);
 		} else {
-			free(msg);
+			fprintf(stderr, "abota install: D-Bus: %s\n", strerror(-r));
 		}
+		goto out;
+	}
+	if (result != 0) {
 		fprintf(stderr, "Installing `%s` failed\nabota install: %s\n", src,
-			c.last_error && c.last_error[0] ? c.last_error : "failed");
+			last_error && last_error[0] ? last_error : "failed");
+		free(last_error);
 		*exit_code = 1;
 		goto out;
 	}
 	printf("Installing `%s` succeeded (through the D-Bus service)\n", src);
 	*exit_code = 0;
 out:
-	free(c.last_error);
 	sd_bus_error_free(&e);
-	sd_bus_message_unref(call);
 	sd_bus_message_unref(reply);
 	sd_bus_flush_close_unref(bus);
 	return ret;

@@ -13,6 +13,8 @@
 #include "abota/fileio.h"
 #include "abota/log.h"
 
+#include "../abota/dbus_client.h"
+
 #define NAME "de.pengutronix.rauc"
 #define IFACE "de.pengutronix.rauc.Installer"
 #define IFACE_ABOTA "org.abota.Device1"
@@ -23,21 +25,9 @@ struct dctx {
 
 static int connect_bus(const char *kind, sd_bus **out, struct abota_error *err)
 {
-	sd_bus *b = NULL;
-	int r;
-	if (!strcmp(kind, "system"))
-		r = sd_bus_open_system(&b);
-	else if (!strcmp(kind, "session"))
-		r = sd_bus_open_user(&b);
-	else if ((r = sd_bus_new(&b)) >= 0 && ((r = sd_bus_set_address(b, kind)) < 0 ||
-					       (r = sd_bus_set_bus_client(b, 1)) < 0 ||
-					       (r = sd_bus_start(b)) < 0)) {
-		sd_bus_unref(b);
-		b = NULL;
-	}
+	int r = dbus_client_connect(kind, out);
 	if (r < 0)
 		return abota_error_set(err, r, "D-Bus (%s): %s", kind, strerror(-r));
-	*out = b;
 	return 0;
 }
 
@@ -87,100 +77,6 @@ static int var_bool(sd_bus_message *m, bool *out)
 }
 
 /* --- install ------------------------------------------------------------ */
-
-struct wait {
-	const struct agent_install_req *req;
-	bool done, vanished;
-	int result;
-	char last_error[1024];
-};
-
-static int on_props(sd_bus_message *m, void *userdata, sd_bus_error *e)
-{
-	(void)e;
-	struct wait *w = userdata;
-	const char *iface;
-	if (sd_bus_message_read(m, "s", &iface) < 0 || strcmp(iface, IFACE) != 0 ||
-	    sd_bus_message_enter_container(m, 'a', "{sv}") < 0)
-		return 0;
-	while (sd_bus_message_enter_container(m, 'e', "sv") > 0) {
-		const char *key;
-		if (sd_bus_message_read(m, "s", &key) < 0)
-			return 0;
-		if (!strcmp(key, "Progress")) {
-			int pct, depth;
-			const char *msg;
-			if (sd_bus_message_read(m, "v", "(isi)", &pct, &msg, &depth) < 0)
-				return 0;
-			struct install_progress p = {
-				.percent = pct < 0 ? 0 : pct > 100 ? 100 : (unsigned)pct,
-				.message = msg,
-				.depth = depth < 0 ? 0 : (unsigned)depth,
-			};
-			if (w->req->progress)
-				w->req->progress(w->req->progress_ctx, &p);
-		} else if (!strcmp(key, "LastError")) {
-			if (var_str(m, w->last_error, sizeof(w->last_error)) < 0)
-				return 0;
-		} else if (sd_bus_message_skip(m, "v") < 0) {
-			return 0;
-		}
-		sd_bus_message_exit_container(m);
-	}
-	return 0;
-}
-
-static int on_completed(sd_bus_message *m, void *userdata, sd_bus_error *e)
-{
-	(void)e;
-	struct wait *w = userdata;
-	int32_t result;
-	if (sd_bus_message_read(m, "i", &result) >= 0) {
-		w->result = result;
-		w->done = true;
-	}
-	return 0;
-}
-
-static int on_owner(sd_bus_message *m, void *userdata, sd_bus_error *e)
-{
-	(void)e;
-	struct wait *w = userdata;
-	const char *name, *old, *new;
-	if (sd_bus_message_read(m, "sss", &name, &old, &new) >= 0 && !strcmp(name, NAME) &&
-	    !new[0])
-		w->vanished = true;
-	return 0;
-}
-
-static int append_args(sd_bus_message *m, const struct agent_install_req *req, const char *tid)
-{
-	int r;
-	const struct http_opts *h = req->http;
-	if ((r = sd_bus_message_open_container(m, 'a', "{sv}")) < 0 ||
-	    (r = sd_bus_message_append(m, "{sv}", "transaction-id", "s", tid)) < 0)
-		return r;
-	if (h && h->ca_file && (r = sd_bus_message_append(m, "{sv}", "tls-ca", "s", h->ca_file)) < 0)
-		return r;
-	if (h && h->client_cert &&
-	    (r = sd_bus_message_append(m, "{sv}", "tls-cert", "s", h->client_cert)) < 0)
-		return r;
-	if (h && h->client_key &&
-	    (r = sd_bus_message_append(m, "{sv}", "tls-key", "s", h->client_key)) < 0)
-		return r;
-	if (h && h->insecure && (r = sd_bus_message_append(m, "{sv}", "tls-no-verify", "b", 1)) < 0)
-		return r;
-	if (h && h->headers && h->headers[0]) {
-		if ((r = sd_bus_message_open_container(m, 'e', "sv")) < 0 ||
-		    (r = sd_bus_message_append(m, "s", "http-headers")) < 0 ||
-		    (r = sd_bus_message_open_container(m, 'v', "as")) < 0 ||
-		    (r = sd_bus_message_append_strv(m, (char **)(uintptr_t)h->headers)) < 0 ||
-		    (r = sd_bus_message_close_container(m)) < 0 ||
-		    (r = sd_bus_message_close_container(m)) < 0)
-			return r;
-	}
-	return sd_bus_message_close_container(m);
-}
 
 /* GetBankHistory, one bank at a time. */
 typedef int (*bank_fn)(void *ctx, const char *bootname, sd_bus_message *dict);
@@ -252,9 +148,7 @@ static int dbus_install(void *ctx, const struct agent_install_req *req,
 {
 	struct dctx *d = ctx;
 	sd_bus *bus = NULL;
-	sd_bus_message *call = NULL, *reply = NULL;
 	sd_bus_error e = SD_BUS_ERROR_NULL;
-	struct wait w = { .req = req };
 	char *uuid = NULL;
 	size_t n = 0;
 	int r = fileio_read_all("/proc/sys/kernel/random/uuid", 64, &uuid, &n, err);
@@ -263,46 +157,27 @@ static int dbus_install(void *ctx, const struct agent_install_req *req,
 	uuid[strcspn(uuid, "\r\n")] = '\0';
 	if ((r = connect_bus(d->bus, &bus, err)) < 0)
 		goto out;
-	if ((r = sd_bus_match_signal(bus, NULL, NAME, "/", "org.freedesktop.DBus.Properties",
-				     "PropertiesChanged", on_props, &w)) < 0 ||
-	    (r = sd_bus_match_signal(bus, NULL, NAME, "/", IFACE, "Completed", on_completed,
-				     &w)) < 0 ||
-	    (r = sd_bus_match_signal(bus, NULL, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-				     "org.freedesktop.DBus", "NameOwnerChanged", on_owner, &w)) < 0 ||
-	    (r = sd_bus_message_new_method_call(bus, &call, NAME, "/", IFACE, "InstallBundle")) < 0 ||
-	    (r = sd_bus_message_append(call, "s", req->bundle)) < 0 ||
-	    (r = append_args(call, req, uuid)) < 0) {
-		r = abota_error_set(err, r, "D-Bus: %s", strerror(-r));
-		goto out;
-	}
-	if ((r = sd_bus_call(bus, call, 0, &e, &reply)) < 0) {
-		r = bus_error(err, r, &e, "the install service refused the install");
-		goto out;
-	}
-	while (!w.done && !w.vanished) {
-		r = sd_bus_process(bus, NULL);
-		if (r < 0) {
+	struct dbus_install_req dr = { .bundle = req->bundle, .transaction_id = uuid,
+				       .http = req->http, .progress = req->progress,
+				       .progress_ctx = req->progress_ctx };
+	char *last_error = NULL;
+	int code = 0;
+	r = dbus_client_run(bus, &dr, req->bundle, &e, &code, &last_error);
+	if (r < 0) {
+		if (sd_bus_error_is_set(&e))
+			r = bus_error(err, r, &e, "the install service refused the install");
+		else if (r == -ECONNRESET)
+			r = abota_error_set(err, -EIO,
+					    "the install service (%s) went away during the install", NAME);
+		else
 			r = abota_error_set(err, r, "D-Bus connection lost during the install: %s",
 					    strerror(-r));
-			goto out;
-		}
-		if (r == 0 && (r = sd_bus_wait(bus, UINT64_MAX)) < 0 && r != -EINTR) {
-			r = abota_error_set(err, r, "D-Bus: %s", strerror(-r));
-			goto out;
-		}
-	}
-	if (!w.done) {
-		r = abota_error_set(err, -EIO, "the install service (%s) went away during the install",
-				    NAME);
 		goto out;
 	}
-	if (w.result != 0) {
-		char *msg = NULL;
-		if (sd_bus_get_property_string(bus, NAME, "/", IFACE, "LastError", NULL, &msg) >= 0 &&
-		    msg[0])
-			snprintf(w.last_error, sizeof(w.last_error), "%s", msg);
-		free(msg);
-		r = abota_error_set(err, -EIO, "%s", w.last_error[0] ? w.last_error : "install failed");
+	if (code != 0) {
+		r = abota_error_set(err, -EIO, "%s",
+				    last_error && last_error[0] ? last_error : "install failed");
+		free(last_error);
 		goto out;
 	}
 	/* Which bank it went to: the one that records our transaction. */
@@ -320,8 +195,6 @@ static int dbus_install(void *ctx, const struct agent_install_req *req,
 out:
 	free(uuid);
 	sd_bus_error_free(&e);
-	sd_bus_message_unref(call);
-	sd_bus_message_unref(reply);
 	sd_bus_flush_close_unref(bus);
 	return r;
 }
