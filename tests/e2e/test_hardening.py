@@ -138,18 +138,7 @@ def test_compile_flags_recorded():
 
 def unit_settings(name):
     """Key -> list of values of the [Service] section of a unit in systemd/."""
-    settings, section = {}, None
-    with open(os.path.join(SRCDIR, "systemd", name)) as f:
-        for line in f:
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            if line.startswith("["):
-                section = line
-            elif section == "[Service]":
-                k, _, v = line.partition("=")
-                settings.setdefault(k, []).append(v)
-    return settings
+    return unit_section(name, "[Service]")
 
 
 def test_mark_good_unit_is_sandboxed():
