@@ -90,8 +90,9 @@ boot
 make_content() {
     c=$1; v=$2; kernel=$3
     mkdir -p "$c" "$c.boot/extlinux" "$c.vendor" "$c.root/etc" "$c.root/usr/bin"
-    printf '\001\000\144\252\170\126\064\022' > "$c/fip.bin"   # TF-A ToC header
-    head -c 1048568 /dev/urandom >> "$c/fip.bin"
+    # TF-A ToC header: name, serial, flags (zero: anti-rollback NV counter 0, docs/fwu.md)
+    printf '\001\000\144\252\170\126\064\022\000\000\000\000\000\000\000\000' > "$c/fip.bin"
+    head -c 1048560 /dev/urandom >> "$c/fip.bin"
     printf 'DEFAULT OpenSTLinux\nLABEL OpenSTLinux\n    KERNEL /%s\n    APPEND root=PARTUUID=00000000-0000-0000-0000-000000000000 rootwait rw console=ttySTM0,115200 rauc.slot=A\n' \
         "$kernel" > "$c.boot/extlinux/extlinux.conf"
     echo "kernel $v" > "$c.boot/Image"
