@@ -299,7 +299,13 @@ static int fwu_status(sd_bus *bus, struct agent_board *b, struct abota_error *er
 		int k = agent_board_index(b, bootnames[i]);
 		if (k < 0)
 			continue;
-		snprintf(b->fwu_state[k], sizeof(b->fwu_state[k]), "%s", states[i]);
+		/* a state name that does not fit is not one the service sends */
+		size_t n = strnlen(states[i], sizeof(states[i]));
+		if (n >= sizeof(b->fwu_state[k])) {
+			r = -EBADMSG;
+			goto bad;
+		}
+		memcpy(b->fwu_state[k], states[i], n + 1);
 		b->fwu_active[k] = i == active;
 	}
 	if (b->rolled_back && failed >= 0 && (unsigned)failed < nbanks)
