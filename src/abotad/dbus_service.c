@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <systemd/sd-bus.h>
@@ -138,6 +139,104 @@ static int check_privileged(struct dbus_service *s, sd_bus_message *m, sd_bus_er
 					 (unsigned)uid, s->has_install_gid ? " and group " : "",
 					 s->has_install_gid ? s->opts.install_group : "");
 	return 1;
+}
+
+/* Whether the mode bits of st give uid (with groups gids) the access in
+ * want (4 = read, 1 = search).  ACLs are not consulted: a file whose mode
+ * refuses the caller but an ACL allows is refused too (stricter, never
+ * looser). */
+static bool mode_allows(const struct stat *st, uid_t uid, const gid_t *gids, int n,
+			unsigned want)
+{
+	unsigned shift = 0;
+	if (st->st_uid == uid) {
+		shift = 6;
+	} else {
+		for (int i = 0; i < n; i++)
+			if (gids[i] == st->st_gid)
+				shift = 3;
+	}
+	return ((st->st_mode >> shift) & want) == want;
+}
+
+/* 0 when uid/gids could read path themselves: every directory on the way
+ * searchable, the file readable; else -EACCES or the lookup's error. */
+static int caller_can_read(const char *path, uid_t uid, const gid_t *gids, int n)
+{
+	char *real = realpath(path, NULL);
+	if (!real)
+		return -errno;
+	int ret = 0;
+	for (char *p = real + 1;; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		char c = *p;
+		*p = '\0';
+		struct stat st;
+		if (stat(real, &st) < 0)
+			ret = -errno;
+		else if (!mode_allows(&st, uid, gids, n, c ? 1u : 4u))
+			ret = -EACCES;
+		*p = c;
+		if (ret < 0 || !c)
+			break;
+	}
+	free(real);
+	return ret;
+}
+
+/* The service reads the TLS files a call names as root (before its download
+ * process drops privileges): a caller other than root may only name files
+ * it could read itself, or the service would present root's client key to
+ * a server of the caller's choosing (a confused deputy). */
+static int check_caller_files(sd_bus_message *m, const struct install_job *j,
+			      struct abota_error *err)
+{
+	const char *const files[][2] = { { "tls-ca", j->tls_ca },
+					 { "tls-cert", j->tls_cert },
+					 { "tls-key", j->tls_key } };
+	if (!j->tls_ca && !j->tls_cert && !j->tls_key)
+		return 0;
+	sd_bus_creds *c = NULL;
+	uid_t uid;
+	int n = 0;
+	int r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_AUGMENT |
+					  SD_BUS_CREDS_SUPPLEMENTARY_GIDS | SD_BUS_CREDS_EGID, &c);
+	if (r < 0 || sd_bus_creds_get_euid(c, &uid) < 0) {
+		sd_bus_creds_unref(c);
+		return abota_error_set(err, -EACCES, "cannot determine the caller's user id");
+	}
+	if (uid == 0 || uid == geteuid()) {
+		sd_bus_creds_unref(c);
+		return 0;
+	}
+	const gid_t *sup = NULL;
+	int ns = sd_bus_creds_get_supplementary_gids(c, &sup);
+	if (ns < 0)
+		ns = 0;
+	gid_t *gids = calloc((size_t)ns + 1, sizeof(*gids));
+	if (!gids) {
+		sd_bus_creds_unref(c);
+		return abota_error_set(err, -ENOMEM, "out of memory");
+	}
+	gid_t g;
+	if (sd_bus_creds_get_egid(c, &g) >= 0)
+		gids[n++] = g;
+	for (int i = 0; i < ns; i++)
+		gids[n++] = sup[i];
+	sd_bus_creds_unref(c);
+	int ret = 0;
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]) && ret == 0; i++) {
+		if (!files[i][1])
+			continue;
+		r = caller_can_read(files[i][1], uid, gids, n);
+		if (r < 0)
+			ret = abota_error_set(err, -EACCES,
+					      "%s: '%s' is not readable by the caller (uid %u): %s",
+					      files[i][0], files[i][1], (unsigned)uid, strerror(-r));
+	}
+	free(gids);
+	return ret;
 }
 
 static int emit_changed(struct dbus_service *s, const char *first, ...)
@@ -473,6 +572,7 @@ static int do_install(sd_bus_message *m, struct dbus_service *s, bool with_args,
 	}
 	if ((r = check_source(src, &err)) < 0 ||
 	    (with_args && (r = parse_args(m, j, true, abota_keys, &err)) < 0) ||
+	    (r = check_caller_files(m, j, &err)) < 0 ||
 	    (r = (j->source = strdup(src)) ? 0 : abota_error_set(&err, -ENOMEM, "out of memory")) < 0 ||
 	    (r = start_install(s, j, &err)) < 0) {
 		job_free(j);
@@ -702,7 +802,8 @@ static int m_inspect_bundle(sd_bus_message *m, void *userdata, sd_bus_error *e)
 	int r = sd_bus_message_read(m, "s", &src);
 	if (r < 0)
 		return r;
-	if (parse_args(m, &j, false, false, &err) < 0 || open_bundle(s, src, &j, &b, &err) < 0) {
+	if (parse_args(m, &j, false, false, &err) < 0 || check_caller_files(m, &j, &err) < 0 ||
+	    open_bundle(s, src, &j, &b, &err) < 0) {
 		r = reply_error(m, &err);
 		goto out;
 	}

@@ -436,3 +436,62 @@ def test_abotad_installer_options(args, msg):
     p = subprocess.run([ABOTAD, *args], capture_output=True, text=True)
     assert p.returncode == 2 and msg in p.stderr, p.stderr
     assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+def test_service_reads_only_tls_files_the_caller_could_read(split, tmp_path):
+    """The root service opens the TLS files a call names before its download
+    process drops privileges; a caller other than root may only name files it
+    could read itself, else the service would present root's client key to a
+    server of the caller's choosing (a confused deputy). Checked for
+    InstallBundle (group abota) and InspectBundle (anybody): a root-only key
+    is refused naming the key and the caller, a file the caller owns passes
+    the check (the install then fails on the unreachable URL, not on it)."""
+    dev, server, bus, svc = split
+    secret = tmp_path / "root-only"
+    secret.mkdir(mode=0o700)
+    for name in ("cert.pem", "key.pem"):
+        (secret / name).write_text("-----BEGIN PRIVATE KEY-----\n")
+        os.chmod(secret / name, 0o600)
+    # readable by mode, but behind a directory the caller cannot search
+    os.chmod(secret / "cert.pem", 0o644)
+    import pathlib
+    import shutil
+    import tempfile
+    # pytest's directories are root's (0700): the caller's files go where it can reach them
+    mine = pathlib.Path(tempfile.mkdtemp(prefix="abota-tls-"))
+    os.chmod(mine, 0o755)
+    for name in ("cert.pem", "key.pem"):
+        (mine / name).write_text("-----BEGIN PRIVATE KEY-----\n")
+        os.chown(mine / name, NOBODY, grp.getgrnam("abota").gr_gid)
+        os.chmod(mine / name, 0o600)
+    url = "https://127.0.0.1:9/update.raucb"
+
+    def call(method, d, group="abota"):
+        return subprocess.run(
+            ["setpriv", "--reuid=nobody", f"--regid={group}", "--clear-groups", "busctl",
+             f"--address={bus.addr}", "call", "de.pengutronix.rauc", "/",
+             "de.pengutronix.rauc.Installer", method, "sa{sv}", url, "2",
+             "tls-cert", "s", str(d / "cert.pem"), "tls-key", "s", str(d / "key.pem")],
+            capture_output=True, text=True, env=bus.env)
+
+    p = call("InstallBundle", secret)
+    assert p.returncode != 0
+    assert f"tls-cert: '{secret}/cert.pem' is not readable by the caller (uid {NOBODY})" \
+        in p.stderr, p.stderr
+    p = call("InspectBundle", secret, group="nogroup")
+    assert p.returncode != 0 and "is not readable by the caller" in p.stderr, p.stderr
+    # the caller's own files pass this check; what fails then is the download
+    p = call("InspectBundle", mine)
+    assert "not readable by the caller" not in p.stderr, p.stderr
+    p = call("InstallBundle", mine)
+    assert p.returncode == 0, p.stderr
+    for _ in range(100):  # the install fails on the unreachable server
+        time.sleep(0.1)
+        if "idle" in bus.busctl("get-property", "de.pengutronix.rauc", "/",
+                                "de.pengutronix.rauc.Installer", "Operation").stdout:
+            break
+    last = bus.busctl("get-property", "de.pengutronix.rauc", "/",
+                      "de.pengutronix.rauc.Installer", "LastError").stdout
+    assert "not readable" not in last and "127.0.0.1:9" in last, last
+    assert dev.board.boot()["bank"] == 0
+    shutil.rmtree(mine)
