@@ -109,30 +109,60 @@ static int load_config(struct dbus_service *s, struct system_config **out,
 	return config_load_with_overrides(s->opts.system_conf, s->opts.confopt, out, err);
 }
 
+/* Who is calling: effective uid, and the effective gid followed by the
+ * supplementary ones (*gids malloc'ed).  Negative errno if the bus cannot
+ * tell; nothing is set then. */
+static int caller_ids(sd_bus_message *m, uid_t *uid, gid_t **gids, int *n)
+{
+	sd_bus_creds *c = NULL;
+	uid_t u;
+	int r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_AUGMENT |
+					  SD_BUS_CREDS_SUPPLEMENTARY_GIDS | SD_BUS_CREDS_EGID, &c);
+	if (r < 0 || (r = sd_bus_creds_get_euid(c, &u)) < 0) {
+		sd_bus_creds_unref(c);
+		return r;
+	}
+	const gid_t *sup = NULL;
+	int ns = sd_bus_creds_get_supplementary_gids(c, &sup);
+	if (ns < 0)
+		ns = 0;
+	gid_t *g = calloc((size_t)ns + 1, sizeof(*g));
+	if (!g) {
+		sd_bus_creds_unref(c);
+		return -ENOMEM;
+	}
+	int k = 0;
+	gid_t egid;
+	if (sd_bus_creds_get_egid(c, &egid) >= 0)
+		g[k++] = egid;
+	for (int i = 0; i < ns; i++)
+		g[k++] = sup[i];
+	sd_bus_creds_unref(c);
+	*uid = u;
+	*gids = g;
+	*n = k;
+	return 0;
+}
+
+/* root, or the user the service runs as (it could do it all anyway) */
+static bool caller_is_self(uid_t uid)
+{
+	return uid == 0 || uid == geteuid();
+}
+
 /* Installs and marks change the device: root, or members of install_group. */
 static int check_privileged(struct dbus_service *s, sd_bus_message *m, sd_bus_error *e)
 {
-	sd_bus_creds *c = NULL;
 	uid_t uid;
-	int r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_AUGMENT |
-					  SD_BUS_CREDS_SUPPLEMENTARY_GIDS | SD_BUS_CREDS_EGID, &c);
-	if (r < 0 || sd_bus_creds_get_euid(c, &uid) < 0) {
-		sd_bus_creds_unref(c);
+	gid_t *gids = NULL;
+	int n = 0;
+	if (caller_ids(m, &uid, &gids, &n) < 0)
 		return sd_bus_error_set(e, SD_BUS_ERROR_ACCESS_DENIED,
 					"cannot determine the caller's user id");
-	}
-	/* root, or the user the service runs as (it could do it anyway) */
-	bool ok = uid == 0 || uid == geteuid();
-	if (!ok && s->has_install_gid) {
-		gid_t g;
-		const gid_t *gids = NULL;
-		if (sd_bus_creds_get_egid(c, &g) >= 0 && g == s->install_gid)
-			ok = true;
-		int n = sd_bus_creds_get_supplementary_gids(c, &gids);
-		for (int i = 0; !ok && i < n; i++)
-			ok = gids[i] == s->install_gid;
-	}
-	sd_bus_creds_unref(c);
+	bool ok = caller_is_self(uid);
+	for (int i = 0; !ok && s->has_install_gid && i < n; i++)
+		ok = gids[i] == s->install_gid;
+	free(gids);
 	if (!ok)
 		return sd_bus_error_setf(e, SD_BUS_ERROR_ACCESS_DENIED,
 					 "uid %u may not change the device (root%s%s only)",
@@ -186,9 +216,9 @@ static int caller_can_read(const char *path, uid_t uid, const gid_t *gids, int n
 }
 
 /* The service reads the TLS files a call names as root (before its download
- * process drops privileges): a caller other than root may only name files
- * it could read itself, or the service would present root's client key to
- * a server of the caller's choosing (a confused deputy). */
+ * process drops privileges): a caller other than root may only name files it
+ * could read itself, or the service would present root's client key to a
+ * server of the caller's choosing (a confused deputy). */
 static int check_caller_files(sd_bus_message *m, const struct install_job *j,
 			      struct abota_error *err)
 {
@@ -197,39 +227,17 @@ static int check_caller_files(sd_bus_message *m, const struct install_job *j,
 					 { "tls-key", j->tls_key } };
 	if (!j->tls_ca && !j->tls_cert && !j->tls_key)
 		return 0;
-	sd_bus_creds *c = NULL;
 	uid_t uid;
+	gid_t *gids = NULL;
 	int n = 0;
-	int r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_AUGMENT |
-					  SD_BUS_CREDS_SUPPLEMENTARY_GIDS | SD_BUS_CREDS_EGID, &c);
-	if (r < 0 || sd_bus_creds_get_euid(c, &uid) < 0) {
-		sd_bus_creds_unref(c);
+	if (caller_ids(m, &uid, &gids, &n) < 0)
 		return abota_error_set(err, -EACCES, "cannot determine the caller's user id");
-	}
-	if (uid == 0 || uid == geteuid()) {
-		sd_bus_creds_unref(c);
-		return 0;
-	}
-	const gid_t *sup = NULL;
-	int ns = sd_bus_creds_get_supplementary_gids(c, &sup);
-	if (ns < 0)
-		ns = 0;
-	gid_t *gids = calloc((size_t)ns + 1, sizeof(*gids));
-	if (!gids) {
-		sd_bus_creds_unref(c);
-		return abota_error_set(err, -ENOMEM, "out of memory");
-	}
-	gid_t g;
-	if (sd_bus_creds_get_egid(c, &g) >= 0)
-		gids[n++] = g;
-	for (int i = 0; i < ns; i++)
-		gids[n++] = sup[i];
-	sd_bus_creds_unref(c);
 	int ret = 0;
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]) && ret == 0; i++) {
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]) && ret == 0 && !caller_is_self(uid);
+	     i++) {
 		if (!files[i][1])
 			continue;
-		r = caller_can_read(files[i][1], uid, gids, n);
+		int r = caller_can_read(files[i][1], uid, gids, n);
 		if (r < 0)
 			ret = abota_error_set(err, -EACCES,
 					      "%s: '%s' is not readable by the caller (uid %u): %s",
