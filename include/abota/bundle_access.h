@@ -1,7 +1,7 @@
 /* bundle_access.h - exclusive access to a local plain bundle (CVE-2020-25860).
  *
  * A plain bundle is verified by hashing all of it once; abota also keeps a
- * digest of every 64 KiB chunk and re-checks each read (checked_source.h),
+ * keyed tag of every 64 KiB chunk and re-checks each read (chunk_mac.h),
  * so a change after verification makes the install fail.  The checks here
  * make sure such a change cannot happen in the first place, as RAUC >= 1.5
  * does before it trusts a plain bundle:

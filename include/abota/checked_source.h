@@ -25,10 +25,13 @@ int source_new_checked(struct source *lower, uint64_t size, uint32_t block_size,
 		       checked_verify_fn verify, void *ctx, void (*ctx_free)(void *ctx),
 		       struct source **out, struct abota_error *err);
 
-/* Plain bundles: a view of [0, size) checked against SHA-256 digests of each
- * chunk_size-byte chunk (the last chunk may be short).  Takes ownership of
- * digests (n_chunks * 32 bytes, malloc'd), also on failure. */
-int source_new_digest_checked(struct source *lower, uint64_t size, uint32_t chunk_size,
-			      uint8_t *digests, struct source **out, struct abota_error *err);
+/* Plain bundles: a view of [0, size) checked against the tags mac gave each
+ * chunk_size-byte chunk (the last chunk may be short) while the signature
+ * was verified.  Takes ownership of mac and tags (n_chunks *
+ * CHUNK_MAC_TAG_LEN bytes, malloc'd), also on failure. */
+struct chunk_mac;
+int source_new_tag_checked(struct source *lower, uint64_t size, uint32_t chunk_size,
+			   struct chunk_mac *mac, uint8_t *tags, struct source **out,
+			   struct abota_error *err);
 
 #endif

@@ -34,6 +34,12 @@
  * without fsync: sync points are counted but neither sync nor make anything
  * durable, so a cut undoes every write of the process.  The power-cut tests
  * must fail under it (SC-152: tests/e2e/test_powercut.py).
+ *
+ * ABOTA_FAULT_BADMEDIUM=LABEL:OFFSET (tests only) models a medium that
+ * stores a byte wrongly and reports success: the write of LABEL (a slot
+ * name for install's image writes) that covers byte OFFSET (of the file or
+ * device written) reaches the media with that byte's lowest bit flipped.
+ * The install's read-back check must catch it.
  */
 #ifndef ABOTA_POWERCUT_H
 #define ABOTA_POWERCUT_H

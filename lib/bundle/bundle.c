@@ -16,6 +16,7 @@
 
 #include "abota/bundle_access.h"
 #include "abota/checked_source.h"
+#include "abota/chunk_mac.h"
 #include "abota/digest.h"
 #include "abota/fileio.h"
 #include "abota/http_source.h"
@@ -117,35 +118,35 @@ static int read_signature(struct bundle *b, uint64_t max_sig, struct abota_error
 	return 0;
 }
 
-struct chunk_digests {
-	uint8_t *digests;
+struct chunk_tags {
+	struct chunk_mac *mac;
+	struct chunk_mac_ctx *ctx;
+	uint8_t *tags;
 	uint64_t n, cap;
-	EVP_MD_CTX *md;
 	size_t in_chunk;
 };
 
 /* Called with the content in order while the CMS digest is computed: cuts
- * it into BUNDLE_PLAIN_CHUNK pieces and records a SHA-256 of each. */
+ * it into BUNDLE_PLAIN_CHUNK pieces and tags each (chunk_mac.h). */
 static int chunk_cb(void *p, const uint8_t *data, size_t len)
 {
-	struct chunk_digests *cd = p;
+	struct chunk_tags *ct = p;
 	while (len > 0) {
-		if (cd->in_chunk == 0 && EVP_DigestInit_ex(cd->md, EVP_sha256(), NULL) != 1)
+		if (ct->in_chunk == 0 && (ct->n >= ct->cap || chunk_mac_begin(ct->ctx, ct->n) < 0))
 			return -EIO;
-		size_t n = BUNDLE_PLAIN_CHUNK - cd->in_chunk;
+		size_t n = BUNDLE_PLAIN_CHUNK - ct->in_chunk;
 		if (n > len)
 			n = len;
-		if (EVP_DigestUpdate(cd->md, data, n) != 1)
+		if (chunk_mac_update(ct->ctx, data, n) < 0)
 			return -EIO;
-		cd->in_chunk += n;
+		ct->in_chunk += n;
 		data += n;
 		len -= n;
-		if (cd->in_chunk == BUNDLE_PLAIN_CHUNK) {
-			if (cd->n >= cd->cap ||
-			    EVP_DigestFinal_ex(cd->md, cd->digests + cd->n * 32, NULL) != 1)
+		if (ct->in_chunk == BUNDLE_PLAIN_CHUNK) {
+			if (chunk_mac_final(ct->ctx, ct->tags + ct->n * CHUNK_MAC_TAG_LEN) < 0)
 				return -EIO;
-			cd->n++;
-			cd->in_chunk = 0;
+			ct->n++;
+			ct->in_chunk = 0;
 		}
 	}
 	return 0;
@@ -179,37 +180,38 @@ static int open_plain(struct bundle *b, const struct bundle_open_opts *opts,
 		if (ret < 0)
 			return ret;
 	}
-	struct chunk_digests cd = { 0 };
-	cd.cap = (b->payload_size + BUNDLE_PLAIN_CHUNK - 1) / BUNDLE_PLAIN_CHUNK;
-	/* payload <= 2 GiB: at most 32768 chunks, 1 MiB of digests */
-	cd.digests = malloc(cd.cap ? (size_t)cd.cap * 32 : 1);
-	cd.md = EVP_MD_CTX_new();
-	if (!cd.digests || !cd.md) {
-		ret = abota_error_set(err, -ENOMEM, "out of memory");
+	struct chunk_tags ct = { 0 };
+	ct.cap = (b->payload_size + BUNDLE_PLAIN_CHUNK - 1) / BUNDLE_PLAIN_CHUNK;
+	/* payload <= 2 GiB: at most 32768 chunks, 512 KiB of tags */
+	ct.tags = malloc(ct.cap ? (size_t)ct.cap * CHUNK_MAC_TAG_LEN : 1);
+	if (!ct.tags || chunk_mac_new(&ct.mac) < 0 || chunk_mac_ctx_new(ct.mac, &ct.ctx) < 0) {
+		ret = abota_error_set(err, -ENOMEM, "cannot set up the chunk checks");
 		goto out;
 	}
 	ret = signature_verify_detached(b->sig, b->sig_size, b->file, b->payload_size, opts->policy,
-					chunk_cb, &cd, &b->sig_info, err);
+					chunk_cb, &ct, &b->sig_info, err);
 	if (ret < 0)
 		goto out;
 	log_debug("%s: signature verified (plain)", b->path);
-	if (cd.in_chunk > 0) {
-		if (cd.n >= cd.cap || EVP_DigestFinal_ex(cd.md, cd.digests + cd.n * 32, NULL) != 1) {
+	if (ct.in_chunk > 0) {
+		if (chunk_mac_final(ct.ctx, ct.tags + ct.n * CHUNK_MAC_TAG_LEN) < 0) {
 			ret = abota_error_set(err, -EIO, "hashing failed");
 			goto out;
 		}
-		cd.n++;
+		ct.n++;
 	}
-	if (cd.n != cd.cap) {
+	if (ct.n != ct.cap) {
 		ret = abota_error_set(err, -EIO, "payload was not hashed completely");
 		goto out;
 	}
-	ret = source_new_digest_checked(b->file, b->payload_size, BUNDLE_PLAIN_CHUNK, cd.digests,
-					&b->content, err);
-	cd.digests = NULL;
+	ret = source_new_tag_checked(b->file, b->payload_size, BUNDLE_PLAIN_CHUNK, ct.mac, ct.tags,
+				     &b->content, err);
+	ct.mac = NULL;
+	ct.tags = NULL;
 out:
-	free(cd.digests);
-	EVP_MD_CTX_free(cd.md);
+	chunk_mac_ctx_free(ct.ctx);
+	chunk_mac_free(ct.mac);
+	free(ct.tags);
 	return ret;
 }
 
@@ -477,6 +479,19 @@ int bundle_check_payload(struct bundle *b, struct abota_error *err)
 
 /* --- streaming images with an end-to-end hash check --- */
 
+int bundle_check_image_hash(const struct manifest_image *img, struct digest_sha256_ctx *md,
+			    struct abota_error *err)
+{
+	uint8_t bin[DIGEST_SHA256_LEN];
+	char hex[DIGEST_SHA256_HEX_LEN + 1];
+	digest_sha256_final(md, bin);
+	digest_to_hex(bin, sizeof(bin), hex);
+	if (strcmp(hex, img->sha256) != 0)
+		return abota_error_set(err, -EBADMSG, "%s: sha256 %s does not match the manifest's %s",
+				       img->filename, hex, img->sha256);
+	return 0;
+}
+
 #define FILL_CHUNK (1u << 20)
 
 struct hash_sink {
@@ -492,7 +507,8 @@ struct hash_sink {
 static int hash_deliver(struct hash_sink *hs, const void *buf, size_t len,
 			struct abota_error *err)
 {
-	digest_sha256_update(hs->md, buf, len);
+	if (hs->md)
+		digest_sha256_update(hs->md, buf, len);
 	hs->next += len;
 	return hs->sink ? hs->sink(hs->ctx, buf, len, err) : 0;
 }
@@ -538,7 +554,11 @@ int bundle_stream_image_ex(struct bundle *b, const struct manifest_image *img,
 	struct hash_sink hs = { .img = img, .o = o, .sink = sink, .ctx = ctx };
 	struct digest_sha256_state st;
 	int ret = 0;
-	if (o && o->hash) {
+	if (o && o->caller_hashes) {
+		if (o->hash)
+			return abota_error_set(err, -EINVAL, "%s: a hash state with caller_hashes",
+					       img->filename);
+	} else if (o && o->hash) {
 		hs.md = o->hash;
 		if (digest_sha256_save(o->hash, &st) < 0 || st.length != o->start)
 			return abota_error_set(err, -EINVAL,
@@ -561,24 +581,17 @@ int bundle_stream_image_ex(struct bundle *b, const struct manifest_image *img,
 		ret = hash_fill(&hs, img->size, err);
 	if (ret < 0)
 		goto out;
-	uint8_t md[DIGEST_SHA256_LEN];
-	char hex[DIGEST_SHA256_HEX_LEN + 1];
-	digest_sha256_final(hs.md, md);
-	digest_to_hex(md, sizeof(md), hex);
 	if (hs.next != img->size) {
 		ret = abota_error_set(err, -EBADMSG, "%s: %llu bytes read, manifest says size=%llu",
 				      img->filename, (unsigned long long)hs.next,
 				      (unsigned long long)img->size);
 		goto out;
 	}
-	if (strcmp(hex, img->sha256) != 0) {
-		ret = abota_error_set(err, -EBADMSG, "%s: sha256 %s does not match the manifest's %s",
-				      img->filename, hex, img->sha256);
-		goto out;
-	}
+	if (hs.md)
+		ret = bundle_check_image_hash(img, hs.md, err);
 out:
 	free(hs.fill_buf);
-	if (!(o && o->hash))
+	if (!(o && (o->hash || o->caller_hashes)))
 		digest_sha256_free(hs.md);
 	return ret;
 }

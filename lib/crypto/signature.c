@@ -28,9 +28,9 @@ static int load_certs(const char *path, STACK_OF(X509) *into, bool single, X509 
 
 /* --- a read-only BIO over a source window, with chunk callback --- */
 
-/* The chunk callback (plain bundles: SHA-256 of every 64 KiB chunk) runs on
- * its own thread, beside OpenSSL's digest of the same bytes: the two hashes
- * of the bundle's payload take the time of one.  Two buffers alternate, so
+/* The chunk callback (plain bundles: a tag of every 64 KiB chunk,
+ * chunk_mac.h) runs on its own thread, beside OpenSSL's digest of the same
+ * bytes, so it costs no wall time.  Two buffers alternate, so
  * the next read does not wait for the callback; a buffer is refilled only
  * after the callback is done with it (chunker_submit waits for that). */
 struct chunker {

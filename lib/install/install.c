@@ -576,6 +576,14 @@ struct readback {
 	const char *label; /* the slot's name, for powercut.h */
 	uint64_t base; /* slot offset inside the device */
 	uint8_t *buf;
+	/* The image's SHA-256, over what is read back: the thread, not the
+	 * writer, hashes, so the writer's core only writes, and the hash that
+	 * is checked against the manifest is that of the slot's content. */
+	struct digest_sha256_ctx *hash;
+	/* The resume journal (NULL: none): this thread records each segment it
+	 * has proven, so the writer never waits for the journal's syncs. */
+	struct install *in;
+	struct journal_slot *journal;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	/* under lock */
@@ -594,18 +602,21 @@ struct write_ctx {
 	const char *slot;
 	struct segment seg; /* being written */
 	struct readback *rb;
-	struct digest_sha256_ctx *hash; /* the image's, updated before each sink call */
-	struct journal_slot *journal;   /* NULL: no resume journal */
-	size_t journaled;               /* segments recorded in the journal */
 	uint64_t start;                 /* where this run began writing */
 	bool lockstep;                  /* see readback_wait() */
 };
 
-/* Reads one durable segment back and compares its CRC. */
-static int readback_segment(struct readback *rb, const struct segment *s, struct abota_error *err)
+/* Reads one durable segment back, compares its CRC and hashes it (segments
+ * come in image order and cover it without gaps).  The CRC catches a medium
+ * that returns something else than what was written at once, naming the
+ * place; the hash decides whether the slot holds the signed image. */
+static int readback_segment(struct readback *rb, struct segment *s, struct abota_error *err)
 {
 	/* Drop the cached pages so the read comes from the medium. */
 	(void)posix_fadvise(rb->fd, (off_t)(rb->base + s->off), (off_t)s->len, POSIX_FADV_DONTNEED);
+	/* ... and have the kernel read the whole segment ahead, so the medium
+	 * works while this thread hashes what already arrived. */
+	(void)posix_fadvise(rb->fd, (off_t)(rb->base + s->off), (off_t)s->len, POSIX_FADV_WILLNEED);
 	uint32_t crc = 0;
 	int ret = 0;
 	for (uint64_t done = 0; done < s->len && ret == 0;) {
@@ -613,15 +624,29 @@ static int readback_segment(struct readback *rb, const struct segment *s, struct
 		if (n > s->len - done)
 			n = (size_t)(s->len - done);
 		ret = fileio_pread_full(rb->fd, rb->buf, n, rb->base + s->off + done, err);
-		if (ret == 0)
+		if (ret == 0) {
 			crc = (uint32_t)libdeflate_crc32(crc, rb->buf, n);
+			digest_sha256_update(rb->hash, rb->buf, n);
+		}
 		done += n;
 	}
+	s->has_state = ret == 0 && digest_sha256_save(rb->hash, &s->state) == 0;
 	if (ret == 0 && crc != s->crc)
 		ret = abota_error_set(err, -EIO,
 				      "read-back check failed: the %llu bytes at offset %llu differ from what was written",
 				      (unsigned long long)s->len, (unsigned long long)s->off);
 	return ret;
+}
+
+/* Resume checkpoint: last, just proven (synced, read back, matched), goes
+ * into the journal with the image's hash state at its end. */
+static int journal_checkpoint(struct readback *rb, const struct segment *last,
+			      struct abota_error *err)
+{
+	if (!rb->journal || !last->has_state)
+		return 0;
+	install_journal_set_progress(rb->journal, last->off + last->len, &last->state);
+	return install_journal_save(rb->in->journal, rb->in->journal_path, err);
 }
 
 /* Waits for written segments, makes them durable with one fdatasync (unless
@@ -643,12 +668,19 @@ static void *readback_main(void *p)
 		pthread_mutex_unlock(&rb->lock);
 		if (!synced)
 			ret = powercut_sync(rb->fd, rb->label, &err);
+		struct segment last = { 0 };
 		for (size_t i = rb->checked; i < upto && ret == 0; i++) {
 			pthread_mutex_lock(&rb->lock);
 			struct segment s = rb->segs[i]; /* a push may move the array */
 			pthread_mutex_unlock(&rb->lock);
 			ret = readback_segment(rb, &s, &err);
+			last = s;
 		}
+		/* Before the segments count as checked: under fault injection
+		 * the writer waits for that, so the journal's write points stay
+		 * in one order. */
+		if (ret == 0)
+			ret = journal_checkpoint(rb, &last, &err);
 		pthread_mutex_lock(&rb->lock);
 		if (ret == 0)
 			rb->checked = upto;
@@ -694,12 +726,16 @@ out:
 }
 
 static int readback_start(struct readback *rb, struct slot_device *dev, const char *label,
+			  struct digest_sha256_ctx *hash, struct install *in, struct journal_slot *journal,
 			  pthread_t *thread, struct abota_error *err)
 {
 	memset(rb, 0, sizeof(*rb));
 	rb->fd = dev->fd;
 	rb->label = label;
 	rb->base = dev->offset;
+	rb->hash = hash;
+	rb->in = in;
+	rb->journal = journal;
 	rb->buf = malloc(READBACK_BUF);
 	if (!rb->buf)
 		return abota_error_set(err, -ENOMEM, "out of memory");
@@ -761,28 +797,6 @@ static int readback_finish(struct readback *rb, pthread_t thread, bool synced,
 	return ret;
 }
 
-/* Resume checkpoint: the newest segment the read-back thread has proven
- * (synced, read back, matched) goes into the journal with the image's hash
- * state at its end.  Run by the writer between segments, so the journal is
- * written by one thread and its write points stay in order. */
-static int journal_checkpoint(struct write_ctx *w, struct abota_error *err)
-{
-	if (!w->journal)
-		return 0;
-	struct readback *rb = w->rb;
-	struct segment last = { 0 };
-	pthread_mutex_lock(&rb->lock);
-	size_t checked = rb->checked;
-	if (checked > w->journaled)
-		last = rb->segs[checked - 1];
-	pthread_mutex_unlock(&rb->lock);
-	if (checked <= w->journaled || !last.has_state)
-		return 0;
-	w->journaled = checked;
-	install_journal_set_progress(w->journal, last.off + last.len, &last.state);
-	return install_journal_save(w->in->journal, w->in->journal_path, err);
-}
-
 /* Under fault injection (powercut_armed) the writer waits for the read-back
  * thread after each segment, so the write points come in the same order in
  * every run and a campaign's cut at point N is reproducible. */
@@ -798,13 +812,16 @@ static int segment_close(struct write_ctx *w, struct abota_error *err)
 {
 	if (w->seg.len == 0)
 		return 0;
-	w->seg.has_state = w->hash && digest_sha256_save(w->hash, &w->seg.state) == 0;
+	/* Start the segment's writeback now: left to the kernel, it would begin
+	 * only at the dirty threshold (a tenth of RAM), and the read-back
+	 * thread's fdatasync would then do all of it while not hashing.  Only
+	 * a hint: durability still comes from that fdatasync. */
+	(void)sync_file_range(w->dev->fd, (off_t)(w->dev->offset + w->seg.off), (off_t)w->seg.len,
+			      SYNC_FILE_RANGE_WRITE);
 	int ret = readback_push(w->rb, &w->seg, err);
 	w->seg = (struct segment){ .off = w->off };
 	if (ret == 0 && w->lockstep)
 		readback_wait(w->rb);
-	if (ret == 0)
-		ret = journal_checkpoint(w, err);
 	return ret;
 }
 
@@ -825,9 +842,6 @@ static int write_sink(void *p, const void *buf, size_t len, struct abota_error *
 		ret = segment_close(w, err);
 		if (ret < 0)
 			return ret;
-	} else if ((ret = journal_checkpoint(w, err)) < 0) {
-		/* as soon as the read-back thread has proven another segment */
-		return ret;
 	}
 	struct install *in = w->in;
 	uint64_t done = in->bytes_before + (w->off - w->start);
@@ -1074,14 +1088,15 @@ static int write_item_once(struct install *in, struct plan_item *it, struct abot
 	pthread_t rb_thread;
 	memset(&rb_thread, 0, sizeof(rb_thread)); /* set by readback_start() */
 	struct write_ctx w = { .in = in, .dev = &dev, .total = it->img->size,
-			       .slot = it->slot->name, .rb = &rb, .journal = js,
+			       .slot = it->slot->name, .rb = &rb,
 			       .lockstep = powercut_armed() };
-	struct bundle_stream_opts so = { 0 };
-	if (digest_sha256_new(&w.hash) < 0) {
+	struct bundle_stream_opts so = { .caller_hashes = true };
+	struct digest_sha256_ctx *hash = NULL;
+	if (digest_sha256_new(&hash) < 0) {
 		slot_device_close(&dev);
 		return abota_error_set(err, -ENOMEM, "out of memory");
 	}
-	if (js && js->verified > 0 && digest_sha256_restore(w.hash, &js->hash) == 0) {
+	if (js && js->verified > 0 && digest_sha256_restore(hash, &js->hash) == 0) {
 		w.off = so.start = js->verified;
 		log_info("resuming %s in slot %s at %llu of %llu bytes (%u%%): the bytes before were written and verified before the interruption",
 			 it->img->filename, it->slot->name, (unsigned long long)js->verified,
@@ -1093,7 +1108,6 @@ static int write_item_once(struct install *in, struct plan_item *it, struct abot
 		log_info("writing %s to slot %s (%s)", it->img->filename, it->slot->name,
 			 dev.desc ? dev.desc : "");
 	}
-	so.hash = w.hash;
 	struct adaptive_setup as;
 	adaptive_setup(in, it, &dev, &as);
 	if (as.a) {
@@ -1104,7 +1118,7 @@ static int write_item_once(struct install *in, struct plan_item *it, struct abot
 	}
 	in->bytes_before += w.off;
 	uint64_t resumed_at = w.start = w.off;
-	ret = readback_start(&rb, &dev, it->slot->name, &rb_thread, err);
+	ret = readback_start(&rb, &dev, it->slot->name, hash, in, js, &rb_thread, err);
 	if (ret == 0) {
 		ret = bundle_stream_image_ex(in->bundle, it->img, &so, write_sink, &w, err);
 		/* the final sync before the last segment goes to the thread */
@@ -1127,6 +1141,8 @@ static int write_item_once(struct install *in, struct plan_item *it, struct abot
 			if (err)
 				*err = rb_err;
 		}
+		if (ret == 0)
+			ret = bundle_check_image_hash(it->img, hash, err);
 	}
 	if (as.a) {
 		struct adaptive_stats ast;
@@ -1142,7 +1158,7 @@ static int write_item_once(struct install *in, struct plan_item *it, struct abot
 	}
 	adaptive_teardown(&as);
 	slot_device_close(&dev);
-	digest_sha256_free(w.hash);
+	digest_sha256_free(hash);
 	in->bytes_before += it->img->size - resumed_at;
 	if (ret == 0 && js) {
 		install_journal_set_progress(js, it->img->size, NULL);

@@ -9,7 +9,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-#include "abota/digest.h"
+#include "abota/chunk_mac.h"
 
 /* Enough for the metadata reads of one squashfs lookup plus a data block's
  * unaligned head and tail. */
@@ -204,54 +204,58 @@ int source_new_checked(struct source *lower, uint64_t size, uint32_t block_size,
 	return 0;
 }
 
-/* --- plain bundles: per-chunk SHA-256 recorded during signature check --- */
+/* --- plain bundles: per-chunk tags recorded during the signature check --- */
 
-struct digest_ctx {
-	uint8_t *digests;
+struct tag_ctx {
+	struct chunk_mac *mac;
+	uint8_t *tags;
 	uint64_t n;
 	char *name;
 };
 
-static void digest_ctx_free(void *p)
+static void tag_ctx_free(void *p)
 {
-	struct digest_ctx *dc = p;
-	if (!dc)
+	struct tag_ctx *tc = p;
+	if (!tc)
 		return;
-	free(dc->digests);
-	free(dc->name);
-	free(dc);
+	chunk_mac_free(tc->mac);
+	free(tc->tags);
+	free(tc->name);
+	free(tc);
 }
 
-static int digest_verify(void *p, uint64_t idx, const uint8_t *data, size_t len,
-			 struct abota_error *err)
+static int tag_verify(void *p, uint64_t idx, const uint8_t *data, size_t len,
+		      struct abota_error *err)
 {
-	struct digest_ctx *dc = p;
-	uint8_t md[DIGEST_SHA256_LEN];
-	if (idx >= dc->n || digest_sha256(data, len, md) < 0)
-		return abota_error_set(err, -EIO, "%s: cannot check chunk %llu", dc->name,
+	struct tag_ctx *tc = p;
+	uint8_t tag[CHUNK_MAC_TAG_LEN];
+	if (idx >= tc->n || chunk_mac_tag(tc->mac, idx, data, len, tag) < 0)
+		return abota_error_set(err, -EIO, "%s: cannot check chunk %llu", tc->name,
 				       (unsigned long long)idx);
-	if (CRYPTO_memcmp(md, dc->digests + idx * DIGEST_SHA256_LEN, DIGEST_SHA256_LEN) != 0)
+	if (CRYPTO_memcmp(tag, tc->tags + idx * CHUNK_MAC_TAG_LEN, CHUNK_MAC_TAG_LEN) != 0)
 		return abota_error_set(err, -EBADMSG,
 				       "bundle changed after its signature was verified (chunk %llu)",
 				       (unsigned long long)idx);
 	return 0;
 }
 
-int source_new_digest_checked(struct source *lower, uint64_t size, uint32_t chunk_size,
-			      uint8_t *digests, struct source **out, struct abota_error *err)
+int source_new_tag_checked(struct source *lower, uint64_t size, uint32_t chunk_size,
+			   struct chunk_mac *mac, uint8_t *tags, struct source **out,
+			   struct abota_error *err)
 {
-	struct digest_ctx *dc = calloc(1, sizeof(*dc));
-	if (!dc) {
-		free(digests);
+	struct tag_ctx *tc = calloc(1, sizeof(*tc));
+	if (!tc) {
+		chunk_mac_free(mac);
+		free(tags);
 		return abota_error_set(err, -ENOMEM, "out of memory");
 	}
-	dc->digests = digests;
-	dc->n = chunk_size ? (size + chunk_size - 1) / chunk_size : 0;
-	dc->name = strdup(lower->name);
-	if (!dc->name) {
-		digest_ctx_free(dc);
+	tc->mac = mac;
+	tc->tags = tags;
+	tc->n = chunk_size ? (size + chunk_size - 1) / chunk_size : 0;
+	tc->name = strdup(lower->name);
+	if (!tc->name) {
+		tag_ctx_free(tc);
 		return abota_error_set(err, -ENOMEM, "out of memory");
 	}
-	return source_new_checked(lower, size, chunk_size, digest_verify, dc, digest_ctx_free, out,
-				  err);
+	return source_new_checked(lower, size, chunk_size, tag_verify, tc, tag_ctx_free, out, err);
 }

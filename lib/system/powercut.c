@@ -23,6 +23,11 @@ static struct {
 	atomic_int cut;
 	const char *log;
 	bool nosync; /* ABOTA_POWERCUT_NOSYNC: syncs are not done (SC-152) */
+	/* ABOTA_FAULT_BADMEDIUM=LABEL:OFFSET: the medium stores that byte of
+	 * LABEL's writes with its lowest bit flipped (and says nothing) */
+	char bad_label[64];
+	uint64_t bad_off;
+	bool bad_medium;
 } pc;
 
 /* Page-cache loss.  While a cut is planned, each write keeps the bytes it
@@ -177,6 +182,19 @@ static void load_env(void)
 	pc.log = getenv("ABOTA_POWERCUT_LOG");
 	const char *ns = getenv("ABOTA_POWERCUT_NOSYNC");
 	pc.nosync = ns && !strcmp(ns, "1");
+	const char *bm = getenv("ABOTA_FAULT_BADMEDIUM");
+	const char *colon = bm ? strrchr(bm, ':') : NULL;
+	if (colon && colon > bm && (size_t)(colon - bm) < sizeof(pc.bad_label)) {
+		char *end;
+		errno = 0;
+		unsigned long long off = strtoull(colon + 1, &end, 10);
+		if (errno == 0 && end != colon + 1 && *end == '\0') {
+			memcpy(pc.bad_label, bm, (size_t)(colon - bm));
+			pc.bad_label[colon - bm] = '\0';
+			pc.bad_off = off;
+			pc.bad_medium = true;
+		}
+	}
 }
 
 void powercut_plan(unsigned long n, long bytes)
@@ -282,6 +300,11 @@ int powercut_pwrite(int fd, const void *buf, size_t len, uint64_t off, const cha
 	ret = fileio_pwrite_full(fd, buf, len, off, err);
 	if (ret < 0)
 		abota_error_prefix(err, "%s", label);
+	else if (pc.bad_medium && pc.bad_off >= off && pc.bad_off - off < len &&
+		 strcmp(label, pc.bad_label) == 0) {
+		uint8_t b = (uint8_t)(((const uint8_t *)buf)[pc.bad_off - off] ^ 1u);
+		(void)fileio_pwrite_full(fd, &b, 1, pc.bad_off, NULL);
+	}
 out:
 	unlock_points(locked);
 	return ret;

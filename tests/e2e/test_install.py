@@ -178,6 +178,30 @@ def test_corrupted_bundle_fails_before_writing(device, bundles, tmp_path):
     untouched(device)
 
 
+def test_medium_that_stores_a_wrong_byte_is_caught(device, bundles):
+    """The read-back check: a slot medium that stores one bit wrongly and
+    reports success (the simulator's ABOTA_FAULT_BADMEDIUM) fails the install
+    with the place named; the slot is recorded as failed, the boot is not
+    switched.  The same install on a good medium then succeeds."""
+    off = 5_000_000  # inside the 8 MiB rootfs image, not in the first segment's first write
+    p = abota("-c", device.conf, "install", bundles["v2"], check=False,
+              env={"ABOTA_FAULT_BADMEDIUM": f"rootfs.1:{off}"})
+    assert p.returncode != 0, p.stdout
+    assert "read-back check failed" in p.stderr and "slot rootfs.1" in p.stderr, p.stderr
+    assert "differ from what was written" in p.stderr, p.stderr
+    calls = device.calls()
+    assert "set-state B bad" in calls and "set-primary B" not in calls, calls
+    st = device.status()
+    sec = st.split("[slot.rootfs.1]")[1].split("[slot.")[0]
+    assert "status=failed" in sec and "sha256=" not in sec, st
+    img = open(os.path.join(bundles["v2-content"], "rootfs.ext4"), "rb").read()
+    got = device.slot_bytes("rootfs-b", len(img))
+    assert got[off] == img[off] ^ 1 and got[:off] == img[:off]
+    abota("-c", device.conf, "install", bundles["v2"])
+    assert device.slot_bytes("rootfs-b", len(img)) == img
+    assert "set-primary B" in device.calls()
+
+
 def test_slot_too_small_fails_before_writing(tmp_path, pki, bundles):
     """SC-42: an image larger than its target slot is refused at plan time, before anything is written."""
     dev = Device(str(tmp_path / "small"), pki)

@@ -1,4 +1,4 @@
-/* The plain-bundle view: chunks checked against digests taken while the
+/* The plain-bundle view: chunks checked against tags taken while the
  * signature was verified; a file modified afterwards is detected on read
  * (CVE-2020-25860 class), and nothing unverified reaches the caller. */
 #include <stdarg.h>
@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "abota/checked_source.h"
-#include "abota/digest.h"
+#include "abota/chunk_mac.h"
 #include "abota/fileio.h"
 
 #define CHUNK 65536
@@ -29,14 +29,17 @@ static void test_digest_checked(void **state)
 	assert_true(fd >= 0);
 	assert_int_equal(fileio_pwrite_full(fd, data, SIZE, 0, NULL), 0);
 	size_t n = (SIZE + CHUNK - 1) / CHUNK;
-	uint8_t *digests = malloc(n * 32);
+	struct chunk_mac *mac;
+	assert_int_equal(chunk_mac_new(&mac), 0);
+	uint8_t *tags = malloc(n * CHUNK_MAC_TAG_LEN);
 	for (size_t i = 0; i < n; i++) {
 		size_t len = i == n - 1 ? SIZE - i * CHUNK : CHUNK;
-		digest_sha256(data + i * CHUNK, len, digests + i * 32);
+		assert_int_equal(chunk_mac_tag(mac, i, data + i * CHUNK, len,
+					       tags + i * CHUNK_MAC_TAG_LEN), 0);
 	}
 	struct source *file, *view;
 	assert_int_equal(source_open_fd(fd, tmp, &file, NULL), 0);
-	assert_int_equal(source_new_digest_checked(file, SIZE, CHUNK, digests, &view, NULL), 0);
+	assert_int_equal(source_new_tag_checked(file, SIZE, CHUNK, mac, tags, &view, NULL), 0);
 	uint8_t *buf = malloc(SIZE);
 	/* whole, aligned, unaligned, crossing chunks, the short tail */
 	assert_int_equal(source_read_at(view, buf, SIZE, 0, NULL), 0);
@@ -70,10 +73,51 @@ static void test_digest_checked(void **state)
 	free(data);
 }
 
+/* The tags: the pieces API gives the one-shot tag; a tag depends on every
+ * byte, on the chunk index and on the key (a new key per bundle). */
+static void test_chunk_mac(void **state)
+{
+	(void)state;
+	enum { LEN = 70000 };
+	uint8_t *data = malloc(LEN);
+	for (size_t i = 0; i < LEN; i++)
+		data[i] = (uint8_t)(i * 7 + 3);
+	struct chunk_mac *m, *m2;
+	struct chunk_mac_ctx *c;
+	assert_int_equal(chunk_mac_new(&m), 0);
+	assert_int_equal(chunk_mac_new(&m2), 0);
+	assert_int_equal(chunk_mac_ctx_new(m, &c), 0);
+	uint8_t t1[CHUNK_MAC_TAG_LEN], t2[CHUNK_MAC_TAG_LEN], t3[CHUNK_MAC_TAG_LEN];
+	assert_int_equal(chunk_mac_tag(m, 5, data, LEN, t1), 0);
+	for (int round = 0; round < 2; round++) { /* a context is reusable */
+		assert_int_equal(chunk_mac_begin(c, 5), 0);
+		assert_int_equal(chunk_mac_update(c, data, 1), 0);
+		assert_int_equal(chunk_mac_update(c, data + 1, 4095), 0);
+		assert_int_equal(chunk_mac_update(c, data + 4096, LEN - 4096), 0);
+		assert_int_equal(chunk_mac_final(c, t2), 0);
+		assert_memory_equal(t1, t2, sizeof(t1));
+	}
+	assert_int_equal(chunk_mac_tag(m, 6, data, LEN, t3), 0); /* other index */
+	assert_memory_not_equal(t1, t3, sizeof(t1));
+	assert_int_equal(chunk_mac_tag(m2, 5, data, LEN, t3), 0); /* other key */
+	assert_memory_not_equal(t1, t3, sizeof(t1));
+	data[LEN - 1] ^= 1; /* the last byte counts */
+	assert_int_equal(chunk_mac_tag(m, 5, data, LEN, t3), 0);
+	assert_memory_not_equal(t1, t3, sizeof(t1));
+	data[LEN - 1] ^= 1;
+	assert_int_equal(chunk_mac_tag(m, 5, data, LEN - 1, t3), 0); /* length counts */
+	assert_memory_not_equal(t1, t3, sizeof(t1));
+	chunk_mac_ctx_free(c);
+	chunk_mac_free(m);
+	chunk_mac_free(m2);
+	free(data);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_digest_checked),
+		cmocka_unit_test(test_chunk_mac),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
