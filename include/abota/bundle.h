@@ -133,11 +133,6 @@ struct bundle_stream_opts {
 	 * end. */
 	uint64_t start;
 	struct digest_sha256_ctx *hash;
-	/* The caller hashes the image itself and checks it against the
-	 * manifest (install: the copy it reads back from the slot, off the
-	 * writing thread); the stream then checks only the size, and `hash`
-	 * must be NULL. */
-	bool caller_hashes;
 	/* Adaptive: want(off, len) is asked for each squashfs block; declined
 	 * blocks are not read from the bundle and fill() must provide them. */
 	squashfs_want_fn want;
@@ -145,11 +140,6 @@ struct bundle_stream_opts {
 	int (*fill)(void *ctx, uint64_t off, void *buf, size_t len, struct abota_error *err);
 	void *fill_ctx;
 };
-
-/* Finishes md (the image's SHA-256) and compares it with the manifest's
- * sha256: -EBADMSG naming both on a mismatch. */
-int bundle_check_image_hash(const struct manifest_image *img, struct digest_sha256_ctx *md,
-			    struct abota_error *err);
 
 int bundle_stream_image_ex(struct bundle *b, const struct manifest_image *img,
 			   const struct bundle_stream_opts *o, squashfs_sink_fn sink, void *ctx,

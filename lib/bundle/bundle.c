@@ -479,7 +479,8 @@ int bundle_check_payload(struct bundle *b, struct abota_error *err)
 
 /* --- streaming images with an end-to-end hash check --- */
 
-int bundle_check_image_hash(const struct manifest_image *img, struct digest_sha256_ctx *md,
+/* Finishes md and compares it with the manifest's sha256. */
+static int check_image_hash(const struct manifest_image *img, struct digest_sha256_ctx *md,
 			    struct abota_error *err)
 {
 	uint8_t bin[DIGEST_SHA256_LEN];
@@ -507,8 +508,7 @@ struct hash_sink {
 static int hash_deliver(struct hash_sink *hs, const void *buf, size_t len,
 			struct abota_error *err)
 {
-	if (hs->md)
-		digest_sha256_update(hs->md, buf, len);
+	digest_sha256_update(hs->md, buf, len);
 	hs->next += len;
 	return hs->sink ? hs->sink(hs->ctx, buf, len, err) : 0;
 }
@@ -554,11 +554,7 @@ int bundle_stream_image_ex(struct bundle *b, const struct manifest_image *img,
 	struct hash_sink hs = { .img = img, .o = o, .sink = sink, .ctx = ctx };
 	struct digest_sha256_state st;
 	int ret = 0;
-	if (o && o->caller_hashes) {
-		if (o->hash)
-			return abota_error_set(err, -EINVAL, "%s: a hash state with caller_hashes",
-					       img->filename);
-	} else if (o && o->hash) {
+	if (o && o->hash) {
 		hs.md = o->hash;
 		if (digest_sha256_save(o->hash, &st) < 0 || st.length != o->start)
 			return abota_error_set(err, -EINVAL,
@@ -587,11 +583,10 @@ int bundle_stream_image_ex(struct bundle *b, const struct manifest_image *img,
 				      (unsigned long long)img->size);
 		goto out;
 	}
-	if (hs.md)
-		ret = bundle_check_image_hash(img, hs.md, err);
+	ret = check_image_hash(img, hs.md, err);
 out:
 	free(hs.fill_buf);
-	if (!(o && (o->hash || o->caller_hashes)))
+	if (!(o && o->hash))
 		digest_sha256_free(hs.md);
 	return ret;
 }

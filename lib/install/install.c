@@ -576,10 +576,6 @@ struct readback {
 	const char *label; /* the slot's name, for powercut.h */
 	uint64_t base; /* slot offset inside the device */
 	uint8_t *buf;
-	/* The image's SHA-256, over what is read back: the thread, not the
-	 * writer, hashes, so the writer's core only writes, and the hash that
-	 * is checked against the manifest is that of the slot's content. */
-	struct digest_sha256_ctx *hash;
 	/* The resume journal (NULL: none): this thread records each segment it
 	 * has proven, so the writer never waits for the journal's syncs. */
 	struct install *in;
@@ -602,15 +598,16 @@ struct write_ctx {
 	const char *slot;
 	struct segment seg; /* being written */
 	struct readback *rb;
+	struct digest_sha256_ctx *hash; /* the image's, updated before each sink call */
 	uint64_t start;                 /* where this run began writing */
 	bool lockstep;                  /* see readback_wait() */
 };
 
-/* Reads one durable segment back, compares its CRC and hashes it (segments
- * come in image order and cover it without gaps).  The CRC catches a medium
- * that returns something else than what was written at once, naming the
- * place; the hash decides whether the slot holds the signed image. */
-static int readback_segment(struct readback *rb, struct segment *s, struct abota_error *err)
+/* Reads one durable segment back and compares its CRC.  (Hashing what is
+ * read back instead of what is written was tried: it moves the SHA-256 to
+ * this thread, which then trails the writer by more, and the install took
+ * longer on a disk.) */
+static int readback_segment(struct readback *rb, const struct segment *s, struct abota_error *err)
 {
 	/* Drop the cached pages so the read comes from the medium. */
 	(void)posix_fadvise(rb->fd, (off_t)(rb->base + s->off), (off_t)s->len, POSIX_FADV_DONTNEED);
@@ -624,13 +621,10 @@ static int readback_segment(struct readback *rb, struct segment *s, struct abota
 		if (n > s->len - done)
 			n = (size_t)(s->len - done);
 		ret = fileio_pread_full(rb->fd, rb->buf, n, rb->base + s->off + done, err);
-		if (ret == 0) {
+		if (ret == 0)
 			crc = (uint32_t)libdeflate_crc32(crc, rb->buf, n);
-			digest_sha256_update(rb->hash, rb->buf, n);
-		}
 		done += n;
 	}
-	s->has_state = ret == 0 && digest_sha256_save(rb->hash, &s->state) == 0;
 	if (ret == 0 && crc != s->crc)
 		ret = abota_error_set(err, -EIO,
 				      "read-back check failed: the %llu bytes at offset %llu differ from what was written",
@@ -726,14 +720,13 @@ out:
 }
 
 static int readback_start(struct readback *rb, struct slot_device *dev, const char *label,
-			  struct digest_sha256_ctx *hash, struct install *in, struct journal_slot *journal,
-			  pthread_t *thread, struct abota_error *err)
+			  struct install *in, struct journal_slot *journal, pthread_t *thread,
+			  struct abota_error *err)
 {
 	memset(rb, 0, sizeof(*rb));
 	rb->fd = dev->fd;
 	rb->label = label;
 	rb->base = dev->offset;
-	rb->hash = hash;
 	rb->in = in;
 	rb->journal = journal;
 	rb->buf = malloc(READBACK_BUF);
@@ -812,6 +805,7 @@ static int segment_close(struct write_ctx *w, struct abota_error *err)
 {
 	if (w->seg.len == 0)
 		return 0;
+	w->seg.has_state = w->hash && digest_sha256_save(w->hash, &w->seg.state) == 0;
 	/* Start the segment's writeback now: left to the kernel, it would begin
 	 * only at the dirty threshold (a tenth of RAM), and the read-back
 	 * thread's fdatasync would then do all of it while not hashing.  Only
@@ -1090,13 +1084,12 @@ static int write_item_once(struct install *in, struct plan_item *it, struct abot
 	struct write_ctx w = { .in = in, .dev = &dev, .total = it->img->size,
 			       .slot = it->slot->name, .rb = &rb,
 			       .lockstep = powercut_armed() };
-	struct bundle_stream_opts so = { .caller_hashes = true };
-	struct digest_sha256_ctx *hash = NULL;
-	if (digest_sha256_new(&hash) < 0) {
+	struct bundle_stream_opts so = { 0 };
+	if (digest_sha256_new(&w.hash) < 0) {
 		slot_device_close(&dev);
 		return abota_error_set(err, -ENOMEM, "out of memory");
 	}
-	if (js && js->verified > 0 && digest_sha256_restore(hash, &js->hash) == 0) {
+	if (js && js->verified > 0 && digest_sha256_restore(w.hash, &js->hash) == 0) {
 		w.off = so.start = js->verified;
 		log_info("resuming %s in slot %s at %llu of %llu bytes (%u%%): the bytes before were written and verified before the interruption",
 			 it->img->filename, it->slot->name, (unsigned long long)js->verified,
@@ -1108,6 +1101,7 @@ static int write_item_once(struct install *in, struct plan_item *it, struct abot
 		log_info("writing %s to slot %s (%s)", it->img->filename, it->slot->name,
 			 dev.desc ? dev.desc : "");
 	}
+	so.hash = w.hash;
 	struct adaptive_setup as;
 	adaptive_setup(in, it, &dev, &as);
 	if (as.a) {
@@ -1118,7 +1112,7 @@ static int write_item_once(struct install *in, struct plan_item *it, struct abot
 	}
 	in->bytes_before += w.off;
 	uint64_t resumed_at = w.start = w.off;
-	ret = readback_start(&rb, &dev, it->slot->name, hash, in, js, &rb_thread, err);
+	ret = readback_start(&rb, &dev, it->slot->name, in, js, &rb_thread, err);
 	if (ret == 0) {
 		ret = bundle_stream_image_ex(in->bundle, it->img, &so, write_sink, &w, err);
 		/* the final sync before the last segment goes to the thread */
@@ -1141,8 +1135,6 @@ static int write_item_once(struct install *in, struct plan_item *it, struct abot
 			if (err)
 				*err = rb_err;
 		}
-		if (ret == 0)
-			ret = bundle_check_image_hash(it->img, hash, err);
 	}
 	if (as.a) {
 		struct adaptive_stats ast;
@@ -1158,7 +1150,7 @@ static int write_item_once(struct install *in, struct plan_item *it, struct abot
 	}
 	adaptive_teardown(&as);
 	slot_device_close(&dev);
-	digest_sha256_free(hash);
+	digest_sha256_free(w.hash);
 	in->bytes_before += it->img->size - resumed_at;
 	if (ret == 0 && js) {
 		install_journal_set_progress(js, it->img->size, NULL);
