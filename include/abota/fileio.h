@@ -36,4 +36,13 @@ int fileio_pwrite_full(int fd, const void *buf, size_t len, uint64_t off,
 		       struct abota_error *err);
 int fileio_write_full(int fd, const void *buf, size_t len, struct abota_error *err);
 
+/* Makes [off, off + len) read as zeros without sending zeros through the
+ * page cache: a regular file gets FALLOC_FL_ZERO_RANGE (ext4, XFS: the
+ * extents become unwritten, no data is written, and reading them back costs
+ * no I/O), a block device BLKZEROOUT (the device's write-zeroes, or the
+ * block layer writing its zero page, without copies).  Where neither is
+ * supported (tmpfs, some FUSE), zeros are written.  Like a pwrite, durable
+ * only after an fdatasync. */
+int fileio_zero_range(int fd, uint64_t off, uint64_t len, struct abota_error *err);
+
 #endif

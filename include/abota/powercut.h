@@ -73,6 +73,9 @@ int powercut_pwrite(int fd, const void *buf, size_t len, uint64_t off, const cha
 		    struct abota_error *err);
 /* fdatasync(fd). */
 int powercut_sync(int fd, const char *label, struct abota_error *err);
+/* A write point that makes [off, off + len) zeros (fileio_zero_range); its
+ * log line says "zero" instead of "write". */
+int powercut_zero(int fd, uint64_t off, size_t len, const char *label, struct abota_error *err);
 /* A write point without data of its own (kind: "rename", ...): the caller
  * performs the operation only when this returns 0; at the cut it does not
  * happen. */

@@ -267,8 +267,9 @@ static void cut_now(void)
 	undo_apply();
 }
 
-int powercut_pwrite(int fd, const void *buf, size_t len, uint64_t off, const char *label,
-		    struct abota_error *err)
+/* buf NULL: zeros (fileio_zero_range) */
+static int write_point(int fd, const void *buf, size_t len, uint64_t off, const char *label,
+		       struct abota_error *err)
 {
 	load_env();
 	bool locked = lock_points();
@@ -278,15 +279,17 @@ int powercut_pwrite(int fd, const void *buf, size_t len, uint64_t off, const cha
 		goto out;
 	}
 	unsigned long n = atomic_fetch_add(&pc.count, 1) + 1;
-	log_point(n, "write", label, off, len);
+	log_point(n, buf ? "write" : "zero", label, off, len);
 	if (pc.cut_at && n == pc.cut_at) {
 		size_t keep = pc.bytes < 0 ? len / 2 : (size_t)pc.bytes;
 		if (keep > len)
 			keep = len;
 		cut_now();
 		/* a torn write: its first bytes reached the media */
-		if (keep)
+		if (keep && buf)
 			(void)fileio_pwrite_full(fd, buf, keep, off, NULL);
+		else if (keep)
+			(void)fileio_zero_range(fd, off, keep, NULL);
 		(void)fdatasync(fd);
 		ret = abota_error_set(err, -ECANCELED,
 				      "%s: simulated power cut at write point %lu (%zu of %zu bytes "
@@ -297,10 +300,10 @@ int powercut_pwrite(int fd, const void *buf, size_t len, uint64_t off, const cha
 	}
 	if (locked)
 		undo_record(fd, off, len);
-	ret = fileio_pwrite_full(fd, buf, len, off, err);
+	ret = buf ? fileio_pwrite_full(fd, buf, len, off, err) : fileio_zero_range(fd, off, len, err);
 	if (ret < 0)
 		abota_error_prefix(err, "%s", label);
-	else if (pc.bad_medium && pc.bad_off >= off && pc.bad_off - off < len &&
+	else if (buf && pc.bad_medium && pc.bad_off >= off && pc.bad_off - off < len &&
 		 strcmp(label, pc.bad_label) == 0) {
 		uint8_t b = (uint8_t)(((const uint8_t *)buf)[pc.bad_off - off] ^ 1u);
 		(void)fileio_pwrite_full(fd, &b, 1, pc.bad_off, NULL);
@@ -308,6 +311,17 @@ int powercut_pwrite(int fd, const void *buf, size_t len, uint64_t off, const cha
 out:
 	unlock_points(locked);
 	return ret;
+}
+
+int powercut_pwrite(int fd, const void *buf, size_t len, uint64_t off, const char *label,
+		    struct abota_error *err)
+{
+	return write_point(fd, buf, len, off, label, err);
+}
+
+int powercut_zero(int fd, uint64_t off, size_t len, const char *label, struct abota_error *err)
+{
+	return write_point(fd, NULL, len, off, label, err);
 }
 
 int powercut_sync(int fd, const char *label, struct abota_error *err)

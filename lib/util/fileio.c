@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -52,6 +54,38 @@ int fileio_pwrite_full(int fd, const void *buf, size_t len, uint64_t off,
 		p += n;
 		len -= (size_t)n;
 		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+int fileio_zero_range(int fd, uint64_t off, uint64_t len, struct abota_error *err)
+{
+	static const uint8_t zeros[64 << 10];
+	struct stat st;
+	if (len == 0)
+		return 0;
+	if (off > (uint64_t)INT64_MAX || len > (uint64_t)INT64_MAX - off)
+		return abota_error_set(err, -EOVERFLOW, "write offset too large");
+	if (fstat(fd, &st) < 0)
+		return abota_error_set(err, -errno, "stat failed: %s", strerror(errno));
+	int r = -1;
+	if (S_ISREG(st.st_mode)) {
+		r = fallocate(fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len);
+	} else if (S_ISBLK(st.st_mode) && off % 512 == 0 && len % 512 == 0) {
+		uint64_t range[2] = { off, len };
+		r = ioctl(fd, BLKZEROOUT, range);
+	}
+	if (r == 0)
+		return 0;
+	if (r < 0 && errno != EOPNOTSUPP && errno != ENOTTY && errno != ENOSYS && errno != EINVAL)
+		return abota_error_set(err, -errno, "zeroing failed: %s", strerror(errno));
+	/* not supported here: write the zeros */
+	for (uint64_t done = 0; done < len;) {
+		size_t n = len - done < sizeof(zeros) ? (size_t)(len - done) : sizeof(zeros);
+		int ret = fileio_pwrite_full(fd, zeros, n, off + done, err);
+		if (ret < 0)
+			return ret;
+		done += n;
 	}
 	return 0;
 }

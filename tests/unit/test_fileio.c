@@ -5,6 +5,7 @@
 #include <cmocka.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +109,85 @@ static void test_read_procfs(void **state)
 	free(data);
 }
 
+/* Zeroing [off, off + len) of a file of 0xAB bytes in dir d: only that
+ * range changes, the size stays. */
+static void zero_range_in(const char *d)
+{
+	enum { SIZE = 1 << 20 };
+	char path[128];
+	snprintf(path, sizeof(path), "%s/zero-XXXXXX", d);
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	uint8_t *buf = malloc(SIZE);
+	memset(buf, 0xAB, SIZE);
+	assert_int_equal(fileio_pwrite_full(fd, buf, SIZE, 0, NULL), 0);
+	uint64_t off = 3 * 4096, len = 200000; /* the end is not block aligned */
+	assert_int_equal(fileio_zero_range(fd, off, len, NULL), 0);
+	assert_int_equal(fileio_zero_range(fd, 5, 0, NULL), 0); /* nothing */
+	uint8_t *got = malloc(SIZE);
+	assert_int_equal(fileio_pread_full(fd, got, SIZE, 0, NULL), 0);
+	memset(buf + off, 0, len);
+	assert_memory_equal(got, buf, SIZE);
+	struct stat st;
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(st.st_size, SIZE);
+	close(fd);
+	unlink(path);
+	free(buf);
+	free(got);
+}
+
+/* A block device (BLKZEROOUT): a loop device over a file of 0xAB bytes,
+ * when running as root. */
+static void zero_range_blockdev(void)
+{
+	enum { SIZE = 1 << 20 };
+	char img[128], cmd[256], dev[64] = "";
+	if (geteuid() != 0)
+		return;
+	snprintf(img, sizeof(img), "%s/loop.img", dir);
+	FILE *f = fopen(img, "w");
+	assert_non_null(f);
+	uint8_t *buf = malloc(SIZE);
+	memset(buf, 0xAB, SIZE);
+	assert_int_equal(fwrite(buf, 1, SIZE, f), SIZE);
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "losetup -f --show '%s' 2>/dev/null", img);
+	FILE *p = popen(cmd, "r");
+	if (!p || !fgets(dev, sizeof(dev), p) || strncmp(dev, "/dev/loop", 9) != 0) {
+		if (p)
+			pclose(p);
+		free(buf);
+		return; /* no loop devices here */
+	}
+	pclose(p);
+	dev[strcspn(dev, "\n")] = '\0';
+	int fd = open(dev, O_RDWR | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(fileio_zero_range(fd, 8192, 65536, NULL), 0);
+	assert_int_equal(fileio_zero_range(fd, 100000, 1000, NULL), 0); /* unaligned: written */
+	uint8_t *got = malloc(SIZE);
+	assert_int_equal(fileio_pread_full(fd, got, SIZE, 0, NULL), 0);
+	memset(buf + 8192, 0, 65536);
+	memset(buf + 100000, 0, 1000);
+	assert_memory_equal(got, buf, SIZE);
+	close(fd);
+	snprintf(cmd, sizeof(cmd), "losetup -d '%s'", dev);
+	assert_int_equal(system(cmd), 0);
+	free(buf);
+	free(got);
+}
+
+static void test_zero_range(void **state)
+{
+	(void)state;
+	zero_range_in(dir);        /* FALLOC_FL_ZERO_RANGE where the file system has it */
+	zero_range_in("/dev/shm"); /* tmpfs: no ZERO_RANGE, zeros are written */
+	zero_range_blockdev();
+	assert_int_equal(fileio_zero_range(-1, 0, 1, NULL), -EBADF);
+	assert_int_equal(fileio_zero_range(0, UINT64_MAX - 5, 10, NULL), -EOVERFLOW);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -115,6 +195,7 @@ int main(void)
 		cmocka_unit_test(test_atomic_failure_keeps_old),
 		cmocka_unit_test(test_read_limits),
 		cmocka_unit_test(test_read_procfs),
+		cmocka_unit_test(test_zero_range),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
