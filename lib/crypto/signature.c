@@ -28,22 +28,27 @@ static int load_certs(const char *path, STACK_OF(X509) *into, bool single, X509 
 
 /* --- a read-only BIO over a source window, with chunk callback --- */
 
-/* The chunk callback (plain bundles: a tag of every 64 KiB chunk,
- * chunk_mac.h) runs on its own thread, beside OpenSSL's digest of the same
- * bytes, so it costs no wall time.  Two buffers alternate, so
- * the next read does not wait for the callback; a buffer is refilled only
- * after the callback is done with it (chunker_submit waits for that). */
-struct chunker {
+/* With a chunk callback (plain bundles: a tag of every 64 KiB chunk,
+ * chunk_mac.h), a second thread reads the content ahead and runs the
+ * callback on each buffer before OpenSSL's digest sees it: OpenSSL's thread
+ * only hashes.  Both see the same private buffer, so the tags and the CMS
+ * digest are over the same bytes even if the file changes meanwhile.  Two
+ * buffers alternate: one being hashed, one being read. */
+struct prefetch {
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
+	struct source *src;
+	uint64_t pos, end; /* the reader's */
 	int (*fn)(void *ctx, const uint8_t *data, size_t len);
 	void *ctx;
+	uint8_t **bufs;
 	/* under lock */
-	const uint8_t *data;
-	size_t len;
-	bool busy, stop;
+	size_t lens[2];
+	bool ready[2];
+	bool done, stop;
 	int ret;
+	struct abota_error err;
 };
 
 struct source_bio {
@@ -52,10 +57,11 @@ struct source_bio {
 	uint8_t *bufs[2];
 	uint8_t *buf; /* bufs[cur] */
 	unsigned cur;
+	bool holding; /* prefetch: bufs[cur] is ours until the next refill */
 	size_t buf_len, buf_pos;
 	int (*on_chunk)(void *ctx, const uint8_t *data, size_t len);
 	void *chunk_ctx;
-	struct chunker *chunker; /* NULL: on_chunk is called inline */
+	struct prefetch *pf; /* NULL: read and call on_chunk inline */
 	struct abota_error *err;
 	int failed;
 };
@@ -63,95 +69,137 @@ struct source_bio {
 /* Each of the two buffers; 512 KiB reads keep the kernel's read-ahead busy. */
 #define SOURCE_BIO_BUF (512u << 10)
 
-static void *chunker_main(void *p)
+static void *prefetch_main(void *p)
 {
-	struct chunker *c = p;
-	pthread_mutex_lock(&c->lock);
-	for (;;) {
-		while (!c->busy && !c->stop)
-			pthread_cond_wait(&c->cond, &c->lock);
-		if (!c->busy)
+	struct prefetch *f = p;
+	unsigned i = 0;
+	pthread_mutex_lock(&f->lock);
+	while (f->pos < f->end && !f->stop) {
+		while (f->ready[i] && !f->stop)
+			pthread_cond_wait(&f->cond, &f->lock);
+		if (f->stop)
 			break;
-		const uint8_t *data = c->data;
-		size_t len = c->len;
-		bool skip = c->ret < 0;
-		pthread_mutex_unlock(&c->lock);
-		int r = skip ? 0 : c->fn(c->ctx, data, len);
-		pthread_mutex_lock(&c->lock);
-		if (r < 0 && c->ret == 0)
-			c->ret = r;
-		c->busy = false;
-		pthread_cond_broadcast(&c->cond);
+		size_t n = f->end - f->pos < SOURCE_BIO_BUF ? (size_t)(f->end - f->pos)
+							    : SOURCE_BIO_BUF;
+		uint64_t pos = f->pos;
+		pthread_mutex_unlock(&f->lock);
+		struct abota_error e = { 0 };
+		int r = source_read_at(f->src, f->bufs[i], n, pos, &e);
+		if (r == 0 && f->fn(f->ctx, f->bufs[i], n) < 0)
+			r = abota_error_set(&e, -EIO, "signature: checking the content's chunks failed");
+		pthread_mutex_lock(&f->lock);
+		if (r < 0) {
+			f->ret = r;
+			f->err = e;
+			break;
+		}
+		f->lens[i] = n;
+		f->ready[i] = true;
+		f->pos += n;
+		i ^= 1u;
+		pthread_cond_broadcast(&f->cond);
 	}
-	pthread_mutex_unlock(&c->lock);
+	f->done = true;
+	pthread_cond_broadcast(&f->cond);
+	pthread_mutex_unlock(&f->lock);
 	return NULL;
 }
 
-/* NULL when no thread can be had: the caller then calls fn inline. */
-static struct chunker *chunker_start(int (*fn)(void *, const uint8_t *, size_t), void *ctx)
+/* NULL when no thread can be had: the caller then reads inline. */
+static struct prefetch *prefetch_start(struct source_bio *sb)
 {
-	struct chunker *c = calloc(1, sizeof(*c));
-	if (!c)
+	struct prefetch *f = calloc(1, sizeof(*f));
+	if (!f)
 		return NULL;
-	c->fn = fn;
-	c->ctx = ctx;
-	if (pthread_mutex_init(&c->lock, NULL) != 0) {
-		free(c);
+	f->src = sb->src;
+	f->pos = sb->pos;
+	f->end = sb->end;
+	f->fn = sb->on_chunk;
+	f->ctx = sb->chunk_ctx;
+	f->bufs = sb->bufs;
+	if (pthread_mutex_init(&f->lock, NULL) != 0) {
+		free(f);
 		return NULL;
 	}
-	if (pthread_cond_init(&c->cond, NULL) != 0) {
-		pthread_mutex_destroy(&c->lock);
-		free(c);
+	if (pthread_cond_init(&f->cond, NULL) != 0) {
+		pthread_mutex_destroy(&f->lock);
+		free(f);
 		return NULL;
 	}
 	pthread_attr_t attr;
 	bool ok = pthread_attr_init(&attr) == 0;
-	/* SHA-256 needs little stack; the default 8 MiB would only be address space */
+	/* reads and GMAC need little stack; the default 8 MiB would only be address space */
 	if (ok && (pthread_attr_setstacksize(&attr, 64u << 10) != 0 ||
-		   pthread_create(&c->thread, &attr, chunker_main, c) != 0))
+		   pthread_create(&f->thread, &attr, prefetch_main, f) != 0))
 		ok = false;
 	pthread_attr_destroy(&attr);
 	if (!ok) {
-		pthread_cond_destroy(&c->cond);
-		pthread_mutex_destroy(&c->lock);
-		free(c);
+		pthread_cond_destroy(&f->cond);
+		pthread_mutex_destroy(&f->lock);
+		free(f);
 		return NULL;
 	}
-	return c;
+	return f;
 }
 
-/* Waits until the previous buffer is done, then hands over this one; the
- * first error of the callback, or 0. */
-static int chunker_submit(struct chunker *c, const uint8_t *data, size_t len)
+/* Stops the thread (OpenSSL may stop reading early, on an error). */
+static void prefetch_stop(struct prefetch *f)
 {
-	pthread_mutex_lock(&c->lock);
-	while (c->busy)
-		pthread_cond_wait(&c->cond, &c->lock);
-	int ret = c->ret;
-	if (ret == 0) {
-		c->data = data;
-		c->len = len;
-		c->busy = true;
-		pthread_cond_broadcast(&c->cond);
+	pthread_mutex_lock(&f->lock);
+	f->stop = true;
+	pthread_cond_broadcast(&f->cond);
+	pthread_mutex_unlock(&f->lock);
+	pthread_join(f->thread, NULL);
+	pthread_cond_destroy(&f->cond);
+	pthread_mutex_destroy(&f->lock);
+	free(f);
+}
+
+/* The next buffer of the content into sb->buf: 1, 0 at the end, -1 on an
+ * error (sb->err set). */
+static int sbio_refill(struct source_bio *sb)
+{
+	if (!sb->pf) {
+		if (sb->pos == sb->end)
+			return 0;
+		size_t n = sb->end - sb->pos < SOURCE_BIO_BUF ? (size_t)(sb->end - sb->pos)
+							      : SOURCE_BIO_BUF;
+		int r = source_read_at(sb->src, sb->buf, n, sb->pos, sb->err);
+		if (r == 0 && sb->on_chunk && sb->on_chunk(sb->chunk_ctx, sb->buf, n) < 0)
+			r = -EIO;
+		if (r < 0)
+			return -1;
+		sb->pos += n;
+		sb->buf_len = n;
+		sb->buf_pos = 0;
+		return 1;
 	}
-	pthread_mutex_unlock(&c->lock);
-	return ret;
-}
-
-/* Waits for the last buffer, stops the thread; the callback's first error. */
-static int chunker_finish(struct chunker *c)
-{
-	pthread_mutex_lock(&c->lock);
-	while (c->busy)
-		pthread_cond_wait(&c->cond, &c->lock);
-	c->stop = true;
-	pthread_cond_broadcast(&c->cond);
-	pthread_mutex_unlock(&c->lock);
-	pthread_join(c->thread, NULL);
-	int ret = c->ret;
-	pthread_cond_destroy(&c->cond);
-	pthread_mutex_destroy(&c->lock);
-	free(c);
+	struct prefetch *f = sb->pf;
+	int ret;
+	pthread_mutex_lock(&f->lock);
+	if (sb->holding) { /* done with it: the reader may fill it again */
+		f->ready[sb->cur] = false;
+		sb->holding = false;
+		sb->cur ^= 1u;
+		pthread_cond_broadcast(&f->cond);
+	}
+	while (!f->ready[sb->cur] && !f->done)
+		pthread_cond_wait(&f->cond, &f->lock);
+	if (f->ret < 0) {
+		if (sb->err)
+			*sb->err = f->err;
+		ret = -1;
+	} else if (!f->ready[sb->cur]) {
+		ret = 0;
+	} else {
+		sb->holding = true;
+		sb->buf = sb->bufs[sb->cur];
+		sb->buf_len = f->lens[sb->cur];
+		sb->buf_pos = 0;
+		sb->pos += sb->buf_len;
+		ret = 1;
+	}
+	pthread_mutex_unlock(&f->lock);
 	return ret;
 }
 
@@ -162,24 +210,11 @@ static int sbio_read_ex(BIO *b, char *out, size_t len, size_t *read)
 	if (sb->failed)
 		return 0;
 	if (sb->buf_pos == sb->buf_len) {
-		if (sb->pos == sb->end)
-			return 0;
-		size_t n = sb->end - sb->pos < SOURCE_BIO_BUF ? (size_t)(sb->end - sb->pos)
-							      : SOURCE_BIO_BUF;
-		/* the other buffer: the callback may still be reading the current one */
-		sb->cur ^= 1u;
-		sb->buf = sb->bufs[sb->cur];
-		int r = source_read_at(sb->src, sb->buf, n, sb->pos, sb->err);
-		if (r == 0 && sb->on_chunk)
-			r = sb->chunker ? chunker_submit(sb->chunker, sb->buf, n)
-					: sb->on_chunk(sb->chunk_ctx, sb->buf, n);
-		if (r < 0) {
+		int r = sbio_refill(sb);
+		if (r < 0)
 			sb->failed = 1;
+		if (r <= 0)
 			return 0;
-		}
-		sb->pos += n;
-		sb->buf_len = n;
-		sb->buf_pos = 0;
 	}
 	size_t n = sb->buf_len - sb->buf_pos;
 	if (n > len)
@@ -731,10 +766,10 @@ int signature_verify_detached(const uint8_t *der, size_t der_len, struct source 
 	if (!b)
 		return abota_error_set(err, -ENOMEM, "out of memory");
 	if (on_chunk)
-		sb.chunker = chunker_start(on_chunk, chunk_ctx);
+		sb.pf = prefetch_start(&sb);
 	int ret = verify_common(der, der_len, policy, b, NULL, NULL, true, info, err);
-	if (sb.chunker && chunker_finish(sb.chunker) < 0 && !sb.failed)
-		sb.failed = 1; /* the callback failed on the last buffer */
+	if (sb.pf)
+		prefetch_stop(sb.pf);
 	if (ret < 0 && sb.failed && read_err.code) {
 		/* A read error explains the failure better than "content verify error". */
 		ret = read_err.code;
