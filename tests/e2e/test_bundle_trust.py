@@ -367,10 +367,12 @@ def test_signature_error_before_any_parser(pki, bundles, tmp_path):
                                                       pki.stranger[1], garbage_squashfs,
                                                       detached=True),
                            "unable to get local issuer certificate"),
-        # a trusted signer, but the signature is over other bytes
+        # a trusted signer, but the signature is over other bytes (the last byte
+        # flipped: a fixed replacement matched the random byte one time in 256)
         "plain-mismatch": (garbage_squashfs,
                            bc.sign(str(tmp_path), pki.signer[0], pki.signer[1],
-                                   garbage_squashfs[:-1] + b"!", detached=True),
+                                   garbage_squashfs[:-1] + bytes([garbage_squashfs[-1] ^ 1]),
+                                   detached=True),
                            "CMS verification failed"),
     }
     for name, (pl, cms, msg) in cases.items():
