@@ -69,6 +69,7 @@ int fileio_zero_range(int fd, uint64_t off, uint64_t len, struct abota_error *er
 	if (fstat(fd, &st) < 0)
 		return abota_error_set(err, -errno, "stat failed: %s", strerror(errno));
 	int r = -1;
+	errno = EOPNOTSUPP; /* neither a file nor an aligned range of a block device */
 	if (S_ISREG(st.st_mode)) {
 		r = fallocate(fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len);
 	} else if (S_ISBLK(st.st_mode) && off % 512 == 0 && len % 512 == 0) {

@@ -18,7 +18,7 @@
 #define CHUNK 65536
 #define SIZE (5 * CHUNK + 12288) /* a short last chunk */
 
-static void test_digest_checked(void **state)
+static void test_tag_checked(void **state)
 {
 	(void)state;
 	uint8_t *data = malloc(SIZE);
@@ -116,7 +116,7 @@ static void test_chunk_mac(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_digest_checked),
+		cmocka_unit_test(test_tag_checked),
 		cmocka_unit_test(test_chunk_mac),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
