@@ -12,8 +12,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
 #include "abota/bundle_access.h"
 #include "abota/checked_source.h"
 #include "abota/chunk_mac.h"

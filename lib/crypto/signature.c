@@ -69,6 +69,21 @@ struct source_bio {
 /* Each of the two buffers; 512 KiB reads keep the kernel's read-ahead busy. */
 #define SOURCE_BIO_BUF (512u << 10)
 
+/* Reads the piece of [pos, end) at pos into buf (at most SOURCE_BIO_BUF
+ * bytes) and runs the chunk callback on it, if any: its length, or a
+ * negative errno with err set.  Both the read-ahead thread and the inline
+ * path read through here, so they fail with the same words. */
+static ssize_t read_piece(struct source *src, uint8_t *buf, uint64_t pos, uint64_t end,
+			  int (*fn)(void *ctx, const uint8_t *data, size_t len), void *ctx,
+			  struct abota_error *err)
+{
+	size_t n = end - pos < SOURCE_BIO_BUF ? (size_t)(end - pos) : SOURCE_BIO_BUF;
+	int r = source_read_at(src, buf, n, pos, err);
+	if (r == 0 && fn && fn(ctx, buf, n) < 0)
+		r = abota_error_set(err, -EIO, "signature: checking the content's chunks failed");
+	return r < 0 ? r : (ssize_t)n;
+}
+
 static void *prefetch_main(void *p)
 {
 	struct prefetch *f = p;
@@ -79,23 +94,19 @@ static void *prefetch_main(void *p)
 			pthread_cond_wait(&f->cond, &f->lock);
 		if (f->stop)
 			break;
-		size_t n = f->end - f->pos < SOURCE_BIO_BUF ? (size_t)(f->end - f->pos)
-							    : SOURCE_BIO_BUF;
 		uint64_t pos = f->pos;
 		pthread_mutex_unlock(&f->lock);
 		struct abota_error e = { 0 };
-		int r = source_read_at(f->src, f->bufs[i], n, pos, &e);
-		if (r == 0 && f->fn(f->ctx, f->bufs[i], n) < 0)
-			r = abota_error_set(&e, -EIO, "signature: checking the content's chunks failed");
+		ssize_t n = read_piece(f->src, f->bufs[i], pos, f->end, f->fn, f->ctx, &e);
 		pthread_mutex_lock(&f->lock);
-		if (r < 0) {
-			f->ret = r;
+		if (n < 0) {
+			f->ret = (int)n;
 			f->err = e;
 			break;
 		}
-		f->lens[i] = n;
+		f->lens[i] = (size_t)n;
 		f->ready[i] = true;
-		f->pos += n;
+		f->pos += (uint64_t)n;
 		i ^= 1u;
 		pthread_cond_broadcast(&f->cond);
 	}
@@ -162,15 +173,12 @@ static int sbio_refill(struct source_bio *sb)
 	if (!sb->pf) {
 		if (sb->pos == sb->end)
 			return 0;
-		size_t n = sb->end - sb->pos < SOURCE_BIO_BUF ? (size_t)(sb->end - sb->pos)
-							      : SOURCE_BIO_BUF;
-		int r = source_read_at(sb->src, sb->buf, n, sb->pos, sb->err);
-		if (r == 0 && sb->on_chunk && sb->on_chunk(sb->chunk_ctx, sb->buf, n) < 0)
-			r = -EIO;
-		if (r < 0)
+		ssize_t n = read_piece(sb->src, sb->buf, sb->pos, sb->end, sb->on_chunk,
+				       sb->chunk_ctx, sb->err);
+		if (n < 0)
 			return -1;
-		sb->pos += n;
-		sb->buf_len = n;
+		sb->pos += (uint64_t)n;
+		sb->buf_len = (size_t)n;
 		sb->buf_pos = 0;
 		return 1;
 	}

@@ -613,7 +613,7 @@ static int readback_segment(struct readback *rb, const struct segment *s, struct
 	/* Drop the cached pages so the read comes from the medium. */
 	(void)posix_fadvise(rb->fd, (off_t)(rb->base + s->off), (off_t)s->len, POSIX_FADV_DONTNEED);
 	/* ... and have the kernel read the whole segment ahead, so the medium
-	 * works while this thread hashes what already arrived. */
+	 * works while this thread checks what already arrived. */
 	(void)posix_fadvise(rb->fd, (off_t)(rb->base + s->off), (off_t)s->len, POSIX_FADV_WILLNEED);
 	uint32_t crc = 0;
 	int ret = 0;

@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include "abota/chunk_mac.h"
 

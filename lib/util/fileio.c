@@ -78,7 +78,7 @@ int fileio_zero_range(int fd, uint64_t off, uint64_t len, struct abota_error *er
 	}
 	if (r == 0)
 		return 0;
-	if (r < 0 && errno != EOPNOTSUPP && errno != ENOTTY && errno != ENOSYS && errno != EINVAL)
+	if (errno != EOPNOTSUPP && errno != ENOTTY && errno != ENOSYS && errno != EINVAL)
 		return abota_error_set(err, -errno, "zeroing failed: %s", strerror(errno));
 	/* not supported here: write the zeros */
 	for (uint64_t done = 0; done < len;) {
