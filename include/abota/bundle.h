@@ -61,6 +61,11 @@ int bundle_create(const char *content_dir, const char *out_path,
 /* Bit mask of enum bundle_format values. */
 #define BUNDLE_FORMATS_ALL ((1u << BUNDLE_FORMAT_PLAIN) | (1u << BUNDLE_FORMAT_VERITY))
 
+/* The BUNDLE_FORMATS_ALL-style mask for system.conf's bundle-formats
+ * (CONFIG_FORMAT_* of config.h); crypt bundles are not supported and drop
+ * out.  0: the configuration allows no format abota can open. */
+unsigned bundle_formats_from_config(unsigned config_formats);
+
 struct bundle_open_opts {
 	const struct sig_policy *policy; /* required unless no_verify */
 	bool no_verify;                  /* inspect only: nothing is trusted */

@@ -106,6 +106,13 @@ int config_load(const char *path, struct system_config **out, struct abota_error
  * -C/--confopt) applied before validation; they add or replace keys. */
 int config_load_with_overrides(const char *path, const char *const *overrides,
 			       struct system_config **out, struct abota_error *err);
+/* RAUC's "auto" mode, for the verbs that only read a bundle (info, extract,
+ * resign): with a path or overrides, as config_load_with_overrides(); with
+ * neither, the first of CONFIG_DEFAULT_PATHS that exists, and if none does,
+ * 0 with *out = NULL (a build host has no system.conf).  A file that exists
+ * but is invalid is an error, as in RAUC. */
+int config_load_auto(const char *path, const char *const *overrides,
+		     struct system_config **out, struct abota_error *err);
 /* Parses config text (name used in messages, dir for relative paths). */
 int config_parse(const char *data, size_t len, const char *name, const char *dir,
 		 const char *const *overrides, struct system_config **out,

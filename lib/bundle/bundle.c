@@ -1,5 +1,6 @@
 /* bundle.c - open and verify RAUC-compatible bundles; stream and extract. */
 #include "abota/bundle.h"
+#include "abota/config.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -299,6 +300,16 @@ static int check_contents(struct bundle *b, struct abota_error *err)
 			return abota_error_set(err, -EINVAL, "'%s' is not a regular file", extra[i]);
 	}
 	return 0;
+}
+
+unsigned bundle_formats_from_config(unsigned config_formats)
+{
+	unsigned formats = 0;
+	if (config_formats & CONFIG_FORMAT_PLAIN)
+		formats |= 1u << BUNDLE_FORMAT_PLAIN;
+	if (config_formats & CONFIG_FORMAT_VERITY)
+		formats |= 1u << BUNDLE_FORMAT_VERITY;
+	return formats;
 }
 
 int bundle_open(const char *path, const struct bundle_open_opts *opts, struct bundle **out,

@@ -1643,11 +1643,7 @@ int install_run(struct system_config *cfg, const struct install_opts *opts,
 
 	progress(&in, 2, "Checking bundle", 0, 0);
 	const struct sig_policy *pol = opts->keyring ? opts->keyring : &cfg->keyring;
-	unsigned formats = 0;
-	if (cfg->bundle_formats & CONFIG_FORMAT_PLAIN)
-		formats |= 1u << BUNDLE_FORMAT_PLAIN;
-	if (cfg->bundle_formats & CONFIG_FORMAT_VERITY)
-		formats |= 1u << BUNDLE_FORMAT_VERITY;
+	unsigned formats = bundle_formats_from_config(cfg->bundle_formats);
 	if (!formats) {
 		ret = abota_error_set(err, -EPERM, "no bundle format is allowed by bundle-formats");
 		goto out;

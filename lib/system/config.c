@@ -992,6 +992,25 @@ out:
 	return ret;
 }
 
+int config_load_auto(const char *path, const char *const *overrides,
+		     struct system_config **out, struct abota_error *err)
+{
+	bool any = path || (overrides && overrides[0]);
+	if (!any) {
+		char *list = strdup(CONFIG_DEFAULT_PATHS), *save = NULL;
+		if (!list)
+			return abota_error_set(err, -ENOMEM, "out of memory");
+		for (char *t = strtok_r(list, ":", &save); t && !any; t = strtok_r(NULL, ":", &save))
+			any = access(t, F_OK) == 0;
+		free(list);
+	}
+	if (!any) {
+		*out = NULL;
+		return 0;
+	}
+	return config_load_with_overrides(path, overrides, out, err);
+}
+
 int config_load(const char *path, struct system_config **out, struct abota_error *err)
 {
 	return config_load_with_overrides(path, NULL, out, err);

@@ -8,6 +8,7 @@
 #include <json-c/json.h>
 
 #include "abota/bundle.h"
+#include "abota/config.h"
 #include "abota/log.h"
 #include "cli.h"
 #include "cli_http.h"
@@ -59,6 +60,9 @@ enum {
 	{ "allowed-signer-cn", required_argument, NULL, OPT_SIGNER_CN }
 
 static const char verify_help[] =
+	"The trust policy is system.conf's [keyring] (-c, else the first default system.conf\n"
+	"found, if any) and its bundle-formats; these options add to it, and --keyring or\n"
+	"--keyring-directory replace its keyring files.\n\n"
 	"      --keyring=FILE             trusted CA certificates (PEM); also a global option\n"
 	"      --keyring-directory=DIR    OpenSSL hashed directory of trusted certificates\n"
 	"      --intermediate=FILE        extra untrusted intermediate certificates (PEM)\n"
@@ -98,15 +102,52 @@ static int verify_opt(struct verify_opts *v, const char *verb, int c)
 	return 0;
 }
 
-static void open_opts_from(const struct verify_opts *v, const struct cli_globals *g,
-			   struct bundle_open_opts *o, struct sig_policy *pol)
+/* The trust policy and limits for info, extract and resign, as RAUC's
+ * "auto" configuration mode has them: system.conf (-c, or the first default
+ * one that exists; none on a build host) gives [keyring] and bundle-formats,
+ * the command line adds to it -- a --keyring or --keyring-directory replaces
+ * the keyring files and keeps the policy flags, as for install.  *cfg owns
+ * the strings in *pol: free it after the bundle is closed. */
+static int open_opts_load(const struct verify_opts *v, const struct cli_globals *g,
+			  struct bundle_open_opts *o, struct sig_policy *pol,
+			  struct system_config **cfg, struct abota_error *err)
 {
-	*pol = v->policy;
-	if (!pol->keyring_path && g->keyring)
-		pol->keyring_path = g->keyring;
+	struct system_config *c = NULL;
+	int ret = config_load_auto(g->conf, g->confopt, &c, err);
+	if (ret < 0)
+		return ret;
+	const struct sig_policy *cl = &v->policy;
+	struct sig_policy p = c && c->keyring_present ? c->keyring : (struct sig_policy){ 0 };
+	const char *keyring = cl->keyring_path ? cl->keyring_path : g->keyring;
+	if (keyring || cl->keyring_dir) {
+		p.keyring_path = keyring;
+		p.keyring_dir = cl->keyring_dir;
+	}
+	if (cl->check_purpose)
+		p.check_purpose = cl->check_purpose;
+	if (cl->allowed_signer_cns)
+		p.allowed_signer_cns = cl->allowed_signer_cns;
+	if (cl->intermediates)
+		p.intermediates = cl->intermediates;
+	p.check_crl |= cl->check_crl;
+	p.allow_partial_chain |= cl->allow_partial_chain;
+	p.use_bundle_signing_time |= cl->use_bundle_signing_time;
+	p.no_check_time |= cl->no_check_time;
 	memset(o, 0, sizeof(*o));
+	if (c) {
+		o->allowed_formats = bundle_formats_from_config(c->bundle_formats);
+		o->max_signature_size = c->max_bundle_signature_size;
+		o->sandbox_user = c->streaming.sandbox_user;
+		if (o->allowed_formats == 0) {
+			config_free(c);
+			return abota_error_set(err, -EPERM, "no bundle format is allowed by bundle-formats");
+		}
+	}
+	*pol = p;
 	o->policy = pol;
 	o->no_verify = v->no_verify;
+	*cfg = c;
+	return 0;
 }
 
 /* ---------------- abota bundle ---------------- */
@@ -449,22 +490,26 @@ int cmd_info(struct cli_globals *g, int argc, char **argv)
 		return 2;
 	struct bundle_open_opts oo;
 	struct sig_policy pol;
-	open_opts_from(&v, g, &oo, &pol);
+	struct system_config *cfg = NULL;
+	struct abota_error err = { 0 };
+	if (open_opts_load(&v, g, &oo, &pol, &cfg, &err) < 0)
+		return cli_fail("info", &err);
 	oo.http = &http.opts;
 	if (v.no_verify)
 		log_warning("signature not verified (--no-verify): nothing shown can be trusted");
-	struct abota_error err = { 0 };
 	struct bundle *b = NULL;
-	if (bundle_open(argv[optind], &oo, &b, &err) < 0)
-		return cli_fail("info", &err);
-	switch (fmt) {
-	case CLI_OUTPUT_READABLE: info_readable(b); break;
-	case CLI_OUTPUT_JSON: info_json(b, false); break;
-	case CLI_OUTPUT_JSON_PRETTY: info_json(b, true); break;
-	case CLI_OUTPUT_SHELL: info_shell(b); break;
+	int ret = bundle_open(argv[optind], &oo, &b, &err);
+	if (ret == 0) {
+		switch (fmt) {
+		case CLI_OUTPUT_READABLE: info_readable(b); break;
+		case CLI_OUTPUT_JSON: info_json(b, false); break;
+		case CLI_OUTPUT_JSON_PRETTY: info_json(b, true); break;
+		case CLI_OUTPUT_SHELL: info_shell(b); break;
+		}
+		bundle_close(b);
 	}
-	bundle_close(b);
-	return 0;
+	config_free(cfg);
+	return ret < 0 ? cli_fail("info", &err) : 0;
 }
 
 /* ---------------- abota extract ---------------- */
@@ -505,18 +550,22 @@ int cmd_extract(struct cli_globals *g, int argc, char **argv)
 		return 2;
 	struct bundle_open_opts oo;
 	struct sig_policy pol;
-	open_opts_from(&v, g, &oo, &pol);
-	oo.http = &http.opts;
+	struct system_config *cfg = NULL;
 	struct abota_error err = { 0 };
+	if (open_opts_load(&v, g, &oo, &pol, &cfg, &err) < 0)
+		return cli_fail("extract", &err);
+	oo.http = &http.opts;
 	struct bundle *b = NULL;
-	if (bundle_open(argv[optind], &oo, &b, &err) < 0)
-		return cli_fail("extract", &err);
-	int ret = bundle_extract(b, argv[optind + 1], &err);
-	bundle_close(b);
-	if (ret < 0) {
-		abota_error_prefix(&err, "%s", argv[optind]);
-		return cli_fail("extract", &err);
+	int ret = bundle_open(argv[optind], &oo, &b, &err);
+	if (ret == 0) {
+		ret = bundle_extract(b, argv[optind + 1], &err);
+		bundle_close(b);
+		if (ret < 0)
+			abota_error_prefix(&err, "%s", argv[optind]);
 	}
+	config_free(cfg);
+	if (ret < 0)
+		return cli_fail("extract", &err);
 	printf("Extracting '%s' to '%s' succeeded\n", argv[optind], argv[optind + 1]);
 	return 0;
 }
@@ -572,9 +621,13 @@ int cmd_resign(struct cli_globals *g, int argc, char **argv)
 		return cli_usage_error("resign", "--cert and --key are required");
 	struct bundle_open_opts oo;
 	struct sig_policy pol;
-	open_opts_from(&v, g, &oo, &pol);
+	struct system_config *cfg = NULL;
 	struct abota_error err = { 0 };
-	if (bundle_resign(argv[optind], argv[optind + 1], &oo, &signer, &err) < 0)
+	if (open_opts_load(&v, g, &oo, &pol, &cfg, &err) < 0)
+		return cli_fail("resign", &err);
+	int ret = bundle_resign(argv[optind], argv[optind + 1], &oo, &signer, &err);
+	config_free(cfg);
+	if (ret < 0)
 		return cli_fail("resign", &err);
 	printf("Resigning '%s' to '%s' succeeded\n", argv[optind], argv[optind + 1]);
 	return 0;

@@ -621,8 +621,16 @@ static int open_bundle(struct dbus_service *s, const char *src, const struct ins
 		pol.keyring_dir = NULL;
 	}
 	job_http(j, &http);
-	struct bundle_open_opts bo = { .policy = &pol, .http = &http };
-	ret = bundle_open(src, &bo, out, err);
+	/* the same limits as an install: what Info shows is what would install */
+	struct bundle_open_opts bo = { .policy = &pol,
+				       .http = &http,
+				       .max_signature_size = cfg->max_bundle_signature_size,
+				       .allowed_formats = bundle_formats_from_config(cfg->bundle_formats),
+				       .sandbox_user = cfg->streaming.sandbox_user };
+	if (bo.allowed_formats == 0)
+		ret = abota_error_set(err, -EPERM, "no bundle format is allowed by bundle-formats");
+	else
+		ret = bundle_open(src, &bo, out, err);
 	config_free(cfg);
 	return ret;
 }

@@ -53,6 +53,55 @@ def test_fixture_global_keyring_option(fixtures):
     assert "Manifest Hash:\t'8b5b2ed3" in p.stdout
 
 
+def test_info_extract_resign_take_trust_from_system_conf(fixtures, pki, tmp_path):
+    """As `rauc -c system.conf info` does (checked here with real rauc), the verbs that only
+    read a bundle take [keyring] and bundle-formats from system.conf: without --keyring the
+    config's keyring is trusted, its policy flags apply (allowed-signer-cns), a --keyring
+    replaces the keyring file and keeps those flags, and -C overrides work too."""
+    plain = os.path.join(fixtures, "sample-plain.raucb")
+    verity = os.path.join(fixtures, "sample-verity.raucb")
+    ca = os.path.join(fixtures, "ca.cert.pem")
+    conf = tmp_path / "system.conf"
+    conf.write_text(f"""[system]
+compatible=example-stm32mp1-ota
+bootloader=noop
+data-directory={tmp_path}/data
+
+[keyring]
+path={ca}
+
+[slot.rootfs.0]
+device={tmp_path}/a
+type=ext4
+bootname=A
+""")
+    r = run("rauc", "-c", conf, "info", plain)
+    assert "Compatible: \t'example-stm32mp1-ota'" in r.stdout
+    p = abota("-c", conf, "info", plain)
+    assert "Compatible: \t'example-stm32mp1-ota'" in p.stdout
+    abota("-c", conf, "extract", verity, tmp_path / "x")
+    assert (tmp_path / "x" / "manifest.raucm").exists()
+    abota("-c", conf, "resign", "--cert", pki.signer[0], "--key", pki.signer[1],
+          plain, tmp_path / "re.raucb")
+    abota("info", "--keyring", pki.keyring, tmp_path / "re.raucb")
+    # the config's keyring is the only trust: the resigned bundle is not under it
+    abota_fails("-c", conf, "info", tmp_path / "re.raucb", match="unable to get local issuer")
+    # bundle-formats applies as for an install
+    abota_fails("-c", conf, "-C", "system:bundle-formats=verity", "info", plain,
+                match="bundle format 'plain' not allowed")
+    abota("-c", conf, "-C", "system:bundle-formats=verity", "info", verity)
+    # policy flags stay with --keyring: allowed-signer-cns from the config still applies
+    conf.write_text(conf.read_text().replace(f"path={ca}\n",
+                                             f"path={ca}\nallowed-signer-cns=nobody-we-know\n"))
+    abota_fails("-c", conf, "info", plain, match="signer")
+    abota_fails("-c", conf, "--keyring", pki.keyring, "info", tmp_path / "re.raucb",
+                match="signer")
+    # an invalid system.conf named with -c is an error, not ignored
+    bad = tmp_path / "bad.conf"
+    bad.write_text("[system]\ncompatible=x\nbootloader=noop\nfoo=bar\n")
+    abota_fails("-c", bad, "info", "--keyring", ca, plain, match="foo")
+
+
 @pytest.mark.parametrize("name", ["sample-plain.raucb", "sample-verity.raucb"])
 def test_fixture_rejected_with_other_keyring(fixtures, pki, name):
     bundle = os.path.join(fixtures, name)

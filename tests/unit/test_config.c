@@ -231,6 +231,52 @@ static void test_load_file(void **state)
 	rmdir(dir);
 }
 
+/* RAUC's "auto" mode: a named file is loaded (and must be valid); with no
+ * name and no default system.conf there is no configuration, which is not an
+ * error -- unless -C overrides ask for one. */
+static void test_load_auto(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/abota-test-config-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char path[256];
+	snprintf(path, sizeof(path), "%s/system.conf", dir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(BASE "data-directory=data\nbogus=1\n" SLOTS, f);
+	fclose(f);
+	struct system_config *cfg = (struct system_config *)&cfg; /* untouched on failure */
+	struct abota_error err = { 0 };
+	assert_int_equal(config_load_auto(path, NULL, &cfg, &err), -EINVAL);
+	assert_ptr_equal(cfg, (struct system_config *)&cfg);
+	assert_non_null(strstr(err.msg, "bogus"));
+	const char *fix[] = { "system:bundle-formats=verity", NULL };
+	cfg = NULL;
+	unlink(path);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(BASE "data-directory=data\n" SLOTS, f);
+	fclose(f);
+	assert_int_equal(config_load_auto(path, fix, &cfg, &err), 0);
+	assert_non_null(cfg);
+	assert_int_equal(cfg->bundle_formats, CONFIG_FORMAT_VERITY);
+	config_free(cfg);
+	bool any_default = false;
+	char list[] = CONFIG_DEFAULT_PATHS;
+	char *save = NULL;
+	for (char *t = strtok_r(list, ":", &save); t; t = strtok_r(NULL, ":", &save))
+		any_default |= access(t, F_OK) == 0;
+	if (!any_default) {
+		cfg = (struct system_config *)&cfg;
+		assert_int_equal(config_load_auto(NULL, NULL, &cfg, &err), 0);
+		assert_null(cfg);
+		assert_int_equal(config_load_auto(NULL, fix, &cfg, &err), -ENOENT);
+		assert_non_null(strstr(err.msg, "no system.conf found"));
+	}
+	unlink(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -238,6 +284,7 @@ int main(void)
 		cmocka_unit_test(test_overrides), cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_bool_values),
 		cmocka_unit_test(test_load_file),
+		cmocka_unit_test(test_load_auto),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
