@@ -34,6 +34,30 @@ enum config_bootloader {
 #define CONFIG_FORMAT_CRYPT  (1u << 2)
 #define CONFIG_FORMAT_ALL    (CONFIG_FORMAT_PLAIN | CONFIG_FORMAT_VERITY | CONFIG_FORMAT_CRYPT)
 
+/* [log.<name>] event loggers (event_log.h): the event types each takes. */
+#define CONFIG_EVENT_INSTALL   (1u << 0)
+#define CONFIG_EVENT_BOOT      (1u << 1)
+#define CONFIG_EVENT_MARK      (1u << 2)
+#define CONFIG_EVENT_SERVICE   (1u << 3)
+#define CONFIG_EVENT_WRITESLOT (1u << 4)
+#define CONFIG_EVENT_ALL       ((1u << 5) - 1)
+
+enum config_log_format {
+	CONFIG_LOG_READABLE,    /* timestamp, message, known fields on lines below */
+	CONFIG_LOG_SHORT,       /* timestamp and message on one line */
+	CONFIG_LOG_JSON,        /* one JSON object per line */
+	CONFIG_LOG_JSON_PRETTY, /* indented JSON objects */
+};
+
+struct config_logger {
+	const char *name;     /* <name> of [log.<name>] */
+	const char *filename; /* absolute: relative names are in data-directory */
+	unsigned events;      /* CONFIG_EVENT_* mask, default all */
+	enum config_log_format format;
+	uint64_t max_size;    /* rotate before the file would exceed it; 0 = never */
+	unsigned max_files;   /* files kept, the current one included; default 10 */
+};
+
 struct config_streaming {
 	const char *sandbox_user; /* default "nobody" */
 	const char *tls_cert, *tls_key, *tls_ca;
@@ -92,6 +116,9 @@ struct system_config {
 	struct config_streaming streaming;
 	struct config_fwu fwu;
 	const char *autoinstall_path;
+	/* [log.<name>] sections in file order */
+	size_t nloggers;
+	struct config_logger *loggers;
 	/* slots in file order */
 	size_t nslots;
 	struct slot *slots;

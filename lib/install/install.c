@@ -1,4 +1,5 @@
 /* install.c - install a verified bundle into the inactive slot group. */
+#include "abota/event_log.h"
 #include "abota/install.h"
 
 #include <errno.h>
@@ -64,7 +65,44 @@ struct install {
 	struct install_journal *journal;
 	struct install_journal *old_journal; /* found on disk, until journal_prepare() */
 	const char *target_name;         /* the group, for the journal */
+	bool locked;                     /* this install holds the install lock */
+	bool logged_start;               /* the event log has "Installation ... started" */
+	bool rejected;                   /* refused by policy (compatible, version, install-check) */
 };
+
+/* RAUC's install events (event_log.h).  The start is logged once the
+ * transaction is final -- a resumed install continues the interrupted one's
+ * -- or, if the install fails before, just ahead of the failure. */
+static void log_install_start(struct install *in)
+{
+	if (in->logged_start)
+		return;
+	in->logged_start = true;
+	struct event_field f[] = { { "TRANSACTION_ID", in->transaction } };
+	event_log_emit(in->cfg, CONFIG_EVENT_INSTALL, EVENT_ID_INSTALL_STARTED, f, 1,
+		       "Installation %.8s started", in->transaction);
+}
+
+static void log_install_done(struct install *in, int ret, const struct abota_error *err)
+{
+	log_install_start(in);
+	const struct manifest *m = in->bundle ? bundle_get_manifest(in->bundle) : NULL;
+	struct event_field f[] = {
+		{ "BUNDLE_HASH", in->bundle ? bundle_manifest_hash(in->bundle) : "" },
+		{ "BUNDLE_DESCRIPTION", m && m->description ? m->description : "" },
+		{ "BUNDLE_VERSION", m && m->version ? m->version : "" },
+		{ "TRANSACTION_ID", in->transaction },
+	};
+	if (ret == 0)
+		event_log_emit(in->cfg, CONFIG_EVENT_INSTALL, EVENT_ID_INSTALL_SUCCEEDED, f, 4,
+			       "Installation %.8s succeeded", in->transaction);
+	else
+		event_log_emit(in->cfg, CONFIG_EVENT_INSTALL,
+			       in->rejected ? EVENT_ID_INSTALL_REJECTED : EVENT_ID_INSTALL_FAILED, f,
+			       4, "Installation %.8s %s: %s", in->transaction,
+			       in->rejected ? "rejected" : "failed",
+			       err && err->msg[0] ? err->msg : strerror(-ret));
+}
 
 static void progress(struct install *in, unsigned percent, const char *msg, uint64_t done,
 		     uint64_t total)
@@ -1488,6 +1526,9 @@ static int install_item(struct install *in, struct plan_item *it, struct abota_e
 {
 	const struct manifest_image *img = it->img;
 	int ret = 0;
+	if (!it->skip)
+		event_log_emit(in->cfg, CONFIG_EVENT_WRITESLOT, NULL, NULL, 0, "Updating slot %s",
+			       it->slot->name);
 	if (img->hook_pre_install && !it->skip)
 		ret = run_slot_hook(in, it, "slot-pre-install", err);
 	if (ret < 0)
@@ -1622,6 +1663,7 @@ int install_run(struct system_config *cfg, const struct install_opts *opts,
 	ret = install_lock(&in, err);
 	if (ret < 0)
 		goto out;
+	in.locked = true;
 	ret = boot_backend_open(cfg, &in.backend, err);
 	if (ret < 0)
 		goto out;
@@ -1672,6 +1714,7 @@ int install_run(struct system_config *cfg, const struct install_opts *opts,
 	ret = journal_load(&in, err);
 	if (ret < 0)
 		goto out;
+	log_install_start(&in);
 	if (!http_is_url(opts->bundle) && !journal_resumes(&in)) {
 		progress(&in, 3, "Verifying bundle payload", 0, 0);
 		ret = bundle_check_payload(in.bundle, err);
@@ -1698,11 +1741,12 @@ int install_run(struct system_config *cfg, const struct install_opts *opts,
 	if (ret < 0)
 		goto out;
 	ret = check_compatible(&in, err);
-	if (ret < 0)
+	if (ret == 0)
+		ret = check_version(&in, err);
+	if (ret < 0) {
+		in.rejected = ret == -EPERM;
 		goto out;
-	ret = check_version(&in, err);
-	if (ret < 0)
-		goto out;
+	}
 	progress(&in, 6, "Checking slots", 0, 0);
 	ret = precheck_slots(&in, err);
 	if (ret < 0)
@@ -1770,6 +1814,10 @@ int install_run(struct system_config *cfg, const struct install_opts *opts,
 	if (result)
 		*result = res;
 out:
+	/* Not for a second install that found the lock taken: the first one
+	 * is the one whose outcome will be logged. */
+	if (in.locked)
+		log_install_done(&in, ret, err);
 	install_free(&in);
 	return ret;
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "abota/event_log.h"
 #include "abota/log.h"
 #include "abota/mark.h"
 #include "abota/version.h"
@@ -120,6 +121,25 @@ void mark_result_free(struct mark_result *res)
 	memset(res, 0, sizeof(*res));
 }
 
+/* RAUC's mark event for one slot. */
+static void log_mark(const struct system_config *cfg, struct slot_status_store *store,
+		     const struct slot *s, enum mark_state state)
+{
+	static const char *const ids[] = { [MARK_GOOD] = EVENT_ID_MARKED_GOOD,
+					   [MARK_BAD] = EVENT_ID_MARKED_BAD,
+					   [MARK_ACTIVE] = EVENT_ID_MARKED_ACTIVE };
+	static const char *const words[] = { [MARK_GOOD] = "good", [MARK_BAD] = "bad",
+					     [MARK_ACTIVE] = "active" };
+	struct slot_status *st = store ? slot_status_get(store, s->name) : NULL;
+	struct event_field f[] = {
+		{ "SLOT_NAME", s->name },
+		{ "BUNDLE_HASH", st && st->bundle_hash ? st->bundle_hash : "" },
+		{ "SLOT_BOOTNAME", s->bootname ? s->bootname : "" },
+	};
+	event_log_emit(cfg, CONFIG_EVENT_MARK, ids[state], f, 3, "Marked slot %s as %s", s->name,
+		       words[state]);
+}
+
 int mark_apply(const struct system_config *cfg, struct boot_backend *boot,
 	       struct slot_status_store *store, const struct slot *booted,
 	       const char *booted_id, enum mark_state state, const char *what,
@@ -148,6 +168,7 @@ int mark_apply(const struct system_config *cfg, struct boot_backend *boot,
 		if (store && ((ret = slot_status_mark_activated(store, r.marked[0]->name, err)) < 0 ||
 			      (ret = slot_status_save(store, err)) < 0))
 			goto out;
+		log_mark(cfg, store, r.marked[0], MARK_ACTIVE);
 		snprintf(r.message, sizeof(r.message), "activated slot %s", r.marked[0]->name);
 		goto done;
 	}
@@ -159,6 +180,7 @@ int mark_apply(const struct system_config *cfg, struct boot_backend *boot,
 		if (state == MARK_GOOD && booted && r.marked[i] == slot_root(booted) &&
 		    (ret = raise_floor(cfg, store, r.marked[i], err)) < 0)
 			goto out;
+		log_mark(cfg, store, r.marked[i], state);
 	}
 	snprintf(r.message, sizeof(r.message), "marked slot(s) ");
 	names(r.message, sizeof(r.message), r.marked, r.n_marked);
@@ -174,9 +196,11 @@ int mark_apply(const struct system_config *cfg, struct boot_backend *boot,
 			r.n_late_bad = 0;
 			goto done;
 		}
-		for (size_t i = 0; i < r.n_late_bad; i++)
+		for (size_t i = 0; i < r.n_late_bad; i++) {
 			if ((ret = boot_backend_reject(boot, r.late_bad[i], err)) < 0)
 				goto out;
+			log_mark(cfg, store, r.late_bad[i], MARK_BAD);
+		}
 	}
 done:
 	*res = r;

@@ -595,7 +595,6 @@ static int reject_unsupported(struct system_config *cfg, struct abota_error *err
 		{ "autoinstall", false, "autoinstall is not supported by abota" },
 		{ "polling", false, "polling is not supported by abota (use abotad's hawkBit agent)" },
 		{ "artifacts.", true, "artifact repositories are not supported by abota" },
-		{ "log.", true, "event logs are not supported by abota" },
 	};
 	for (size_t i = 0; i < keyfile_group_count(kf); i++) {
 		const char *name = keyfile_group_name(kf, i);
@@ -608,6 +607,121 @@ static int reject_unsupported(struct system_config *cfg, struct abota_error *err
 						       keyfile_name(kf), group_line(kf, name),
 						       name, unsup[j].why);
 		}
+	}
+	return 0;
+}
+
+/* [log.<name>]: RAUC's event loggers (event_log.h). */
+static int parse_logger(struct system_config *cfg, const char *g, struct config_logger *l,
+			struct abota_error *err)
+{
+	struct keyfile *kf = ((struct config_priv *)cfg->priv)->kf;
+	static const char *const formats[] = { "readable", "short", "json", "json-pretty" };
+	static const char *const types[] = { "install", "boot", "mark", "service", "writeslot" };
+	const char *v;
+	int ret;
+	l->name = g + 4;
+	if (!l->name[0])
+		return abota_error_set(err, -EINVAL, "%s:%u: group [%s]: a logger needs a name: [log.<name>]",
+				       keyfile_name(kf), group_line(kf, g), g);
+	l->events = CONFIG_EVENT_ALL;
+	l->max_files = 10;
+	if ((ret = keyfile_get_nonempty(kf, g, "filename", &v, err)) < 0)
+		return ret != -ENOENT ? ret
+				      : abota_error_set(err, -EINVAL, "%s:%u: group [%s]: filename= is required",
+							keyfile_name(kf), group_line(kf, g), g);
+	if (v[0] == '/') {
+		l->filename = v;
+	} else {
+		char *abs = NULL;
+		if (!cfg->data_directory)
+			return key_error(kf, err, g, "filename",
+					 "'%s' is relative, and there is no data-directory it could be in", v);
+		if (asprintf(&abs, "%s/%s", cfg->data_directory, v) < 0 || !own(cfg, abs))
+			return abota_error_set(err, -ENOMEM, "out of memory");
+		l->filename = abs;
+	}
+	const char *const *list = NULL;
+	size_t n = 0;
+	ret = keyfile_get_list(kf, g, "events", &list, &n, err);
+	if (ret < 0 && ret != -ENOENT)
+		return ret;
+	if (ret == 0) {
+		l->events = 0;
+		for (size_t i = 0; i < n; i++) {
+			unsigned bit = 0;
+			if (!strcmp(list[i], "all")) {
+				if (n > 1)
+					return key_error(kf, err, g, "events",
+							 "'all' cannot be combined with other events");
+				bit = CONFIG_EVENT_ALL;
+			}
+			for (size_t t = 0; !bit && t < sizeof(types) / sizeof(types[0]); t++)
+				if (!strcmp(list[i], types[t]))
+					bit = 1u << t;
+			if (!bit)
+				return key_error(kf, err, g, "events",
+						 "unknown event type '%s' (install, boot, mark, service, writeslot or all)",
+						 list[i]);
+			l->events |= bit;
+		}
+		if (!l->events)
+			return key_error(kf, err, g, "events", "empty list");
+	}
+	if ((ret = opt_string(kf, g, "format", &v, err)) < 0)
+		return ret;
+	if (keyfile_has_key(kf, g, "format")) {
+		size_t f = 0;
+		while (f < sizeof(formats) / sizeof(formats[0]) && strcmp(v, formats[f]))
+			f++;
+		if (f == sizeof(formats) / sizeof(formats[0]))
+			return key_error(kf, err, g, "format",
+					 "unknown format '%s' (readable, short, json or json-pretty)", v);
+		l->format = (enum config_log_format)f;
+	}
+	ret = keyfile_get_nonempty(kf, g, "max-size", &v, err);
+	if (ret < 0 && ret != -ENOENT)
+		return ret;
+	if (ret == 0 && (parse_size(v, true, &l->max_size) < 0 || l->max_size == 0))
+		return key_error(kf, err, g, "max-size",
+				 "'%s' is not a size in bytes above 0 (suffixes K, M, G, T)", v);
+	uint64_t files = 0;
+	ret = keyfile_get_u64(kf, g, "max-files", &files, err);
+	if (ret < 0 && ret != -ENOENT)
+		return ret;
+	if (ret == 0) {
+		if (files < 1 || files > 1000)
+			return key_error(kf, err, g, "max-files", "%llu is not in 1..1000",
+					 (unsigned long long)files);
+		l->max_files = (unsigned)files;
+	}
+	return 0;
+}
+
+static int parse_loggers(struct system_config *cfg, struct abota_error *err)
+{
+	struct keyfile *kf = ((struct config_priv *)cfg->priv)->kf;
+	size_t n = 0;
+	for (size_t i = 0; i < keyfile_group_count(kf); i++)
+		n += !strncmp(keyfile_group_name(kf, i), "log.", 4);
+	if (n == 0)
+		return 0;
+	cfg->loggers = calloc(n, sizeof(*cfg->loggers));
+	if (!cfg->loggers)
+		return abota_error_set(err, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < keyfile_group_count(kf); i++) {
+		const char *g = keyfile_group_name(kf, i);
+		if (strncmp(g, "log.", 4) != 0)
+			continue;
+		int ret = parse_logger(cfg, g, &cfg->loggers[cfg->nloggers], err);
+		if (ret < 0)
+			return ret;
+		for (size_t j = 0; j < cfg->nloggers; j++)
+			if (!strcmp(cfg->loggers[j].filename, cfg->loggers[cfg->nloggers].filename))
+				return key_error(kf, err, g, "filename",
+						 "'%s' is also the file of [log.%s]",
+						 cfg->loggers[j].filename, cfg->loggers[j].name);
+		cfg->nloggers++;
 	}
 	return 0;
 }
@@ -861,6 +975,7 @@ void config_free(struct system_config *cfg)
 		free(p);
 	}
 	free(cfg->slots);
+	free(cfg->loggers);
 	free(cfg);
 }
 
@@ -914,6 +1029,8 @@ static int config_build(struct keyfile *kf, const char *name, const char *dir,
 	if ((ret = parse_fwu(cfg, err)) < 0)
 		goto out;
 	if ((ret = parse_slots(cfg, err)) < 0)
+		goto out;
+	if ((ret = parse_loggers(cfg, err)) < 0)
 		goto out;
 	if (!cfg->cmdline_file)
 		cfg->cmdline_file = "/proc/cmdline";

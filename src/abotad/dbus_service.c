@@ -30,6 +30,7 @@
 #include "abota/boot_fwu.h"
 #include "abota/bundle.h"
 #include "abota/config.h"
+#include "abota/event_log.h"
 #include "abota/http_source.h"
 #include "abota/install.h"
 #include "abota/install_journal.h"
@@ -1306,6 +1307,15 @@ int dbus_service_open(const struct dbus_service_opts *opts, struct dbus_service 
 	    (r = set_str(&s->last_error, "")) < 0 || (r = set_str(&s->progress_msg, "")) < 0) {
 		abota_error_set(err, r, "out of memory");
 		goto fail;
+	}
+	/* RAUC's boot and service events: the service starts once per boot,
+	 * or again after a restart (the boot is then logged already). */
+	{
+		const struct slot *root = d.booted ? slot_root(d.booted) : NULL;
+		struct slot_status *st = root && d.store ? slot_status_get(d.store, root->name) : NULL;
+		event_log_boot(d.cfg, root ? root->name : NULL, root ? root->bootname : NULL,
+			       st ? st->bundle_hash : NULL);
+		event_log_emit(d.cfg, CONFIG_EVENT_SERVICE, NULL, NULL, 0, "Service started");
 	}
 	device_close(&d);
 	if ((s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {

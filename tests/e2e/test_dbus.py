@@ -520,6 +520,30 @@ def test_mark(env):
     assert "unknown state 'maybe'" in msg
 
 
+def test_service_event_log(tmp_path, pki):
+    """The service logs RAUC's boot event once per boot (not again when it restarts
+    within the boot), "Service started" each time, and marks made through D-Bus."""
+    dev = Device(str(tmp_path / "dev"), pki)
+    with open(dev.conf, "a") as f:
+        f.write("\n[log.history]\nfilename=history.log\n")
+    bus = Bus(str(tmp_path))
+    try:
+        for _ in range(2):
+            svc = start_service(bus, dev.conf)
+            bus.call("Mark", "ss", "good", "booted")
+            log = stop(svc)
+            assert "AddressSanitizer" not in log and "runtime error" not in log, log
+    finally:
+        bus.close()
+    text = open(os.path.join(dev.base, "data", "history.log")).read()
+    boot_id = open("/proc/sys/kernel/random/boot_id").read().strip()
+    assert text.count(": Booted into rootfs.0 (A)\n") == 1, text
+    assert f"boot ID: {boot_id}" in text
+    assert text.count(": Service started\n") == 2, text
+    assert text.count(": Marked slot rootfs.0 as good\n") == 2, text
+    assert "                      bootname: A\n" in text
+
+
 def test_unprivileged_caller(env, bundles):
     """The service itself lets only root (or --install-group) change the
     device; anyone may read."""

@@ -313,6 +313,46 @@ def test_min_bundle_version(tmp_path, pki, bundles):
     abota("-c", dev.conf, "install", bundles["v2"])
 
 
+def test_event_log_records_installs_and_marks(device, bundles):
+    """RAUC's [log.<name>] event loggers: a JSON log of everything and a short log of
+    installs only.  A rejected install (other compatible), a successful one (with its
+    slots written), mark-good and mark-active are recorded with RAUC's MESSAGE_IDs and
+    fields; the short log holds the install events alone, one line each."""
+    with open(device.conf, "a") as f:
+        f.write("\n[log.all]\nfilename=events.json\nformat=json\n"
+                "\n[log.installs]\nfilename=/%s/installs.log\nevents=install\nformat=short\n"
+                % device.base.strip("/"))
+    abota_fails("-c", device.conf, "install", bundles["other"], match="compatible")
+    p = abota("-c", device.conf, "install", "--transaction-id",
+              "0123abcd-0000-4000-8000-000000000000", bundles["v2"])
+    boot_into(device, "B")
+    abota("-c", device.conf, "--override-boot-slot=B", "status", "mark-good")
+    abota("-c", device.conf, "--override-boot-slot=B", "status", "mark-active", "other")
+    events = [json.loads(l) for l in open(os.path.join(device.base, "data", "events.json"))]
+    msgs = [e["MESSAGE"] for e in events]
+    assert msgs[0].endswith(" started") and msgs[1].startswith("Installation ")
+    assert " rejected: " in msgs[1] and "compatible" in msgs[1], msgs
+    assert events[1]["MESSAGE_ID"] == "60bea7e4fea549ccad68af457308b13a"
+    assert events[1]["BUNDLE_VERSION"] == "3.0"
+    assert msgs[2] == "Installation 0123abcd started"
+    assert events[2]["TRANSACTION_ID"] == "0123abcd-0000-4000-8000-000000000000"
+    written = [m for m in msgs[3:] if m.startswith("Updating slot ")]
+    assert sorted(written) == ["Updating slot bootloader.1", "Updating slot rootfs.1"], msgs
+    done = next(e for e in events if e["MESSAGE"] == "Installation 0123abcd succeeded")
+    assert done["MESSAGE_ID"] == "0163db5468ac4237b090d28490c301ed"
+    assert done["BUNDLE_VERSION"] == "2.0" and len(done["BUNDLE_HASH"]) == 64
+    good = next(e for e in events if e["MESSAGE"] == "Marked slot rootfs.1 as good")
+    assert good["MESSAGE_ID"] == "3304e15a7a9a447885eb208ba7ae3a05"
+    assert good["SLOT_BOOTNAME"] == "B" and good["BUNDLE_HASH"] == done["BUNDLE_HASH"]
+    assert good["RAUC_EVENT_TYPE"] == "mark"
+    assert msgs[-1] == "Marked slot rootfs.0 as active"
+    assert all(e["TS"].endswith("Z") for e in events)
+    short = open(os.path.join(device.base, "installs.log")).read().splitlines()
+    assert len(short) == 4, short
+    assert short[3].endswith(": Installation 0123abcd succeeded"), short
+    assert not any("Marked" in l or "Updating" in l for l in short)
+
+
 def test_replayed_older_bundle_refused(device, bundles, tmp_path):
     """SC-101: a validly signed older bundle (replay of an earlier release)
     is refused once the device accepted a newer one -- also when the slot

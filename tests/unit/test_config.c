@@ -146,7 +146,18 @@ static void test_bad_input(void **state)
 	bad(BASE "[keyring]\ncheck-purpose=bogus\n", "s.conf:5: key 'check-purpose'");
 	bad(BASE "[streaming]\nsend-headers=cookie\n", "unknown header 'cookie'");
 	bad(BASE "[encryption]\nkey=k\n", "s.conf:4: group [encryption]: encrypted");
-	bad(BASE "[log.x]\nfilename=f\n", "event logs are not supported");
+	bad(BASE "[log.x]\nfilename=f\n", "'f' is relative, and there is no data-directory");
+	bad(BASE "[log.x]\nevents=install\n", "group [log.x]: filename= is required");
+	bad(BASE "[log.]\nfilename=/l\n", "a logger needs a name");
+	bad(BASE "[log.x]\nfilename=/l\nevents=all;mark\n", "'all' cannot be combined");
+	bad(BASE "[log.x]\nfilename=/l\nevents=install;reboot\n", "unknown event type 'reboot'");
+	bad(BASE "[log.x]\nfilename=/l\nformat=xml\n", "unknown format 'xml'");
+	bad(BASE "[log.x]\nfilename=/l\nmax-size=10Q\n", "key 'max-size'");
+	bad(BASE "[log.x]\nfilename=/l\nmax-size=0\n", "key 'max-size'");
+	bad(BASE "[log.x]\nfilename=/l\nmax-files=0\n", "0 is not in 1..1000");
+	bad(BASE "[log.x]\nfilename=/l\nrotate=1\n", "rotate");
+	bad(BASE "data-directory=/d\n[log.x]\nfilename=l\n[log.y]\nfilename=/d/l\n",
+	    "also the file of [log.x]");
 	bad(BASE "[artifacts.x]\npath=/p\n", "not supported");
 	bad(BASE "[casync]\nstorepath=/p\n", "not supported");
 	bad(BASE "[fwu]\nmetadata-version=3\n", "s.conf:5: key 'metadata-version'");
@@ -203,6 +214,31 @@ static void test_bool_values(void **state)
 		bad(t, "s.conf:4: key 'activate-installed'");
 	}
 	bad(BASE "[keyring]\ncheck-crl=yes\n", "s.conf:5: key 'check-crl'");
+}
+
+static void test_loggers(void **state)
+{
+	(void)state;
+	struct system_config *cfg = ok(BASE "data-directory=/var/lib/abota\n" SLOTS
+					    "[log.install-log]\nfilename=install.log\nevents=install\nformat=short\n"
+					    "[log.all-json]\nfilename=/var/log/all.json\nformat=json-pretty\n"
+					    "max-size=1M\nmax-files=5\n"
+					    "[log.marks]\nfilename=m.log\nevents=mark;boot\n");
+	assert_int_equal(cfg->nloggers, 3);
+	assert_string_equal(cfg->loggers[0].name, "install-log");
+	assert_string_equal(cfg->loggers[0].filename, "/var/lib/abota/install.log");
+	assert_int_equal(cfg->loggers[0].events, CONFIG_EVENT_INSTALL);
+	assert_int_equal(cfg->loggers[0].format, CONFIG_LOG_SHORT);
+	assert_int_equal(cfg->loggers[0].max_size, 0);
+	assert_int_equal(cfg->loggers[0].max_files, 10);
+	assert_string_equal(cfg->loggers[1].filename, "/var/log/all.json");
+	assert_int_equal(cfg->loggers[1].events, CONFIG_EVENT_ALL);
+	assert_int_equal(cfg->loggers[1].format, CONFIG_LOG_JSON_PRETTY);
+	assert_int_equal(cfg->loggers[1].max_size, 1 << 20);
+	assert_int_equal(cfg->loggers[1].max_files, 5);
+	assert_int_equal(cfg->loggers[2].events, CONFIG_EVENT_MARK | CONFIG_EVENT_BOOT);
+	assert_int_equal(cfg->loggers[2].format, CONFIG_LOG_READABLE);
+	config_free(cfg);
 }
 
 static void test_load_file(void **state)
@@ -285,6 +321,7 @@ int main(void)
 		cmocka_unit_test(test_bool_values),
 		cmocka_unit_test(test_load_file),
 		cmocka_unit_test(test_load_auto),
+		cmocka_unit_test(test_loggers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
