@@ -63,8 +63,8 @@ int bundle_create(const char *content_dir, const char *out_path,
 
 /* The BUNDLE_FORMATS_ALL-style mask for system.conf's bundle-formats
  * (CONFIG_FORMAT_* of config.h); crypt bundles are not supported and drop
- * out.  0: the configuration allows no format abota can open. */
-unsigned bundle_formats_from_config(unsigned config_formats);
+ * out.  -EPERM when that leaves no format abota can open. */
+int bundle_formats_from_config(unsigned config_formats, unsigned *out, struct abota_error *err);
 
 struct bundle_open_opts {
 	const struct sig_policy *policy; /* required unless no_verify */

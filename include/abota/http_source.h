@@ -40,6 +40,9 @@ struct http_opts {
 	struct http_blob ca_pem, client_cert_pem, client_key_pem;
 	bool insecure;                /* do not verify the server (tests only) */
 	const char *const *headers;   /* extra request headers "Name: value", NULL-terminated */
+	/* sent with the first request only (RAUC's send-headers: who is asking,
+	 * not needed on every range request); NULL-terminated */
+	const char *const *info_headers;
 	long connect_timeout_s;       /* 0 = 20 s */
 	long low_speed_time_s;        /* abort a request slower than low_speed_limit for this long; 0 = 60 s */
 	long low_speed_limit;         /* bytes/s; 0 = 100 */

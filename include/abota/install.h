@@ -49,6 +49,7 @@ struct install_opts {
 /* What an install did, for the caller's messages. */
 struct install_result {
 	char target[64];       /* bootname (or slot name) of the installed group */
+	bool activated;        /* the boot backend now boots target (activate-installed) */
 	char transaction[37];
 	unsigned written, skipped; /* images written / skipped (install-same) */
 	unsigned resumed;          /* images continued from the resume journal */

@@ -91,8 +91,9 @@ static int run_handler(const char *handler, const char *a1, const char *a2, cons
 		goto out;
 	}
 	if (WEXITSTATUS(status) != 0) {
-		ret = abota_error_set(err, -EIO, "'%s %s%s%s' failed with exit status %d", handler,
-				      a1, a2 ? " " : "", a2 ? a2 : "", WEXITSTATUS(status));
+		ret = abota_error_set(err, -EIO, "'%s %s%s%s%s%s' failed with exit status %d", handler,
+				      a1, a2 ? " " : "", a2 ? a2 : "", a3 ? " " : "", a3 ? a3 : "",
+				      WEXITSTATUS(status));
 		goto out;
 	}
 	if (overflow) {

@@ -302,14 +302,19 @@ static int check_contents(struct bundle *b, struct abota_error *err)
 	return 0;
 }
 
-unsigned bundle_formats_from_config(unsigned config_formats)
+int bundle_formats_from_config(unsigned config_formats, unsigned *out, struct abota_error *err)
 {
 	unsigned formats = 0;
 	if (config_formats & CONFIG_FORMAT_PLAIN)
 		formats |= 1u << BUNDLE_FORMAT_PLAIN;
 	if (config_formats & CONFIG_FORMAT_VERITY)
 		formats |= 1u << BUNDLE_FORMAT_VERITY;
-	return formats;
+	if (!formats)
+		return abota_error_set(err, -EPERM, "bundle-formats allows %s",
+				       config_formats ? "only crypt bundles, which abota does not support"
+						      : "no bundle format");
+	*out = formats;
+	return 0;
 }
 
 int bundle_open(const char *path, const struct bundle_open_opts *opts, struct bundle **out,

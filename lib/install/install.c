@@ -1,4 +1,5 @@
 /* install.c - install a verified bundle into the inactive slot group. */
+#include "abota/system_info.h"
 #include "abota/event_log.h"
 #include "abota/install.h"
 
@@ -65,6 +66,8 @@ struct install {
 	struct install_journal *journal;
 	struct install_journal *old_journal; /* found on disk, until journal_prepare() */
 	const char *target_name;         /* the group, for the journal */
+	struct system_info *sysinfo;     /* variant and system-info variables */
+	char *info_headers[16];          /* [streaming] send-headers + RAUC_HTTP_*, NULL-terminated */
 	bool locked;                     /* this install holds the install lock */
 	bool logged_start;               /* the event log has "Installation ... started" */
 	bool rejected;                   /* refused by policy (compatible, version, install-check) */
@@ -102,6 +105,81 @@ static void log_install_done(struct install *in, int ret, const struct abota_err
 			       4, "Installation %.8s %s: %s", in->transaction,
 			       in->rejected ? "rejected" : "failed",
 			       err && err->msg[0] ? err->msg : strerror(-ret));
+}
+
+/* First line of a small file, without the newline; NULL if unreadable. */
+static char *first_line(const char *path)
+{
+	char *data = NULL;
+	size_t len = 0;
+	struct abota_error e = { 0 };
+	if (fileio_read_all(path, 4096, &data, &len, &e) < 0)
+		return NULL;
+	data[strcspn(data, "\n")] = '\0';
+	return data;
+}
+
+/* RAUC's streaming info headers: what [streaming] send-headers names, and a
+ * RAUC-<X> header for each RAUC_HTTP_<X> of the system-info handler.  Sent
+ * with the first request of a streamed bundle; a value the system does not
+ * have is left out, as RAUC does. */
+static int make_info_headers(struct install *in, struct abota_error *err)
+{
+	const struct system_config *cfg = in->cfg;
+	const struct system_info *si = in->sysinfo;
+	size_t n = 0, max = sizeof(in->info_headers) / sizeof(in->info_headers[0]) - 1;
+	int ret = 0;
+	for (const char *const *h = cfg->streaming.send_headers; h && *h && ret == 0; h++) {
+		char *value = NULL, *hdr = NULL;
+		const char *name = NULL;
+		char buf[64];
+		if (!strcmp(*h, "boot-id")) {
+			name = "Boot-ID";
+			if (slot_status_read_boot_id(cfg->boot_id_file, buf, sizeof(buf)) == 0)
+				value = strdup(buf);
+		} else if (!strcmp(*h, "machine-id")) {
+			name = "Machine-ID";
+			value = first_line("/etc/machine-id");
+		} else if (!strcmp(*h, "system-version")) {
+			name = "System-Version";
+			value = si->version ? strdup(si->version) : NULL;
+		} else if (!strcmp(*h, "serial")) {
+			name = "Serial";
+			value = si->serial ? strdup(si->serial) : NULL;
+		} else if (!strcmp(*h, "variant")) {
+			name = "Variant";
+			value = si->variant ? strdup(si->variant) : NULL;
+		} else if (!strcmp(*h, "transaction-id")) {
+			name = "Transaction-ID";
+			value = strdup(in->transaction);
+		} else if (!strcmp(*h, "uptime")) {
+			name = "Uptime";
+			value = first_line("/proc/uptime");
+			if (value)
+				value[strcspn(value, " ")] = '\0';
+		}
+		if (value && n < max && asprintf(&hdr, "RAUC-%s: %s", name, value) >= 0)
+			in->info_headers[n++] = hdr;
+		else if (value && n < max)
+			ret = abota_error_set(err, -ENOMEM, "out of memory");
+		free(value);
+	}
+	for (size_t i = 0; si && i < si->n_vars && ret == 0; i++) {
+		const char *v = si->vars[i];
+		if (strncmp(v, "RAUC_HTTP_", 10) != 0 || n == max)
+			continue;
+		size_t klen = strcspn(v, "=");
+		char *hdr = NULL;
+		if (asprintf(&hdr, "RAUC-%.*s: %s", (int)(klen - 10), v + 10, v + klen + 1) < 0) {
+			ret = abota_error_set(err, -ENOMEM, "out of memory");
+			break;
+		}
+		for (char *p = hdr + 5; *p != ':'; p++)
+			if (*p == '_')
+				*p = '-';
+		in->info_headers[n++] = hdr;
+	}
+	return ret;
 }
 
 static void progress(struct install *in, unsigned percent, const char *msg, uint64_t done,
@@ -144,7 +222,8 @@ static int env_add(struct env *e, const char *key, const char *value)
 		e->cap = cap;
 	}
 	char *s = NULL;
-	if (asprintf(&s, "%s=%s", key, value ? value : "") < 0)
+	/* key NULL: value is a whole "KEY=value" */
+	if (key ? asprintf(&s, "%s=%s", key, value ? value : "") < 0 : !(s = strdup(value)))
 		return -ENOMEM;
 	e->v[e->n++] = s;
 	e->v[e->n] = NULL;
@@ -211,7 +290,18 @@ static int build_env(struct install *in, struct env *e)
 	}
 	ret |= env_add(e, "RAUC_SYSTEM_CONFIG", cfg->path);
 	ret |= env_add(e, "RAUC_SYSTEM_COMPATIBLE", cfg->compatible);
-	ret |= env_add(e, "RAUC_SYSTEM_VARIANT", cfg->variant_name ? cfg->variant_name : "");
+	const struct system_info *si = in->sysinfo;
+	ret |= env_add(e, "RAUC_SYSTEM_VARIANT", si && si->variant ? si->variant : "");
+	/* and every RAUC_* variable of the system-info handler (RAUC 1.10),
+	 * except those set above */
+	for (size_t i = 0; si && i < si->n_vars; i++) {
+		size_t klen = strcspn(si->vars[i], "=");
+		bool dup = false;
+		for (size_t j = 0; j < e->n && !dup; j++)
+			dup = !strncmp(e->v[j], si->vars[i], klen + 1);
+		if (!dup)
+			ret |= env_add(e, NULL, si->vars[i]);
+	}
 	ret |= env_add(e, "RAUC_CURRENT_BOOTNAME",
 		       in->booted && in->booted->bootname ? in->booted->bootname : "");
 	ret |= env_add(e, "RAUC_MOUNT_PREFIX", cfg->mount_prefix);
@@ -464,10 +554,6 @@ static int check_version(struct install *in, struct abota_error *err)
 	return check_version_floor(in, m->version, err);
 }
 
-static const char *system_variant(const struct system_config *cfg)
-{
-	return cfg->variant_name;
-}
 
 /* Image types abota can copy raw into each slot type. */
 static bool type_ok(const char *img_type, const char *slot_type)
@@ -492,7 +578,7 @@ static int make_plan(struct install *in, struct abota_error *err)
 				    &in->group, &in->n_group, err);
 	if (ret < 0)
 		return ret;
-	const char *variant = system_variant(in->cfg);
+	const char *variant = in->sysinfo ? in->sysinfo->variant : NULL;
 	/* RAUC: a slot class that only has images for other variants is an
 	 * error, not a silent skip (security case SC-106) */
 	ret = manifest_check_variants(m, variant, err);
@@ -1645,6 +1731,9 @@ static void install_free(struct install *in)
 	free(in->booted_id);
 	boot_backend_close(in->backend);
 	bundle_close(in->bundle);
+	system_info_free(in->sysinfo);
+	for (size_t i = 0; in->info_headers[i]; i++)
+		free(in->info_headers[i]);
 }
 
 int install_run(struct system_config *cfg, const struct install_opts *opts,
@@ -1664,6 +1753,9 @@ int install_run(struct system_config *cfg, const struct install_opts *opts,
 	if (ret < 0)
 		goto out;
 	in.locked = true;
+	ret = system_info_load(cfg, NULL, &in.sysinfo, err);
+	if (ret < 0)
+		goto out;
 	ret = boot_backend_open(cfg, &in.backend, err);
 	if (ret < 0)
 		goto out;
@@ -1685,15 +1777,21 @@ int install_run(struct system_config *cfg, const struct install_opts *opts,
 
 	progress(&in, 2, "Checking bundle", 0, 0);
 	const struct sig_policy *pol = opts->keyring ? opts->keyring : &cfg->keyring;
-	unsigned formats = bundle_formats_from_config(cfg->bundle_formats);
-	if (!formats) {
-		ret = abota_error_set(err, -EPERM, "no bundle format is allowed by bundle-formats");
+	unsigned formats = 0;
+	ret = bundle_formats_from_config(cfg->bundle_formats, &formats, err);
+	if (ret < 0)
 		goto out;
+	struct http_opts http = opts->http ? *opts->http : (struct http_opts){ 0 };
+	if (http_is_url(opts->bundle)) {
+		ret = make_info_headers(&in, err);
+		if (ret < 0)
+			goto out;
+		http.info_headers = (const char *const *)in.info_headers;
 	}
 	struct bundle_open_opts bo = { .policy = pol,
 				       .max_signature_size = cfg->max_bundle_signature_size,
 				       .allowed_formats = formats,
-				       .http = opts->http,
+				       .http = &http,
 				       .sandbox_user = cfg->streaming.sandbox_user };
 	ret = bundle_open(opts->bundle, &bo, &in.bundle, err);
 	if (ret < 0)
@@ -1791,6 +1889,7 @@ int install_run(struct system_config *cfg, const struct install_opts *opts,
 		ret = boot_backend_set_primary(in.backend, in.target_root, err);
 		if (ret < 0)
 			goto out;
+		res.activated = true;
 		if (in.status) {
 			ret = slot_status_mark_activated(in.status, in.target_root->name, err);
 			if (ret == 0)

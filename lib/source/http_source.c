@@ -702,8 +702,30 @@ int source_open_http(const char *url, const struct http_opts *opts, struct sourc
 		hs->headers = l;
 	}
 	hs->opts.headers = NULL; /* the caller's strings are not kept */
-	if (hs->headers)
-		cu.easy_setopt(c, CURLOPT_HTTPHEADER, hs->headers);
+	/* The first request carries the info headers as well (libcurl copies
+	 * the strings; the list itself must live until the request is done). */
+	struct curl_slist *first_headers = NULL;
+	for (const char *const *h = hs->opts.info_headers; h && *h; h++) {
+		struct curl_slist *l = cu.slist_append(first_headers, *h);
+		if (!l) {
+			cu.slist_free_all(first_headers);
+			ret = abota_error_set(err, -ENOMEM, "out of memory");
+			goto fail;
+		}
+		first_headers = l;
+	}
+	for (const struct curl_slist *h = first_headers ? hs->headers : NULL; h; h = h->next) {
+		struct curl_slist *l = cu.slist_append(first_headers, h->data);
+		if (!l) {
+			cu.slist_free_all(first_headers);
+			ret = abota_error_set(err, -ENOMEM, "out of memory");
+			goto fail;
+		}
+		first_headers = l;
+	}
+	hs->opts.info_headers = NULL;
+	if (first_headers || hs->headers)
+		cu.easy_setopt(c, CURLOPT_HTTPHEADER, first_headers ? first_headers : hs->headers);
 
 	/* First request: 4 bytes, to learn the size (RAUC does the same). */
 	uint8_t first[4];
@@ -715,6 +737,10 @@ int source_open_http(const char *url, const struct http_opts *opts, struct sourc
 	hs->stats.requests++;
 	CURLcode rc = cu.easy_perform(c);
 	cu.easy_getinfo(c, CURLINFO_RESPONSE_CODE, &c0->status);
+	if (first_headers) {
+		cu.easy_setopt(c, CURLOPT_HTTPHEADER, hs->headers);
+		cu.slist_free_all(first_headers);
+	}
 	if (c0->status == 200 || c0->bad_status) {
 		ret = abota_error_set(err, -ENOTSUP,
 				      "%s: range requests not supported by server (HTTP %ld to a range request)",

@@ -307,7 +307,12 @@ static int parse_system(struct system_config *cfg, struct abota_error *err)
 	ret = keyfile_get_nonempty(kf, g, "statusfile", &v, err);
 	if (ret == 0) {
 		if (strcmp(v, "per-slot") == 0) {
-			cfg->statusfile = NULL;
+			/* RAUC keeps a status file in each slot's file system; abota
+			 * keeps one central file.  Running without status would lose
+			 * the history the user asked for. */
+			return key_error(kf, err, g, "statusfile",
+					 "per-slot status files are not supported by abota: set "
+					 "data-directory (or statusfile=PATH) for the central status file");
 		} else if ((ret = get_path(cfg, g, "statusfile", &cfg->statusfile, err)) < 0) {
 			return ret;
 		}
@@ -342,17 +347,14 @@ static int parse_system(struct system_config *cfg, struct abota_error *err)
 	if (cfg->max_bundle_signature_size == 0)
 		return key_error(kf, err, g, "max-bundle-signature-size", "must not be 0");
 
-	/* boot-attempts only mean something to counting bootloaders; RAUC
-	 * leaves them unconsumed elsewhere (so they are "invalid keys"). */
-	bool counting = cfg->bootloader == CONFIG_BOOT_UBOOT ||
-			cfg->bootloader == CONFIG_BOOT_BAREBOX;
-	if (counting) {
-		if ((ret = get_uint(kf, g, "boot-attempts", 1, 255, &cfg->boot_attempts, err)) < 0)
-			return ret;
-		if ((ret = get_uint(kf, g, "boot-attempts-primary", 1, 255,
-				    &cfg->boot_attempts_primary, err)) < 0)
-			return ret;
-	}
+	/* boot-attempts only mean something to counting bootloaders (uboot,
+	 * barebox), but RAUC accepts them with any: a custom backend's
+	 * configuration (ST's OTA demo) may carry them. */
+	if ((ret = get_uint(kf, g, "boot-attempts", 1, 255, &cfg->boot_attempts, err)) < 0)
+		return ret;
+	if ((ret = get_uint(kf, g, "boot-attempts-primary", 1, 255, &cfg->boot_attempts_primary,
+			    err)) < 0)
+		return ret;
 	if ((ret = opt_bool(kf, g, "activate-installed", &cfg->activate_installed, err)) < 0)
 		return ret;
 	ret = keyfile_get_nonempty(kf, g, "min-bundle-version", &v, err);
@@ -463,6 +465,7 @@ static int parse_handlers(struct system_config *cfg, struct abota_error *err)
 {
 	const char *g = "handlers";
 	int ret;
+	keyfile_consume_group(((struct config_priv *)cfg->priv)->kf, g); /* may be empty */
 	if ((ret = opt_path(cfg, g, "system-info", &cfg->system_info_handler, err)) < 0 ||
 	    (ret = opt_path(cfg, g, "pre-install", &cfg->pre_install_handler, err)) < 0 ||
 	    (ret = opt_path(cfg, g, "post-install", &cfg->post_install_handler, err)) < 0 ||

@@ -3,6 +3,7 @@
 #ifndef ABOTA_CLI_H
 #define ABOTA_CLI_H
 
+#include <getopt.h>
 #include <stdbool.h>
 
 #include "abota/error.h"
@@ -15,18 +16,58 @@ enum cli_output_format {
 };
 
 #define CLI_MAX_CONFOPT 32
+#define CLI_MAX_INTERMEDIATE 32
 
-/* Global options, given before the verb as with RAUC:
- *   abota -c system.conf --keyring K --override-boot-slot=A install B */
+/* Global options.  As with RAUC (GOption), they may come before or after the
+ * verb:  abota -c system.conf --override-boot-slot=A install B
+ *        abota install -c system.conf B
+ * When one is given twice, the later one wins (-C and --intermediate add up). */
 struct cli_globals {
 	const char *conf;             /* -c/--conf */
 	const char *keyring;          /* --keyring (verbs may also take it) */
 	const char *override_boot_slot;
 	bool debug;
-	/* -C/--confopt SECTION:KEY=VALUE overrides of system.conf (NULL-terminated) */
+	/* -C/--confopt SECTION:KEY=VALUE overrides of system.conf (NULL-terminated);
+	 * --mount=DIR is one more entry "system:mountprefix=DIR" at its place. */
 	const char *confopt[CLI_MAX_CONFOPT + 1];
 	unsigned n_confopt;
+	unsigned n_mount;             /* how many confopt entries came from --mount */
+	/* --intermediate=FILE before the verb (NULL-terminated); the verbs that have
+	 * an --intermediate of their own (bundle, info, extract, resign) take these
+	 * first. */
+	const char *intermediate[CLI_MAX_INTERMEDIATE + 1];
+	unsigned n_intermediate;
+	/* storage of the --mount entry: one buffer, since every --mount entry
+	 * sets the same key and only the last one given counts */
+	char mount_opt[4200];
 };
+
+/* The global options' getopt values (beyond any char and verb enum). */
+enum {
+	CLI_GOPT_CONF = 0x10000,
+	CLI_GOPT_CONFOPT,
+	CLI_GOPT_KEYRING,
+	CLI_GOPT_OVERRIDE_BOOT_SLOT,
+	CLI_GOPT_DEBUG,
+	CLI_GOPT_MOUNT,
+	CLI_GOPT_INTERMEDIATE,
+};
+
+/* Applies global option c (a CLI_GOPT_* value) with argument arg.  Returns 0,
+ * or 2 after printing one usage error (bad --mount, too many -C). */
+int cli_global_option(struct cli_globals *g, const char *verb, int c, const char *arg);
+
+/* getopt_long() for a verb that also accepts the global options after the
+ * verb (-c/--conf, -C/--confopt, --keyring, --override-boot-slot, -d/--debug,
+ * --mount).  An option the verb defines itself (e.g. install --keyring) stays
+ * the verb's; the others are applied to *g and skipped.  Returns what
+ * getopt_long() returns for the verb's own options, -1 at the end, '?' for
+ * an unknown option or missing argument (getopt printed why), and
+ * CLI_GETOPT_REPORTED after a bad global option's usage error was printed
+ * (the verb just returns 2). */
+#define CLI_GETOPT_REPORTED (-2)
+int cli_getopt(struct cli_globals *g, const char *verb, int argc, char **argv,
+	       const char *shortopts, const struct option *longopts);
 
 /* A verb returns the process exit code: 0 success, 1 failure, 2 usage. */
 typedef int (*cli_verb_fn)(struct cli_globals *g, int argc, char **argv);

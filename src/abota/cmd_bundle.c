@@ -4,11 +4,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
+#include <openssl/bio.h>
+#include <openssl/cms.h>
+#include <openssl/x509.h>
 
 #include "abota/bundle.h"
 #include "abota/config.h"
+#include "abota/digest.h"
+#include "abota/fileio.h"
 #include "abota/log.h"
 #include "cli.h"
 #include "cli_http.h"
@@ -44,6 +52,10 @@ enum {
 	OPT_COMPRESSION,
 	OPT_LEVEL,
 	OPT_BLOCK_SIZE,
+	OPT_SIGNING_KEYRING,
+	OPT_TRUST_ENVIRONMENT,
+	OPT_DUMP_CERT,
+	OPT_DUMP_RECIPIENTS,
 	OPT_HELP,
 };
 
@@ -102,6 +114,131 @@ static int verify_opt(struct verify_opts *v, const char *verb, int c)
 	return 0;
 }
 
+/* The global --intermediate options (given before the verb) come first in
+ * the verb's own list, as if they had been given to the verb. */
+static int take_global_intermediates(const struct cli_globals *g, const char *verb,
+				     const char **list, size_t *n)
+{
+	for (unsigned i = 0; i < g->n_intermediate; i++) {
+		if (*n == MAX_LIST)
+			return cli_usage_error(verb, "too many --intermediate options");
+		list[(*n)++] = g->intermediate[i];
+	}
+	return 0;
+}
+
+_Static_assert(CLI_MAX_INTERMEDIATE <= MAX_LIST, "global --intermediate list must fit");
+
+static void verify_opts_init(struct verify_opts *v, const struct cli_globals *g)
+{
+	memset(v, 0, sizeof(*v));
+	/* MAX_LIST == CLI_MAX_INTERMEDIATE: cannot overflow here */
+	take_global_intermediates(g, "", v->inter, &v->n_inter);
+	if (v->n_inter)
+		v->policy.intermediates = v->inter;
+}
+
+/* rename() that never replaces an existing `to`.  RENAME_NOREPLACE where the
+ * file system has it, else link() (which fails on an existing name), else --
+ * for file systems without hard links (vfat) -- a plain rename() after a
+ * check, which is the best they allow. */
+static int rename_noreplace(const char *from, const char *to)
+{
+	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+	if (link(from, to) == 0)
+		return unlink(from);
+	if (errno != EPERM && errno != EOPNOTSUPP)
+		return -1;
+	struct stat st;
+	if (lstat(to, &st) == 0) {
+		errno = EEXIST;
+		return -1;
+	}
+	return rename(from, to);
+}
+
+/* Makes OUT through a staging file next to it: write() fills the staging
+ * file, which -- when a keyring is known -- is then opened and verified as a
+ * device would (keyring and the certificates embedded in the signature
+ * only, none of the command line's --intermediate), before it is renamed
+ * to OUT.  RAUC checks every new signature this way; a bundle no device can
+ * verify is refused and nothing is left behind. */
+struct signed_output {
+	const char *out;
+	const char *check_keyring;          /* --signing-keyring, else the keyring */
+	const char *check_keyring_dir;
+	const struct sig_policy *flags;     /* purpose, CRL, time checks; may be NULL */
+	const struct bundle_open_opts *oo;  /* formats and limits; may be NULL */
+};
+
+static int write_signed_output(const struct signed_output *so,
+			       int (*write)(void *ctx, const char *path, struct abota_error *err),
+			       void *ctx, struct abota_error *err)
+{
+	char *stage = NULL;
+	int ret;
+	struct stat st;
+	if (lstat(so->out, &st) == 0)
+		return abota_error_set(err, -EEXIST, "%s: output file already exists", so->out);
+	if (asprintf(&stage, "%s.abota-XXXXXX", so->out) < 0) {
+		stage = NULL;
+		return abota_error_set(err, -ENOMEM, "out of memory");
+	}
+	/* a fresh name next to OUT; the writer creates the file itself and
+	 * refuses an existing one */
+	int fd = mkstemp(stage);
+	if (fd < 0) {
+		ret = abota_error_set(err, -errno, "%s: cannot create a file next to it: %s", so->out,
+				      strerror(errno));
+		free(stage);
+		return ret;
+	}
+	close(fd);
+	unlink(stage);
+	ret = write(ctx, stage, err);
+	if (ret == 0 && (so->check_keyring || so->check_keyring_dir)) {
+		struct sig_policy p = so->flags ? *so->flags : (struct sig_policy){ 0 };
+		p.keyring_path = so->check_keyring;
+		p.keyring_dir = so->check_keyring_dir;
+		p.intermediates = NULL;
+		/* a constraint on the signer of the input, not of the new one */
+		p.allowed_signer_cns = NULL;
+		struct bundle_open_opts o = { 0 };
+		if (so->oo) {
+			o.max_signature_size = so->oo->max_signature_size;
+			o.allowed_formats = so->oo->allowed_formats;
+		}
+		o.policy = &p;
+		struct bundle *b = NULL;
+		ret = bundle_open(stage, &o, &b, err);
+		bundle_close(b);
+		/* the staging name means nothing to the user, and is gone */
+		size_t sl = strlen(stage);
+		if (ret < 0 && err && strncmp(err->msg, stage, sl) == 0 && err->msg[sl] == ':')
+			memmove(err->msg, err->msg + sl + 2, strlen(err->msg + sl + 2) + 1);
+		if (ret < 0)
+			abota_error_prefix(err, "%s: the new signature does not verify with %s%s (%s)",
+					   so->out,
+					   so->check_keyring ? so->check_keyring : so->check_keyring_dir,
+					   so->check_keyring ? "" : "/",
+					   "give the CA of the new certificate with --signing-keyring=FILE; "
+					   "nothing was written");
+	}
+	/* never replace a file that appeared meanwhile */
+	if (ret == 0 && rename_noreplace(stage, so->out) < 0)
+		ret = abota_error_set(err, -errno, "%s: %s", so->out,
+				      errno == EEXIST ? "output file already exists" : strerror(errno));
+	if (ret == 0)
+		ret = fileio_fsync_dir(so->out, 0, err);
+	else
+		unlink(stage);
+	free(stage);
+	return ret;
+}
+
 /* The trust policy and limits for info, extract and resign, as RAUC's
  * "auto" configuration mode has them: system.conf (-c, or the first default
  * one that exists; none on a build host) gives [keyring] and bundle-formats,
@@ -113,7 +250,20 @@ static int open_opts_load(const struct verify_opts *v, const struct cli_globals 
 			  struct system_config **cfg, struct abota_error *err)
 {
 	struct system_config *c = NULL;
-	int ret = config_load_auto(g->conf, g->confopt, &c, err);
+	int ret;
+	if (!g->conf && g->n_mount && g->n_confopt == g->n_mount) {
+		/* --mount alone does not call for a system.conf (rauc takes it on a
+		 * build host too): it applies to the default one if there is one. */
+		if ((ret = config_load_auto(NULL, NULL, &c, err)) < 0)
+			return ret;
+		if (c) {
+			config_free(c);
+			c = NULL;
+			ret = config_load_auto(NULL, g->confopt, &c, err);
+		}
+	} else {
+		ret = config_load_auto(g->conf, g->confopt, &c, err);
+	}
 	if (ret < 0)
 		return ret;
 	const struct sig_policy *cl = &v->policy;
@@ -135,12 +285,11 @@ static int open_opts_load(const struct verify_opts *v, const struct cli_globals 
 	p.no_check_time |= cl->no_check_time;
 	memset(o, 0, sizeof(*o));
 	if (c) {
-		o->allowed_formats = bundle_formats_from_config(c->bundle_formats);
 		o->max_signature_size = c->max_bundle_signature_size;
 		o->sandbox_user = c->streaming.sandbox_user;
-		if (o->allowed_formats == 0) {
+		if ((ret = bundle_formats_from_config(c->bundle_formats, &o->allowed_formats, err)) < 0) {
 			config_free(c);
-			return abota_error_set(err, -EPERM, "no bundle format is allowed by bundle-formats");
+			return ret;
 		}
 	}
 	*pol = p;
@@ -152,10 +301,21 @@ static int open_opts_load(const struct verify_opts *v, const struct cli_globals 
 
 /* ---------------- abota bundle ---------------- */
 
+struct create_ctx {
+	const char *content_dir;
+	const struct bundle_create_opts *bo;
+};
+
+static int create_into(void *ctx, const char *path, struct abota_error *err)
+{
+	const struct create_ctx *c = ctx;
+	return bundle_create(c->content_dir, path, c->bo, err);
+}
+
 int cmd_bundle(struct cli_globals *g, int argc, char **argv)
 {
-	(void)g;
 	static const struct option opts[] = {
+		{ "signing-keyring", required_argument, NULL, OPT_SIGNING_KEYRING },
 		{ "cert", required_argument, NULL, OPT_CERT },
 		{ "key", required_argument, NULL, OPT_KEY },
 		{ "intermediate", required_argument, NULL, OPT_INTERMEDIATE },
@@ -169,9 +329,15 @@ int cmd_bundle(struct cli_globals *g, int argc, char **argv)
 	struct bundle_create_opts bo = { .format = -1 };
 	const char *inter[MAX_LIST + 1] = { 0 };
 	size_t n_inter = 0;
+	const char *signing_keyring = NULL;
+	if (take_global_intermediates(g, "bundle", inter, &n_inter) != 0)
+		return 2;
+	if (n_inter)
+		bo.signer.intermediates = inter;
 	int c;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((c = cli_getopt(g, "bundle", argc, argv, "h", opts)) != -1) {
 		switch (c) {
+		case OPT_SIGNING_KEYRING: signing_keyring = optarg; break;
 		case OPT_CERT: bo.signer.cert_path = optarg; break;
 		case OPT_KEY: bo.signer.key_path = optarg; break;
 		case OPT_INTERMEDIATE:
@@ -236,7 +402,10 @@ int cmd_bundle(struct cli_globals *g, int argc, char **argv)
 			       "  --compression-level=N    compressor level (default: zstd 4 for 1M blocks,\n"
 			       "                           5 from 256K, 6 below; gzip 6; xz 6)\n"
 			       "  --block-size=N[K|M]      squashfs block size, 4K..1M (default 1M, or 128K\n"
-			       "                           when an image is adaptive)\n");
+			       "                           when an image is adaptive)\n"
+			       "  --signing-keyring=FILE   verify the new bundle with this keyring (default:\n"
+			       "                           the global --keyring, if given); a bundle that does\n"
+			       "                           not verify is not written\n");
 			return 0;
 		default:
 			return 2;
@@ -247,7 +416,12 @@ int cmd_bundle(struct cli_globals *g, int argc, char **argv)
 	if (!bo.signer.cert_path || !bo.signer.key_path)
 		return cli_usage_error("bundle", "--cert and --key are required");
 	struct abota_error err = { 0 };
-	if (bundle_create(argv[optind], argv[optind + 1], &bo, &err) < 0)
+	struct create_ctx cc = { .content_dir = argv[optind], .bo = &bo };
+	struct signed_output so = {
+		.out = argv[optind + 1],
+		.check_keyring = signing_keyring ? signing_keyring : g->keyring,
+	};
+	if (write_signed_output(&so, create_into, &cc, &err) < 0)
 		return cli_fail("bundle", &err);
 	printf("Creating '%s' succeeded\n", argv[optind + 1]);
 	return 0;
@@ -429,6 +603,10 @@ static void info_readable(struct bundle *b)
 		if (img->adaptive_block_hash_index)
 			printf("\tAdaptive:  block-hash-index\n");
 	}
+}
+
+static void info_readable_chain(struct bundle *b)
+{
 	const struct sig_info *si = bundle_get_sig_info(b);
 	if (!si) {
 		printf("\nSignature not verified (--no-verify)\n");
@@ -446,20 +624,102 @@ static void info_readable(struct bundle *b)
 	}
 }
 
+/* RAUC's info --dump-cert: the first certificate in the bundle's CMS
+ * signature (normally the signer's) as OpenSSL's X509_print_ex() text, the
+ * same text rauc prints.  The signature is read from the file again; when
+ * it was verified, the certificate must be one of the verified chain, so a
+ * file changed since the check cannot show another certificate. */
+static int dump_cert(const struct bundle *b, struct abota_error *err)
+{
+	const char *path = bundle_path(b);
+	uint64_t fsize = bundle_file_size(b), ssize = bundle_signature_size(b);
+	uint8_t *der = NULL;
+	CMS_ContentInfo *cms = NULL;
+	STACK_OF(X509) *certs = NULL;
+	BIO *mem = NULL;
+	X509 *x = NULL;
+	char *text = NULL;
+	long n = 0;
+	int fd = -1, ret;
+	if (strncmp(path, "http://", 7) == 0 || strncmp(path, "https://", 8) == 0)
+		return abota_error_set(err, -ENOTSUP, "--dump-cert needs a local bundle file");
+	if (ssize == 0 || ssize > fsize - 8)
+		return abota_error_set(err, -EINVAL, "%s: no signature to dump", path);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		ret = abota_error_set(err, -errno, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	der = malloc((size_t)ssize);
+	if (!der) {
+		ret = abota_error_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((ret = fileio_pread_full(fd, der, (size_t)ssize, fsize - 8 - ssize, err)) < 0)
+		goto out;
+	const unsigned char *p = der;
+	cms = d2i_CMS_ContentInfo(NULL, &p, (long)ssize);
+	certs = cms ? CMS_get1_certs(cms) : NULL;
+	x = certs && sk_X509_num(certs) > 0 ? sk_X509_value(certs, 0) : NULL;
+	if (!x) {
+		ret = abota_error_set(err, -EINVAL, "%s: the signature holds no certificate", path);
+		goto out;
+	}
+	const struct sig_info *si = bundle_get_sig_info(b);
+	if (si) {
+		unsigned char *spki = NULL;
+		int len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &spki);
+		uint8_t md[DIGEST_SHA256_LEN];
+		char hex[3 * DIGEST_SHA256_LEN + 1] = "";
+		if (len > 0 && digest_sha256(spki, (size_t)len, md) == 0)
+			digest_to_colon_hex(md, sizeof(md), hex);
+		OPENSSL_free(spki);
+		bool found = false;
+		for (size_t i = 0; i < si->n_chain; i++)
+			found = found || strcmp(si->chain[i].spki_hash, hex) == 0;
+		if (!found) {
+			ret = abota_error_set(err, -EIO,
+					      "%s: the signature's first certificate is not in its "
+					      "verified chain (did the file change since it was verified?)",
+					      path);
+			goto out;
+		}
+	}
+	mem = BIO_new(BIO_s_mem());
+	if (!mem || X509_print_ex(mem, x, 0, 0) != 1 || (n = BIO_get_mem_data(mem, &text)) <= 0) {
+		ret = abota_error_set(err, -ENOMEM, "cannot print the certificate");
+		goto out;
+	}
+	printf("%.*s\n", (int)n, text);
+	ret = 0;
+out:
+	BIO_free(mem);
+	sk_X509_pop_free(certs, X509_free);
+	CMS_ContentInfo_free(cms);
+	free(der);
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
 int cmd_info(struct cli_globals *g, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		VERIFY_OPTIONS,
 		CLI_HTTP_OPTIONS,
 		{ "output-format", required_argument, NULL, OPT_OUTPUT },
+		{ "dump-cert", no_argument, NULL, OPT_DUMP_CERT },
+		{ "dump-recipients", no_argument, NULL, OPT_DUMP_RECIPIENTS },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ 0 },
 	};
-	struct verify_opts v = { 0 };
+	struct verify_opts v;
+	verify_opts_init(&v, g);
 	struct cli_http http = { 0 };
 	enum cli_output_format fmt = CLI_OUTPUT_READABLE;
+	bool dump_certificate = false, dump_recipients = false;
 	int c;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((c = cli_getopt(g, "info", argc, argv, "h", opts)) != -1) {
 		int r = verify_opt(&v, "info", c);
 		if (r == 0)
 			r = cli_http_option(&http, "info", c, optarg);
@@ -468,6 +728,8 @@ int cmd_info(struct cli_globals *g, int argc, char **argv)
 		if (r > 0)
 			continue;
 		switch (c) {
+		case OPT_DUMP_CERT: dump_certificate = true; break;
+		case OPT_DUMP_RECIPIENTS: dump_recipients = true; break;
 		case OPT_OUTPUT:
 			if (!cli_parse_output_format(optarg, &fmt))
 				return cli_usage_error("info",
@@ -477,7 +739,11 @@ int cmd_info(struct cli_globals *g, int argc, char **argv)
 		case 'h':
 		case OPT_HELP:
 			printf("Usage: abota info [OPTIONS] BUNDLE\n\nVerifies BUNDLE and shows its manifest and signer.\n\n%s"
-			       "      --output-format=readable|json|json-pretty|shell\n" CLI_HTTP_HELP,
+			       "      --output-format=readable|json|json-pretty|shell\n"
+			       "      --dump-cert                also print the signer certificate (as rauc)\n"
+			       "      --dump-recipients          print the recipients of an encrypted bundle\n"
+			       "                                 (abota opens no encrypted bundles: says so)\n"
+			       CLI_HTTP_HELP,
 			       verify_help);
 			return 0;
 		default:
@@ -500,12 +766,21 @@ int cmd_info(struct cli_globals *g, int argc, char **argv)
 	struct bundle *b = NULL;
 	int ret = bundle_open(argv[optind], &oo, &b, &err);
 	if (ret == 0) {
+		/* rauc's order: manifest, certificate, recipients, then the chain */
 		switch (fmt) {
 		case CLI_OUTPUT_READABLE: info_readable(b); break;
 		case CLI_OUTPUT_JSON: info_json(b, false); break;
 		case CLI_OUTPUT_JSON_PRETTY: info_json(b, true); break;
 		case CLI_OUTPUT_SHELL: info_shell(b); break;
 		}
+		if (dump_certificate)
+			ret = dump_cert(b, &err);
+		/* crypt bundles are refused by bundle_open(): every bundle shown
+		 * here is unencrypted, and rauc says this for those */
+		if (ret == 0 && dump_recipients)
+			printf("No recipient data to dump (bundle is not encrypted)\n\n");
+		if (ret == 0 && fmt == CLI_OUTPUT_READABLE)
+			info_readable_chain(b);
 		bundle_close(b);
 	}
 	config_free(cfg);
@@ -519,13 +794,16 @@ int cmd_extract(struct cli_globals *g, int argc, char **argv)
 	static const struct option opts[] = {
 		VERIFY_OPTIONS,
 		CLI_HTTP_OPTIONS,
+		{ "trust-environment", no_argument, NULL, OPT_TRUST_ENVIRONMENT },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ 0 },
 	};
-	struct verify_opts v = { 0 };
+	struct verify_opts v;
+	verify_opts_init(&v, g);
 	struct cli_http http = { 0 };
+	bool trust_environment = false;
 	int c;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((c = cli_getopt(g, "extract", argc, argv, "h", opts)) != -1) {
 		int r = verify_opt(&v, "extract", c);
 		if (r == 0)
 			r = cli_http_option(&http, "extract", c, optarg);
@@ -533,9 +811,16 @@ int cmd_extract(struct cli_globals *g, int argc, char **argv)
 			return 2;
 		if (r > 0)
 			continue;
+		if (c == OPT_TRUST_ENVIRONMENT) {
+			trust_environment = true;
+			continue;
+		}
 		if (c == 'h' || c == OPT_HELP) {
 			printf("Usage: abota extract [OPTIONS] BUNDLE DIR\n\n"
 			       "Verifies BUNDLE and extracts its files into the new directory DIR.\n\n%s"
+			       "      --trust-environment        skip the exclusive-access checks of a local\n"
+			       "                                 plain bundle (only for a file nobody else\n"
+			       "                                 can write)\n"
 			       CLI_HTTP_HELP,
 			       verify_help);
 			return 0;
@@ -555,6 +840,7 @@ int cmd_extract(struct cli_globals *g, int argc, char **argv)
 	if (open_opts_load(&v, g, &oo, &pol, &cfg, &err) < 0)
 		return cli_fail("extract", &err);
 	oo.http = &http.opts;
+	oo.trust_environment = trust_environment;
 	struct bundle *b = NULL;
 	int ret = bundle_open(argv[optind], &oo, &b, &err);
 	if (ret == 0) {
@@ -572,28 +858,44 @@ int cmd_extract(struct cli_globals *g, int argc, char **argv)
 
 /* ---------------- abota resign ---------------- */
 
+struct resign_ctx {
+	const char *in;
+	const struct bundle_open_opts *oo;
+	const struct sig_signer *signer;
+};
+
+static int resign_into(void *ctx, const char *path, struct abota_error *err)
+{
+	const struct resign_ctx *c = ctx;
+	return bundle_resign(c->in, path, c->oo, c->signer, err);
+}
+
 int cmd_resign(struct cli_globals *g, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		VERIFY_OPTIONS,
+		{ "signing-keyring", required_argument, NULL, OPT_SIGNING_KEYRING },
 		{ "cert", required_argument, NULL, OPT_CERT },
 		{ "key", required_argument, NULL, OPT_KEY },
 		{ "signing-intermediate", required_argument, NULL, OPT_FORMAT },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ 0 },
 	};
-	struct verify_opts v = { 0 };
+	struct verify_opts v;
+	verify_opts_init(&v, g);
+	const char *signing_keyring = NULL;
 	struct sig_signer signer = { 0 };
 	const char *inter[MAX_LIST + 1] = { 0 };
 	size_t n_inter = 0;
 	int c;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((c = cli_getopt(g, "resign", argc, argv, "h", opts)) != -1) {
 		int r = verify_opt(&v, "resign", c);
 		if (r < 0)
 			return 2;
 		if (r > 0)
 			continue;
 		switch (c) {
+		case OPT_SIGNING_KEYRING: signing_keyring = optarg; break;
 		case OPT_CERT: signer.cert_path = optarg; break;
 		case OPT_KEY: signer.key_path = optarg; break;
 		case OPT_FORMAT:
@@ -608,7 +910,10 @@ int cmd_resign(struct cli_globals *g, int argc, char **argv)
 			       "Verifies IN with the keyring and writes OUT with a new signature.\n\n"
 			       "      --cert=FILE                 new signer certificate (PEM)\n"
 			       "      --key=FILE                  new signer key (PEM)\n"
-			       "      --signing-intermediate=FILE intermediate to embed in the new signature\n%s",
+			       "      --signing-intermediate=FILE intermediate to embed in the new signature\n"
+			       "      --signing-keyring=FILE      keyring the new signature must verify with\n"
+			       "                                  (default: the keyring IN is verified with);\n"
+			       "                                  if it does not, OUT is not written\n%s",
 			       verify_help);
 			return 0;
 		default:
@@ -625,7 +930,13 @@ int cmd_resign(struct cli_globals *g, int argc, char **argv)
 	struct abota_error err = { 0 };
 	if (open_opts_load(&v, g, &oo, &pol, &cfg, &err) < 0)
 		return cli_fail("resign", &err);
-	int ret = bundle_resign(argv[optind], argv[optind + 1], &oo, &signer, &err);
+	struct resign_ctx rc = { .in = argv[optind], .oo = &oo, .signer = &signer };
+	struct signed_output so = {
+		.out = argv[optind + 1], .flags = &pol, .oo = &oo,
+		.check_keyring = signing_keyring ? signing_keyring : pol.keyring_path,
+		.check_keyring_dir = signing_keyring ? NULL : pol.keyring_dir,
+	};
+	int ret = write_signed_output(&so, resign_into, &rc, &err);
 	config_free(cfg);
 	if (ret < 0)
 		return cli_fail("resign", &err);

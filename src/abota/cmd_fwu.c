@@ -133,7 +133,7 @@ static int parse_num(const char *s, unsigned long max, unsigned long *out)
 	return 0;
 }
 
-static int parse_opts(struct fwu_opts *o, int argc, char **argv)
+static int parse_opts(struct cli_globals *g, struct fwu_opts *o, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "disk", required_argument, NULL, OPT_DISK },
@@ -158,7 +158,7 @@ static int parse_opts(struct fwu_opts *o, int argc, char **argv)
 	unsigned long v;
 	int c;
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "v:b:i:a:p:s:gh", opts, NULL)) != -1) {
+	while ((c = cli_getopt(g, verb, argc, argv, "v:b:i:a:p:s:gh", opts)) != -1) {
 		switch (c) {
 		case OPT_DISK: o->disk = optarg; break;
 		case OPT_BOARD: o->board = optarg; break;
@@ -209,6 +209,7 @@ static int parse_opts(struct fwu_opts *o, int argc, char **argv)
 		case 'h':
 			fputs(usage_text, stdout);
 			return -1;
+		case CLI_GETOPT_REPORTED: return 2;
 		default:
 			return cli_usage_error(verb, "invalid option");
 		}
@@ -628,7 +629,6 @@ out:
 
 int cmd_fwu(struct cli_globals *g, int argc, char **argv)
 {
-	(void)g;
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 		fputs(usage_text, argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
@@ -641,7 +641,7 @@ int cmd_fwu(struct cli_globals *g, int argc, char **argv)
 		known = known || strcmp(o.sub, subs[i]) == 0;
 	if (!known)
 		return cli_usage_error("fwu", "unknown subcommand '%s'", o.sub);
-	int rc = parse_opts(&o, argc - 1, argv + 1);
+	int rc = parse_opts(g, &o, argc - 1, argv + 1);
 	if (rc != 0) {
 		board_free(o.bp);
 		return rc < 0 ? 0 : rc;

@@ -267,7 +267,7 @@ int cmd_hawkbit(struct cli_globals *g, int argc, char **argv)
 	const char *hconf = HAWKBIT_CONFIG_DEFAULT_PATH;
 	enum cli_output_format fmt = CLI_OUTPUT_READABLE;
 	int o;
-	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((o = cli_getopt(g, "hawkbit", argc, argv, "h", opts)) != -1) {
 		switch (o) {
 		case 'c': hconf = optarg; break;
 		case 'f':
@@ -276,6 +276,7 @@ int cmd_hawkbit(struct cli_globals *g, int argc, char **argv)
 						       optarg);
 			break;
 		case 'h': usage(stdout); return 0;
+		case CLI_GETOPT_REPORTED: return 2;
 		default: usage(stderr); return 2;
 		}
 	}

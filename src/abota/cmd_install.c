@@ -20,6 +20,7 @@ enum {
 	OPT_PROGRESS,
 	OPT_KEYRING,
 	OPT_DBUS,
+	OPT_HANDLER_ARGS,
 	OPT_HELP,
 };
 
@@ -68,6 +69,8 @@ int cmd_install(struct cli_globals *g, int argc, char **argv)
 		{ "progress", no_argument, NULL, OPT_PROGRESS },
 		{ "keyring", required_argument, NULL, OPT_KEYRING },
 		{ "dbus", required_argument, NULL, OPT_DBUS },
+		/* rauc install's own option (builds without the service) */
+		{ "handler-args", required_argument, NULL, OPT_HANDLER_ARGS },
 		CLI_HTTP_OPTIONS,
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ 0 },
@@ -78,7 +81,7 @@ int cmd_install(struct cli_globals *g, int argc, char **argv)
 	const char *dbus = NULL;
 	struct cli_http http = { 0 };
 	int c;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((c = cli_getopt(g, "install", argc, argv, "h", opts)) != -1) {
 		int r = cli_http_option(&http, "install", c, optarg);
 		if (r < 0)
 			return 2;
@@ -93,6 +96,13 @@ int cmd_install(struct cli_globals *g, int argc, char **argv)
 		case OPT_PROGRESS: ps.enabled = true; break;
 		case OPT_KEYRING: keyring = optarg; break;
 		case OPT_DBUS: dbus = optarg; break;
+		case OPT_HANDLER_ARGS:
+			/* RAUC appends ARGS to a bundle's full custom [handler]; abota
+			 * refuses such bundles: refuse the option, never drop it. */
+			return cli_usage_error("install", "--handler-args is not supported: abota "
+					       "does not run a bundle's full custom [handler] (it "
+					       "refuses those bundles), so there is nothing to pass "
+					       "'%s' to", optarg);
 		case 'h':
 		case OPT_HELP:
 			printf("Usage: abota [-c system.conf] [--keyring K] [--override-boot-slot S] install [OPTIONS] BUNDLE\n\n"
@@ -179,8 +189,16 @@ int cmd_install(struct cli_globals *g, int argc, char **argv)
 	if (res.adaptive)
 		snprintf(adaptive, sizeof(adaptive), " (adaptive: %llu bytes taken from local slots)",
 			 (unsigned long long)res.adaptive_reused_bytes);
-	printf("Installing `%s` succeeded: %u image%s written%s%s%s%s\n", io.bundle, res.written,
-	       res.written == 1 ? "" : "s", resumed, adaptive,
-	       res.target[0] ? ", next boot tries " : "", res.target);
+	/* activate-installed=false: written, but the boot is left alone */
+	char next[160] = "";
+	if (res.target[0] && res.activated)
+		snprintf(next, sizeof(next), ", next boot tries %s", res.target);
+	else if (res.target[0])
+		snprintf(next, sizeof(next),
+			 ", %s not activated (activate-installed=false; `abota status mark-active` "
+			 "selects it)",
+			 res.target);
+	printf("Installing `%s` succeeded: %u image%s written%s%s%s\n", io.bundle, res.written,
+	       res.written == 1 ? "" : "s", resumed, adaptive, next);
 	return 0;
 }

@@ -33,6 +33,8 @@ int cmd_service(struct cli_globals *g, int argc, char **argv)
 	static const struct option opts[] = {
 		{ "dbus", required_argument, NULL, 'b' },
 		{ "install-group", required_argument, NULL, 'G' },
+		/* rauc service's own option; abota refuses it, see below */
+		{ "handler-args", required_argument, NULL, 'A' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -40,7 +42,7 @@ int cmd_service(struct cli_globals *g, int argc, char **argv)
 	struct abota_error err = { 0 };
 	bool none = false;
 	int c;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((c = cli_getopt(g, "service", argc, argv, "h", opts)) != -1) {
 		switch (c) {
 		case 'b':
 			if (dbus_service_parse_bus(optarg, &so, &none, &err) < 0 || none)
@@ -49,10 +51,20 @@ int cmd_service(struct cli_globals *g, int argc, char **argv)
 							    : err.msg);
 			break;
 		case 'G': so.install_group = optarg; break;
+		case 'A':
+			/* RAUC appends ARGS to the command line of a bundle's full
+			 * custom [handler]; abota refuses such bundles, so the
+			 * arguments would go nowhere: say so instead of dropping them. */
+			return cli_usage_error("service", "--handler-args is not supported: abota does "
+					       "not run a bundle's full custom [handler] (it refuses "
+					       "those bundles), so there is nothing to pass '%s' to",
+					       optarg);
 		case 'h':
-			printf("Usage: abota [-c system.conf] [--keyring K] [--override-boot-slot S] "
-			       "service [--dbus=system|session|ADDRESS] [--install-group=GROUP]\n\n"
-			       "Serves RAUC's D-Bus API (de.pengutronix.rauc) until SIGTERM.\n");
+			printf("Usage: abota [GLOBAL OPTIONS] service [--dbus=system|session|ADDRESS] "
+			       "[--install-group=GROUP]\n\n"
+			       "Serves RAUC's D-Bus API (de.pengutronix.rauc) until SIGTERM.\n\n"
+			       "The global options may also follow the verb, as with rauc:\n"
+			       "  abota --mount=/run/rauc/mnt service --override-boot-slot=A\n");
 			return 0;
 		default: return 2;
 		}

@@ -14,6 +14,7 @@
 
 #include <json-c/json.h>
 
+#include "abota/system_info.h"
 #include "abota/boot_backend.h"
 #include "abota/boot_fwu.h"
 #include "abota/config.h"
@@ -31,7 +32,14 @@ struct status_ctx {
 	char *booted_id;
 	struct slot *booted;
 	struct install_journal *journal; /* an interrupted install, or NULL */
+	struct system_info *sysinfo;     /* plain status only (a broken system-info
+					    handler must not block marking) */
 };
+
+static const char *variant_of(const struct status_ctx *c)
+{
+	return c->sysinfo && c->sysinfo->variant ? c->sysinfo->variant : "";
+}
 
 static void ctx_free(struct status_ctx *c)
 {
@@ -39,6 +47,7 @@ static void ctx_free(struct status_ctx *c)
 	install_journal_free(c->journal);
 	slot_status_store_free(c->store);
 	free(c->booted_id);
+	system_info_free(c->sysinfo);
 	config_free(c->cfg);
 }
 
@@ -50,6 +59,8 @@ static int ctx_open(struct cli_globals *g, bool need_backend, struct status_ctx 
 	int ret;
 	memset(c, 0, sizeof(*c));
 	if ((ret = config_load_with_overrides(g->conf, g->confopt, &c->cfg, err)) < 0)
+		return ret;
+	if (!need_backend && (ret = system_info_load(c->cfg, NULL, &c->sysinfo, err)) < 0)
 		return ret;
 	struct abota_error e = { 0 };
 	if ((ret = boot_backend_open(c->cfg, &c->boot, &e)) < 0) {
@@ -306,7 +317,7 @@ static int print_json(struct status_ctx *c, bool detailed, bool pretty)
 	const struct system_config *cfg = c->cfg;
 	struct slot *primary = boot_primary(c);
 	json_object_object_add(root, "compatible", jstr(cfg->compatible));
-	json_object_object_add(root, "variant", jstr(cfg->variant_name ? cfg->variant_name : ""));
+	json_object_object_add(root, "variant", jstr(variant_of(c)));
 	json_object_object_add(root, "booted", jstr(c->booted_id));
 	json_object_object_add(root, "boot_primary", jstr(primary ? primary->name : NULL));
 	json_object *slots = json_object_new_array();
@@ -379,7 +390,7 @@ static int print_shell(struct status_ctx *c, bool detailed)
 	const struct system_config *cfg = c->cfg;
 	struct slot *primary = boot_primary(c);
 	shell_var("RAUC_SYSTEM_COMPATIBLE", cfg->compatible);
-	shell_var("RAUC_SYSTEM_VARIANT", cfg->variant_name);
+	shell_var("RAUC_SYSTEM_VARIANT", variant_of(c));
 	shell_var("RAUC_SYSTEM_BOOTED_BOOTNAME", c->booted_id);
 	shell_var("RAUC_BOOT_PRIMARY", primary ? primary->name : NULL);
 	printf("RAUC_SYSTEM_SLOTS='");
@@ -496,7 +507,7 @@ static int print_readable(struct status_ctx *c, bool detailed)
 	const struct system_config *cfg = c->cfg;
 	struct slot *primary = boot_primary(c);
 	printf("=== System Info ===\nCompatible:  %s\nVariant:     %s\n", cfg->compatible,
-	       cfg->variant_name ? cfg->variant_name : "");
+	       variant_of(c));
 	if (c->booted)
 		printf("Booted from: %s (%s)\n", c->booted->name, c->booted_id);
 	else
@@ -583,7 +594,7 @@ int cmd_status(struct cli_globals *g, int argc, char **argv)
 	enum cli_output_format fmt = CLI_OUTPUT_READABLE;
 	bool detailed = false;
 	int o;
-	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((o = cli_getopt(g, "status", argc, argv, "h", opts)) != -1) {
 		switch (o) {
 		case 'D': detailed = true; break;
 		case 'f':
@@ -592,6 +603,7 @@ int cmd_status(struct cli_globals *g, int argc, char **argv)
 						       optarg);
 			break;
 		case 'h': status_usage(stdout); return 0;
+		case CLI_GETOPT_REPORTED: return 2;
 		default: status_usage(stderr); return 2;
 		}
 	}

@@ -53,21 +53,26 @@ int cli_fail(const char *verb, const struct abota_error *err)
 int cli_usage_error(const char *verb, const char *fmt, ...)
 {
 	va_list ap;
-	fprintf(stderr, "abota %s: ", verb);
+	/* verb "" is a global option before the verb */
+	const char *sep = verb[0] ? " " : "";
 	va_start(ap, fmt);
+	fprintf(stderr, "abota%s%s: ", sep, verb);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, " (see 'abota %s --help')\n", verb);
+	fprintf(stderr, " (see 'abota %s%s--help')\n", verb, sep);
 	return 2;
 }
 
 static void usage(FILE *f)
 {
 	fprintf(f, "Usage: abota [GLOBAL OPTIONS] VERB [OPTIONS] [ARGS]\n\n"
-		   "Global options:\n"
+		   "Global options (before or after the verb; given twice, the later wins):\n"
 		   "  -c, --conf=FILE              system configuration (default /etc/abota/system.conf)\n"
 		   "  -C, --confopt=SEC:KEY=VALUE  override a system.conf key (repeatable)\n"
+		   "      --mount=DIR              mount prefix for this run (system.conf's mountprefix)\n"
 		   "      --keyring=FILE           keyring (trusted CA certificates, PEM)\n"
+		   "      --intermediate=FILE      intermediate certificates for bundle, info, extract,\n"
+		   "                               resign: as their own --intermediate (repeatable)\n"
 		   "      --override-boot-slot=S   treat S as the booted slot\n"
 		   "  -d, --debug                  debug logging\n"
 		   "      --version                print the version\n"
@@ -80,33 +85,25 @@ int main(int argc, char **argv)
 {
 	struct cli_globals g = { 0 };
 	static const struct option opts[] = {
-		{ "conf", required_argument, NULL, 'c' },
-		{ "confopt", required_argument, NULL, 'C' },
-		{ "keyring", required_argument, NULL, 'k' },
-		{ "override-boot-slot", required_argument, NULL, 'o' },
-		{ "debug", no_argument, NULL, 'd' },
+		{ "conf", required_argument, NULL, CLI_GOPT_CONF },
+		{ "confopt", required_argument, NULL, CLI_GOPT_CONFOPT },
+		{ "keyring", required_argument, NULL, CLI_GOPT_KEYRING },
+		{ "override-boot-slot", required_argument, NULL, CLI_GOPT_OVERRIDE_BOOT_SLOT },
+		{ "debug", no_argument, NULL, CLI_GOPT_DEBUG },
+		{ "mount", required_argument, NULL, CLI_GOPT_MOUNT },
+		{ "intermediate", required_argument, NULL, CLI_GOPT_INTERMEDIATE },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	/* '+' stops at the verb: its options are parsed by the verb. */
+	/* '+' stops at the verb: its options are parsed by the verb (which also
+	 * takes the global ones, see cli_getopt()). */
 	int c;
 	while ((c = getopt_long(argc, argv, "+c:C:dh", opts, NULL)) != -1) {
 		switch (c) {
-		case 'c': g.conf = optarg; break;
-		case 'C':
-			if (g.n_confopt >= CLI_MAX_CONFOPT) {
-				fprintf(stderr, "abota: too many -C options\n");
-				return 2;
-			}
-			g.confopt[g.n_confopt++] = optarg;
-			break;
-		case 'k': g.keyring = optarg; break;
-		case 'o': g.override_boot_slot = optarg; break;
-		case 'd':
-			g.debug = true;
-			log_set_level(LOG_LEVEL_DEBUG);
-			break;
+		case 'c': c = CLI_GOPT_CONF; break;
+		case 'C': c = CLI_GOPT_CONFOPT; break;
+		case 'd': c = CLI_GOPT_DEBUG; break;
 		case 'V':
 			printf("abota %s\n", ABOTA_VERSION);
 			return 0;
@@ -114,9 +111,13 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		default:
+			if (c >= CLI_GOPT_CONF && c <= CLI_GOPT_INTERMEDIATE)
+				break;
 			usage(stderr);
 			return 2;
 		}
+		if (cli_global_option(&g, "", c, optarg) != 0)
+			return 2;
 	}
 	if (optind >= argc) {
 		usage(stderr);
@@ -125,6 +126,14 @@ int main(int argc, char **argv)
 	const char *name = argv[optind];
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
 		if (strcmp(verbs[i].name, name) == 0) {
+			/* RAUC uses --intermediate only when it signs (bundle, resign);
+			 * abota's info/extract/resign also take it for verification.
+			 * Anywhere else it would be silently ignored: refuse it. */
+			if (g.n_intermediate && strcmp(name, "bundle") && strcmp(name, "info") &&
+			    strcmp(name, "extract") && strcmp(name, "resign"))
+				return cli_usage_error(name, "--intermediate is not used by '%s' "
+						       "(only by bundle, info, extract and resign)",
+						       name);
 			int vargc = argc - optind;
 			char **vargv = argv + optind;
 			optind = 0; /* reset getopt for the verb (GNU: 0 re-initialises) */

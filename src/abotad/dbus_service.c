@@ -31,6 +31,7 @@
 #include "abota/bundle.h"
 #include "abota/config.h"
 #include "abota/event_log.h"
+#include "abota/system_info.h"
 #include "abota/http_source.h"
 #include "abota/install.h"
 #include "abota/install_journal.h"
@@ -626,11 +627,9 @@ static int open_bundle(struct dbus_service *s, const char *src, const struct ins
 	struct bundle_open_opts bo = { .policy = &pol,
 				       .http = &http,
 				       .max_signature_size = cfg->max_bundle_signature_size,
-				       .allowed_formats = bundle_formats_from_config(cfg->bundle_formats),
 				       .sandbox_user = cfg->streaming.sandbox_user };
-	if (bo.allowed_formats == 0)
-		ret = abota_error_set(err, -EPERM, "no bundle format is allowed by bundle-formats");
-	else
+	ret = bundle_formats_from_config(cfg->bundle_formats, &bo.allowed_formats, err);
+	if (ret == 0)
 		ret = bundle_open(src, &bo, out, err);
 	config_free(cfg);
 	return ret;
@@ -1301,8 +1300,13 @@ int dbus_service_open(const struct dbus_service_opts *opts, struct dbus_service 
 	 * broken setup fails at start (as `rauc service`), not at the first call. */
 	if ((r = device_open(s, false, &d, err)) < 0)
 		goto fail;
-	if ((r = set_str(&s->compatible, d.cfg->compatible)) < 0 ||
-	    (r = set_str(&s->variant, d.cfg->variant_name)) < 0 ||
+	/* the variant as installs see it (variant-file, variant-dtb, system-info) */
+	struct system_info *si = NULL;
+	if ((r = system_info_load(d.cfg, NULL, &si, err)) < 0)
+		goto fail;
+	r = set_str(&s->variant, si->variant);
+	system_info_free(si);
+	if (r < 0 || (r = set_str(&s->compatible, d.cfg->compatible)) < 0 ||
 	    (r = set_str(&s->boot_slot, d.booted_id)) < 0 || (r = set_str(&s->operation, "idle")) < 0 ||
 	    (r = set_str(&s->last_error, "")) < 0 || (r = set_str(&s->progress_msg, "")) < 0) {
 		abota_error_set(err, r, "out of memory");

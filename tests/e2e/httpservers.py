@@ -96,6 +96,7 @@ class FaultProxy:
         self.flip_at = flip_at
         self.drop_every = drop_every
         self.count = 0
+        self.heads = []  # request heads as received, in arrival order
         self.lock = threading.Lock()
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -126,6 +127,8 @@ class FaultProxy:
                     return
                 req += d
             head, _, _ = req.partition(b"\r\n\r\n")
+            with self.lock:
+                self.heads.append(head.decode("latin-1"))
             lines = [l for l in head.split(b"\r\n") if not l.lower().startswith(b"connection:")]
             lines.append(b"Connection: close")
             u = socket.create_connection(("127.0.0.1", self.upstream))

@@ -81,8 +81,9 @@ bootname=A
     assert "Compatible: \t'example-stm32mp1-ota'" in p.stdout
     abota("-c", conf, "extract", verity, tmp_path / "x")
     assert (tmp_path / "x" / "manifest.raucm").exists()
+    # the new signature must verify: with --signing-keyring, as with rauc (else the config's)
     abota("-c", conf, "resign", "--cert", pki.signer[0], "--key", pki.signer[1],
-          plain, tmp_path / "re.raucb")
+          f"--signing-keyring={pki.keyring}", plain, tmp_path / "re.raucb")
     abota("info", "--keyring", pki.keyring, tmp_path / "re.raucb")
     # the config's keyring is the only trust: the resigned bundle is not under it
     abota_fails("-c", conf, "info", tmp_path / "re.raucb", match="unable to get local issuer")
@@ -214,7 +215,7 @@ def test_resign(pki, tmp_path, fixtures):
               content, bundle)
         out = tmp_path / f"resigned-{fmt}.raucb"
         abota("resign", "--keyring", pki.keyring, "--cert", pki.stranger[0], "--key",
-              pki.stranger[1], bundle, out)
+              pki.stranger[1], f"--signing-keyring={pki.other_keyring}", bundle, out)
         abota_fails("info", "--keyring", pki.keyring, out)
         a = json.loads(abota("info", "--keyring", pki.other_keyring, "--output-format=json",
                              out).stdout)
@@ -225,7 +226,8 @@ def test_resign(pki, tmp_path, fixtures):
     # the RAUC fixture re-signed with our key
     out = tmp_path / "fixture-resigned.raucb"
     abota("resign", "--keyring", os.path.join(fixtures, "ca.cert.pem"), "--cert", pki.signer[0],
-          "--key", pki.signer[1], os.path.join(fixtures, "sample-verity.raucb"), out)
+          "--key", pki.signer[1], f"--signing-keyring={pki.keyring}",
+          os.path.join(fixtures, "sample-verity.raucb"), out)
     run("rauc", "info", f"--keyring={pki.keyring}", out)
 
 

@@ -17,7 +17,7 @@ import pytest
 import bundlecraft as bc
 from conftest import abota, abota_fails, make_content, run
 from pki import CA
-from test_install import Device
+from test_install import Device, variant_bundle
 
 
 @pytest.fixture(scope="module")
@@ -531,12 +531,7 @@ def test_variant_mismatch_is_install_error(pki, tmp_path):
     """SC-106 (variant): a bundle whose only rootfs image is for another variant is an install error, nothing written; an image for the system's variant installs."""
     dev = Device(str(tmp_path / "dev"), pki, extra_system="variant-name=board-a\n")
     for variant, ok in (("board-a", True), ("board-b", False)):
-        c = make_content(str(tmp_path / f"c-{variant}"), rootfs_kib=2048)
-        m = open(os.path.join(c, "manifest.raucm")).read()
-        open(os.path.join(c, "manifest.raucm"), "w").write(
-            m.replace("[image.rootfs]", f"[image.rootfs.{variant}]"))
-        b = tmp_path / f"{variant}.raucb"
-        abota("bundle", "--cert", pki.signer[0], "--key", pki.signer[1], c, b)
+        b = variant_bundle(pki, tmp_path, variant)
         if ok:
             abota("-c", dev.conf, "install", b)
             dev = Device(str(tmp_path / "dev2"), pki, extra_system="variant-name=board-a\n")

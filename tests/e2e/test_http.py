@@ -49,6 +49,35 @@ def test_install_over_http(served, pki, tmp_path):
     assert len(reqs) <= 2 + size // (1 << 20) + 8, len(reqs)
 
 
+def test_send_headers(served, pki, tmp_path):
+    """[streaming] send-headers and the system-info handler's RAUC_HTTP_<X> variables become
+    RAUC's info headers (RAUC-Boot-ID, RAUC-Transaction-ID, RAUC-Serial, RAUC-Variant,
+    RAUC-Uptime, RAUC-<X>) on the first request of a streamed install, and only there."""
+    info = tmp_path / "info.sh"
+    info.write_text("#!/bin/sh\necho RAUC_SYSTEM_SERIAL=SN42\necho RAUC_HTTP_FLEET_GROUP=canary\n")
+    info.chmod(0o755)
+    dev = Device(str(tmp_path / "dev"), pki, extra_system="variant-name=board-a\n")
+    conf = open(dev.conf).read().replace("[handlers]\n", f"[handlers]\nsystem-info={info}\n")
+    conf += "\n[streaming]\nsend-headers=boot-id;transaction-id;serial;variant;uptime;system-version\n"
+    open(dev.conf, "w").write(conf)
+    proxy = FaultProxy(served["nginx"].port)
+    try:
+        abota("-c", dev.conf, "install", "--transaction-id",
+              "4b0c5e2a-0000-4000-8000-000000000001", proxy.url("verity.raucb"))
+    finally:
+        proxy.stop()
+    first, rest = proxy.heads[0], proxy.heads[1:]
+    boot_id = open("/proc/sys/kernel/random/boot_id").read().strip()
+    assert f"\r\nRAUC-Boot-ID: {boot_id}" in first, first
+    assert "\r\nRAUC-Transaction-ID: 4b0c5e2a-0000-4000-8000-000000000001" in first
+    assert "\r\nRAUC-Serial: SN42" in first and "\r\nRAUC-Variant: board-a" in first
+    assert "\r\nRAUC-FLEET-GROUP: canary" in first  # the name as given, as RAUC
+    uptime = first.split("RAUC-Uptime: ")[1].split("\r\n")[0]
+    assert float(uptime) > 0
+    assert "RAUC-System-Version" not in first  # the system has none: left out
+    assert rest and not any("RAUC-" in h for h in rest), rest[0]
+
+
 def test_plain_refused_for_streaming(served, pki, tmp_path):
     """SC-24: a plain bundle is refused for streaming."""
     dev = Device(str(tmp_path / "dev"), pki)

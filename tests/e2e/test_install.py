@@ -353,6 +353,83 @@ def test_event_log_records_installs_and_marks(device, bundles):
     assert not any("Marked" in l or "Updating" in l for l in short)
 
 
+def variant_bundle(pki, tmp_path, variant):
+    c = make_content(str(tmp_path / f"c-{variant}"), rootfs_kib=2048)
+    m = open(os.path.join(c, "manifest.raucm")).read()
+    open(os.path.join(c, "manifest.raucm"), "w").write(
+        m.replace("[image.rootfs]", f"[image.rootfs.{variant}]"))
+    b = tmp_path / f"{variant}.raucb"
+    abota("bundle", "--cert", pki.signer[0], "--key", pki.signer[1], c, b)
+    return b
+
+
+def handler_env(dev, name="pre-install"):
+    lines = open(os.path.join(dev.bl, f"{name}.env")).read().splitlines()
+    return dict(l.split("=", 1) for l in lines)
+
+
+def test_variant_file_and_system_info_handler(pki, tmp_path):
+    """The system's variant comes from variant-file, or from the [handlers] system-info
+    program's RAUC_SYSTEM_VARIANT (which overrides variant-name), as in RAUC: it picks the
+    [image.rootfs.<variant>] image, and every RAUC_* variable of system-info reaches the
+    handlers.  A failing system-info program stops the install before anything is written."""
+    b = variant_bundle(pki, tmp_path, "board-b")
+    dev = Device(str(tmp_path / "file"), pki,
+                 extra_system=f"variant-file={tmp_path}/variant\n")
+    (tmp_path / "variant").write_text("board-b\n")
+    abota("-c", dev.conf, "install", b)
+    assert handler_env(dev)["RAUC_SYSTEM_VARIANT"] == "board-b"
+    assert dev.slot_bytes("rootfs-b", 4096) != b"\0" * 4096
+
+    dev = Device(str(tmp_path / "info"), pki, extra_system="variant-name=board-a\n")
+    info = tmp_path / "info.sh"
+    info.write_text("#!/bin/sh\necho probing the board >&2\necho RAUC_SYSTEM_SERIAL=SN42\n"
+                    "echo RAUC_SYSTEM_VARIANT=board-b\necho RAUC_FACTORY_LINE=3\n")
+    info.chmod(0o755)
+    conf = open(dev.conf).read().replace("[handlers]\n", f"[handlers]\nsystem-info={info}\n")
+    open(dev.conf, "w").write(conf)
+    abota("-c", dev.conf, "install", b)
+    env = handler_env(dev, "post-install")
+    assert env["RAUC_SYSTEM_VARIANT"] == "board-b"
+    assert env["RAUC_SYSTEM_SERIAL"] == "SN42" and env["RAUC_FACTORY_LINE"] == "3"
+    p = abota("-c", dev.conf, "status", "--output-format=json")
+    assert json.loads(p.stdout)["variant"] == "board-b"
+
+    info.write_text("#!/bin/sh\necho RAUC_SYSTEM_VARIANT=board-b\nexit 4\n")
+    dev = Device(str(tmp_path / "broken"), pki)
+    conf = open(dev.conf).read().replace("[handlers]\n", f"[handlers]\nsystem-info={info}\n")
+    open(dev.conf, "w").write(conf)
+    abota_fails("-c", dev.conf, "install", b, match="failed (exit code 4)")
+    assert dev.slot_bytes("rootfs-b", 4096) == b"\0" * 4096
+    assert not any(c.startswith("set-") for c in dev.calls())
+
+
+def test_rauc_system_conf_keys(device, bundles, pki, tmp_path):
+    """Keys RAUC 1.8 accepts: boot-attempts with a custom bootloader (unused there) and an
+    empty [handlers] group work; statusfile=per-slot, which abota cannot honour, is refused
+    by name; activate-installed=false writes the slots, leaves the boot alone, and says so."""
+    dev = Device(str(tmp_path / "att"), pki, extra_system="boot-attempts=3\n"
+                 "boot-attempts-primary=5\nactivate-installed=false\n")
+    p = abota("-c", dev.conf, "install", bundles["v1"])
+    assert "B not activated (activate-installed=false" in p.stdout, p.stdout
+    assert "next boot tries" not in p.stdout
+    assert not any(c.startswith("set-primary") for c in dev.calls()), dev.calls()
+    conf = open(device.conf).read()
+    open(device.conf, "w").write(conf.replace("[system]\n", "[system]\nstatusfile=per-slot\n"))
+    abota_fails("-c", device.conf, "status", match="statusfile")
+    abota_fails("-c", device.conf, "status", match="per-slot status files are not supported")
+    bare = tmp_path / "bare.conf"
+    bare.write_text(f"[system]\ncompatible=x\nbootloader=noop\n[handlers]\n"
+                    f"[slot.rootfs.0]\ndevice={tmp_path}/s\ntype=ext4\nbootname=A\n")
+    abota("-c", bare, "--override-boot-slot=A", "status")
+    # a failing custom backend is named with all its arguments
+    failing = Device(str(tmp_path / "fail"), pki)
+    with open(os.path.join(failing.bl, "backend"), "a") as f:
+        f.write('[ "$1" = set-state ] && exit 3\n')
+    abota_fails("-c", failing.conf, "--override-boot-slot=A", "status", "mark-good",
+                match="backend set-state A good' failed with exit status 3")
+
+
 def test_replayed_older_bundle_refused(device, bundles, tmp_path):
     """SC-101: a validly signed older bundle (replay of an earlier release)
     is refused once the device accepted a newer one -- also when the slot

@@ -138,7 +138,8 @@ static void test_bad_input(void **state)
 	bad(BASE "bundle-formats=plain -verity\n", "mixes absolute and relative");
 	bad(BASE "bundle-formats=plain zip\n", "unknown bundle format 'zip'");
 	bad(BASE "bundle-formats=-plain -verity -crypt\n", "no bundle format");
-	bad(BASE "boot-attempts=3\n", "s.conf:4: invalid key 'boot-attempts'");
+	bad(BASE "boot-attempts=0\n", "s.conf:4: key 'boot-attempts'");
+	bad(BASE "statusfile=per-slot\n", "per-slot status files are not supported");
 	bad(BASE "grubenv=/x\n", "invalid key 'grubenv'");
 	bad(BASE "min-bundle-version=1.2\n", "s.conf:4: key 'min-bundle-version'");
 	bad(BASE "variant-name=a\nvariant-dtb=true\n", "mutually exclusive");
@@ -216,6 +217,16 @@ static void test_bool_values(void **state)
 	bad(BASE "[keyring]\ncheck-crl=yes\n", "s.conf:5: key 'check-crl'");
 }
 
+/* Keys RAUC 1.8 accepts that once made abota refuse the whole file: an
+ * empty [handlers] group, boot-attempts with a non-counting bootloader. */
+static void test_rauc_accepts(void **state)
+{
+	(void)state;
+	struct system_config *cfg = ok(BASE "boot-attempts=5\n" SLOTS "[handlers]\n");
+	assert_int_equal(cfg->boot_attempts, 5);
+	config_free(cfg);
+}
+
 static void test_loggers(void **state)
 {
 	(void)state;
@@ -241,17 +252,23 @@ static void test_loggers(void **state)
 	config_free(cfg);
 }
 
+/* Writes text to dir/system.conf (path receives the file's name). */
+static void write_conf(const char *dir, const char *text, char path[256])
+{
+	snprintf(path, 256, "%s/system.conf", dir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	assert_int_equal(fclose(f), 0);
+}
+
 static void test_load_file(void **state)
 {
 	(void)state;
 	char dir[] = "/tmp/abota-test-config-XXXXXX";
 	assert_non_null(mkdtemp(dir));
 	char path[256];
-	snprintf(path, sizeof(path), "%s/system.conf", dir);
-	FILE *f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(BASE "data-directory=data\n" SLOTS, f);
-	fclose(f);
+	write_conf(dir, BASE "data-directory=data\n" SLOTS, path);
 	struct system_config *cfg = NULL;
 	struct abota_error err = { 0 };
 	assert_int_equal(config_load(path, &cfg, &err), 0);
@@ -276,11 +293,7 @@ static void test_load_auto(void **state)
 	char dir[] = "/tmp/abota-test-config-XXXXXX";
 	assert_non_null(mkdtemp(dir));
 	char path[256];
-	snprintf(path, sizeof(path), "%s/system.conf", dir);
-	FILE *f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(BASE "data-directory=data\nbogus=1\n" SLOTS, f);
-	fclose(f);
+	write_conf(dir, BASE "data-directory=data\nbogus=1\n" SLOTS, path);
 	struct system_config *cfg = (struct system_config *)&cfg; /* untouched on failure */
 	struct abota_error err = { 0 };
 	assert_int_equal(config_load_auto(path, NULL, &cfg, &err), -EINVAL);
@@ -288,11 +301,7 @@ static void test_load_auto(void **state)
 	assert_non_null(strstr(err.msg, "bogus"));
 	const char *fix[] = { "system:bundle-formats=verity", NULL };
 	cfg = NULL;
-	unlink(path);
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(BASE "data-directory=data\n" SLOTS, f);
-	fclose(f);
+	write_conf(dir, BASE "data-directory=data\n" SLOTS, path);
 	assert_int_equal(config_load_auto(path, fix, &cfg, &err), 0);
 	assert_non_null(cfg);
 	assert_int_equal(cfg->bundle_formats, CONFIG_FORMAT_VERITY);
@@ -322,6 +331,7 @@ int main(void)
 		cmocka_unit_test(test_load_file),
 		cmocka_unit_test(test_load_auto),
 		cmocka_unit_test(test_loggers),
+		cmocka_unit_test(test_rauc_accepts),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
