@@ -202,6 +202,8 @@ static int open_locked(const char *path, int *fd_out, struct abota_error *err)
 static int rotate(const struct config_logger *l, struct abota_error *err)
 {
 	char from[4096], to[4096];
+	if (strlen(l->filename) + 8 > sizeof(from))
+		return abota_error_set(err, -ENAMETOOLONG, "rotating %s: name too long", l->filename);
 	for (unsigned k = l->max_files - 1; k >= 2; k--) {
 		snprintf(from, sizeof(from), "%s.%u", l->filename, k - 1);
 		snprintf(to, sizeof(to), "%s.%u", l->filename, k);
@@ -307,7 +309,9 @@ void event_log_boot(const struct system_config *cfg, const char *slot_name,
 		return;
 	}
 	char path[4096];
-	snprintf(path, sizeof(path), "%s/event-log.boot-id", cfg->data_directory);
+	if (snprintf(path, sizeof(path), "%s/event-log.boot-id", cfg->data_directory) >=
+	    (int)sizeof(path))
+		return;
 	char *last = NULL;
 	size_t len = 0;
 	struct abota_error e = { 0 };
