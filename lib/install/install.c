@@ -222,9 +222,12 @@ static int env_add(struct env *e, const char *key, const char *value)
 		e->cap = cap;
 	}
 	char *s = NULL;
-	/* key NULL: value is a whole "KEY=value" */
-	if (key ? asprintf(&s, "%s=%s", key, value ? value : "") < 0 : !(s = strdup(value)))
+	if (key) {
+		if (asprintf(&s, "%s=%s", key, value ? value : "") < 0)
+			return -ENOMEM;
+	} else if (!(s = strdup(value))) { /* key NULL: value is a whole "KEY=value" */
 		return -ENOMEM;
+	}
 	e->v[e->n++] = s;
 	e->v[e->n] = NULL;
 	return 0;
