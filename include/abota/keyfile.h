@@ -51,6 +51,9 @@ size_t keyfile_key_count(const struct keyfile *kf, const char *group);
 const char *keyfile_key_name(const struct keyfile *kf, const char *group, size_t idx);
 /* 1-based line number of a key (0 if unknown). */
 unsigned keyfile_key_line(const struct keyfile *kf, const char *group, const char *key);
+/* "file:line" for a line from the file, "file (set by -C)" for a value that
+ * keyfile_set_*() put there (an override): where a message should point. */
+const char *keyfile_where(const struct keyfile *kf, unsigned line, char *buf, size_t cap);
 
 bool keyfile_has_key(const struct keyfile *kf, const char *group, const char *key);
 

@@ -28,8 +28,10 @@ static int key_error(struct keyfile *kf, struct abota_error *err, const char *gr
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	return abota_error_set(err, -EINVAL, "%s:%u: key '%s' in group [%s]: %s", keyfile_name(kf),
-			       keyfile_key_line(kf, group, key), key, group, msg);
+	char w[4200];
+	return abota_error_set(err, -EINVAL, "%s: key '%s' in group [%s]: %s",
+			       keyfile_where(kf, keyfile_key_line(kf, group, key), w, sizeof(w)), key,
+			       group, msg);
 }
 
 /* Optional keys: -ENOENT keeps the default. */

@@ -380,6 +380,15 @@ unsigned keyfile_key_line(const struct keyfile *kf, const char *group, const cha
 	return e ? e->line : 0;
 }
 
+const char *keyfile_where(const struct keyfile *kf, unsigned line, char *buf, size_t cap)
+{
+	if (line)
+		snprintf(buf, cap, "%s:%u", kf->name, line);
+	else
+		snprintf(buf, cap, "%s (set by -C)", kf->name);
+	return buf;
+}
+
 bool keyfile_has_key(const struct keyfile *kf, const char *group, const char *key)
 {
 	return find_entry(find_group(kf, group), key) != NULL;
@@ -392,6 +401,7 @@ static int unescape(const struct keyfile *kf, const struct kf_group *g,
 		    const struct kf_entry *e, const char *raw, size_t len, bool split,
 		    char **out, size_t *consumed, struct abota_error *err)
 {
+	char w[4200]; /* where: "file:line" or "file (set by -C)" */
 	char *s = malloc(len + 1);
 	if (!s)
 		return abota_error_set(err, -ENOMEM, "out of memory");
@@ -409,8 +419,8 @@ static int unescape(const struct keyfile *kf, const struct kf_group *g,
 		if (i + 1 >= len) {
 			free(s);
 			return abota_error_set(err, -EINVAL,
-					       "%s:%u: value of key '%s' in group [%s] ends with an escape character",
-					       kf->name, e->line, e->key, g->name);
+					       "%s: value of key '%s' in group [%s] ends with an escape character",
+					       keyfile_where(kf, e->line, w, sizeof(w)), e->key, g->name);
 		}
 		char n = raw[++i];
 		switch (n) {
@@ -423,16 +433,16 @@ static int unescape(const struct keyfile *kf, const struct kf_group *g,
 		default:
 			free(s);
 			return abota_error_set(err, -EINVAL,
-					       "%s:%u: value of key '%s' in group [%s] has an invalid escape sequence '\\%c'",
-					       kf->name, e->line, e->key, g->name, n);
+					       "%s: value of key '%s' in group [%s] has an invalid escape sequence '\\%c'",
+					       keyfile_where(kf, e->line, w, sizeof(w)), e->key, g->name, n);
 		}
 	}
 	s[o] = '\0';
 	if (!valid_utf8(s, o)) {
 		free(s);
 		return abota_error_set(err, -EINVAL,
-				       "%s:%u: value of key '%s' in group [%s] is not valid UTF-8",
-				       kf->name, e->line, e->key, g->name);
+				       "%s: value of key '%s' in group [%s] is not valid UTF-8",
+				       keyfile_where(kf, e->line, w, sizeof(w)), e->key, g->name);
 	}
 	if (consumed)
 		*consumed = i;
@@ -473,13 +483,15 @@ int keyfile_get_string(struct keyfile *kf, const char *group, const char *key,
 int keyfile_get_nonempty(struct keyfile *kf, const char *group, const char *key,
 			 const char **out, struct abota_error *err)
 {
+	char w[4200]; /* where: "file:line" or "file (set by -C)" */
 	const char *v;
 	int ret = keyfile_get_string(kf, group, key, &v, err);
 	if (ret < 0)
 		return ret;
 	if (v[0] == '\0')
-		return abota_error_set(err, -EINVAL, "%s:%u: missing value for key '%s' in group [%s]",
-				       kf->name, keyfile_key_line(kf, group, key), key, group);
+		return abota_error_set(err, -EINVAL, "%s: missing value for key '%s' in group [%s]",
+				       keyfile_where(kf, keyfile_key_line(kf, group, key), w, sizeof(w)),
+				       key, group);
 	*out = v;
 	return 0;
 }
@@ -487,6 +499,7 @@ int keyfile_get_nonempty(struct keyfile *kf, const char *group, const char *key,
 int keyfile_get_u64(struct keyfile *kf, const char *group, const char *key, uint64_t *out,
 		    struct abota_error *err)
 {
+	char w[4200]; /* where: "file:line" or "file (set by -C)" */
 	const char *v;
 	int ret = keyfile_get_string(kf, group, key, &v, err);
 	if (ret < 0)
@@ -507,8 +520,9 @@ int keyfile_get_u64(struct keyfile *kf, const char *group, const char *key, uint
 	}
 	if (!ok)
 		return abota_error_set(err, -EINVAL,
-				       "%s:%u: key '%s' in group [%s]: '%s' is not an unsigned decimal number in range",
-				       kf->name, keyfile_key_line(kf, group, key), key, group, v);
+				       "%s: key '%s' in group [%s]: '%s' is not an unsigned decimal number in range",
+				       keyfile_where(kf, keyfile_key_line(kf, group, key), w, sizeof(w)),
+				       key, group, v);
 	*out = n;
 	return 0;
 }
@@ -516,6 +530,7 @@ int keyfile_get_u64(struct keyfile *kf, const char *group, const char *key, uint
 int keyfile_get_bool(struct keyfile *kf, const char *group, const char *key, bool *out,
 		     struct abota_error *err)
 {
+	char w[4200]; /* where: "file:line" or "file (set by -C)" */
 	const char *v;
 	int ret = keyfile_get_string(kf, group, key, &v, err);
 	if (ret < 0)
@@ -529,8 +544,9 @@ int keyfile_get_bool(struct keyfile *kf, const char *group, const char *key, boo
 		return 0;
 	}
 	return abota_error_set(err, -EINVAL,
-			       "%s:%u: key '%s' in group [%s]: '%s' is not a boolean (true, false, 1 or 0)",
-			       kf->name, keyfile_key_line(kf, group, key), key, group, v);
+			       "%s: key '%s' in group [%s]: '%s' is not a boolean (true, false, 1 or 0)",
+			       keyfile_where(kf, keyfile_key_line(kf, group, key), w, sizeof(w)), key,
+			       group, v);
 }
 
 int keyfile_get_list(struct keyfile *kf, const char *group, const char *key,
@@ -577,16 +593,17 @@ int keyfile_get_list(struct keyfile *kf, const char *group, const char *key,
 
 int keyfile_check_consumed(const struct keyfile *kf, struct abota_error *err)
 {
+	char w[4200];
 	for (size_t gi = 0; gi < kf->n_groups; gi++) {
 		const struct kf_group *g = &kf->groups[gi];
 		if (!g->consumed)
-			return abota_error_set(err, -EINVAL, "%s:%u: invalid group [%s]", kf->name,
-					       g->line, g->name);
+			return abota_error_set(err, -EINVAL, "%s: invalid group [%s]",
+					       keyfile_where(kf, g->line, w, sizeof(w)), g->name);
 		for (size_t i = 0; i < g->n_entries; i++)
 			if (!g->entries[i].consumed)
-				return abota_error_set(err, -EINVAL,
-						       "%s:%u: invalid key '%s' in group [%s]",
-						       kf->name, g->entries[i].line,
+				return abota_error_set(err, -EINVAL, "%s: invalid key '%s' in group [%s]",
+						       keyfile_where(kf, g->entries[i].line, w,
+								     sizeof(w)),
 						       g->entries[i].key, g->name);
 	}
 	return 0;
@@ -644,6 +661,7 @@ static int set_raw(struct keyfile *kf, const char *group, const char *key, char 
 		entry_clear_cache(e);
 		free(e->raw);
 		e->raw = raw;
+		e->line = 0; /* the value no longer comes from the file */
 		return 0;
 	}
 	e = add_entry(g, key, strlen(key), raw, strlen(raw), 0);

@@ -123,6 +123,21 @@ static void test_overrides(void **state)
 	config_free(cfg);
 	const char *bado[] = { "nocolon", NULL };
 	assert_int_equal(config_parse(t, strlen(t), "s.conf", "/", bado, &cfg, NULL), -EINVAL);
+	/* a bad value from -C is pointed at the override, not at a line of the
+	 * file (the replaced key's line, or line 0 for a new key) */
+	static const char *const cases[][2] = {
+		{ "system:bootloader=nope", "s.conf (set by -C): key 'bootloader' in group [system]" },
+		{ "system:activate-installed=maybe", "s.conf (set by -C): key 'activate-installed'" },
+		{ "system:bogus=1", "s.conf (set by -C): invalid key 'bogus' in group [system]" },
+		{ "nogroup:x=1", "s.conf (set by -C): invalid group [nogroup]" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *one[] = { cases[i][0], NULL };
+		struct abota_error err = { 0 };
+		assert_true(config_parse(t, strlen(t), "s.conf", "/", one, &cfg, &err) < 0);
+		if (!strstr(err.msg, cases[i][1]))
+			fail_msg("'%s' lacks '%s'", err.msg, cases[i][1]);
+	}
 }
 
 static void test_bad_input(void **state)
