@@ -105,6 +105,10 @@ bool bundle_is_verified(const struct bundle *b);
 uint64_t bundle_file_size(const struct bundle *b);
 uint64_t bundle_payload_size(const struct bundle *b);   /* squashfs (+ hash tree) */
 uint64_t bundle_signature_size(const struct bundle *b);
+/* The CMS signature (DER) exactly as bundle_open() read it -- and verified it,
+ * unless opened with no_verify -- so it need not be read from the file again
+ * (which may have changed since).  Valid until bundle_close(). */
+const uint8_t *bundle_signature_data(const struct bundle *b, size_t *len);
 uint64_t bundle_squashfs_size(const struct bundle *b);
 struct squashfs_reader *bundle_squashfs(struct bundle *b);
 

@@ -63,6 +63,13 @@ bool bundle_is_verified(const struct bundle *b) { return b->sig_info != NULL; }
 uint64_t bundle_file_size(const struct bundle *b) { return b->file_size; }
 uint64_t bundle_payload_size(const struct bundle *b) { return b->payload_size; }
 uint64_t bundle_signature_size(const struct bundle *b) { return b->sig_size; }
+
+const uint8_t *bundle_signature_data(const struct bundle *b, size_t *len)
+{
+	if (len)
+		*len = b->sig_size;
+	return b->sig;
+}
 uint64_t bundle_squashfs_size(const struct bundle *b) { return b->sqfs_size; }
 struct squashfs_reader *bundle_squashfs(struct bundle *b) { return b->sqfs; }
 

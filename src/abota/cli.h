@@ -57,6 +57,10 @@ enum {
  * or 2 after printing one usage error (bad --mount, too many -C). */
 int cli_global_option(struct cli_globals *g, const char *verb, int c, const char *arg);
 
+/* Copies the long global options (not --intermediate, --version, --help)
+ * into out, which has room for cap entries; returns how many. */
+size_t cli_global_long_options(struct option *out, size_t cap);
+
 /* getopt_long() for a verb that also accepts the global options after the
  * verb (-c/--conf, -C/--confopt, --keyring, --override-boot-slot, -d/--debug,
  * --mount).  An option the verb defines itself (e.g. install --keyring) stays
@@ -85,6 +89,8 @@ int cmd_bundle(struct cli_globals *g, int argc, char **argv);
 int cmd_info(struct cli_globals *g, int argc, char **argv);
 int cmd_extract(struct cli_globals *g, int argc, char **argv);
 int cmd_resign(struct cli_globals *g, int argc, char **argv);
+int cmd_extract_signature(struct cli_globals *g, int argc, char **argv);
+int cmd_replace_signature(struct cli_globals *g, int argc, char **argv);
 int cmd_fwu(struct cli_globals *g, int argc, char **argv);
 int cmd_install(struct cli_globals *g, int argc, char **argv);
 int cmd_status(struct cli_globals *g, int argc, char **argv);

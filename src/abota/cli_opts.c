@@ -66,6 +66,13 @@ static int set_mount(struct cli_globals *g, const char *verb, const char *arg)
 	return 0;
 }
 
+size_t cli_global_long_options(struct option *out, size_t cap)
+{
+	size_t n = N_GLOBAL < cap ? N_GLOBAL : cap;
+	memcpy(out, global_opts, n * sizeof(*out));
+	return n;
+}
+
 int cli_global_option(struct cli_globals *g, const char *verb, int c, const char *arg)
 {
 	switch (c) {

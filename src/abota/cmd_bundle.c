@@ -1,4 +1,5 @@
-/* cmd_bundle.c - abota bundle | info | extract | resign. */
+/* cmd_bundle.c - abota bundle | info | extract | resign | extract-signature |
+ * replace-signature. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -32,7 +33,16 @@ struct verify_opts {
 	const char *inter[MAX_LIST + 1];
 	size_t n_inter;
 	bool no_verify;
+	bool trust_environment; /* --trust-environment, for the verbs that list it */
 };
+
+/* The option and help line of --trust-environment (extract and the
+ * signature verbs, as in RAUC). */
+#define TRUST_ENVIRONMENT_OPTION { "trust-environment", no_argument, NULL, OPT_TRUST_ENVIRONMENT }
+#define TRUST_ENVIRONMENT_HELP                                                          \
+	"      --trust-environment        skip the exclusive-access checks of a local\n"   \
+	"                                 plain bundle (only for a file nobody else\n"     \
+	"                                 can write)\n"
 
 enum {
 	OPT_KEYRING = 1000,
@@ -90,6 +100,7 @@ static const char verify_help[] =
 static int verify_opt(struct verify_opts *v, const char *verb, int c)
 {
 	switch (c) {
+	case OPT_TRUST_ENVIRONMENT: v->trust_environment = true; return 1;
 	case OPT_KEYRING: v->policy.keyring_path = optarg; return 1;
 	case OPT_KEYRING_DIR: v->policy.keyring_dir = optarg; return 1;
 	case OPT_INTERMEDIATE:
@@ -172,6 +183,12 @@ struct signed_output {
 	const char *check_keyring_dir;
 	const struct sig_policy *flags;     /* purpose, CRL, time checks; may be NULL */
 	const struct bundle_open_opts *oo;  /* formats and limits; may be NULL */
+	/* Also read the whole payload of the result against its signed
+	 * manifest (verity; a plain one is hashed whole when opened): for a
+	 * signature made elsewhere, which may belong to another payload.  Its
+	 * failures are explained with hint. */
+	bool check_payload;
+	const char *hint;
 };
 
 static int write_signed_output(const struct signed_output *so,
@@ -214,18 +231,26 @@ static int write_signed_output(const struct signed_output *so,
 		o.policy = &p;
 		struct bundle *b = NULL;
 		ret = bundle_open(stage, &o, &b, err);
+		if (ret == 0 && so->check_payload)
+			ret = bundle_check_payload(b, err);
 		bundle_close(b);
 		/* the staging name means nothing to the user, and is gone */
 		size_t sl = strlen(stage);
-		if (ret < 0 && err && strncmp(err->msg, stage, sl) == 0 && err->msg[sl] == ':')
+		while (ret < 0 && err && strncmp(err->msg, stage, sl) == 0 && err->msg[sl] == ':' &&
+		       err->msg[sl + 1] == ' ')
 			memmove(err->msg, err->msg + sl + 2, strlen(err->msg + sl + 2) + 1);
-		if (ret < 0)
+		if (ret < 0 && so->check_payload)
+			abota_error_prefix(err, "%s: the new signature is not valid for this bundle "
+					   "with %s%s (%s)", so->out,
+					   so->check_keyring ? so->check_keyring : so->check_keyring_dir,
+					   so->check_keyring ? "" : "/", so->hint);
+		else if (ret < 0)
 			abota_error_prefix(err, "%s: the new signature does not verify with %s%s (%s)",
 					   so->out,
 					   so->check_keyring ? so->check_keyring : so->check_keyring_dir,
 					   so->check_keyring ? "" : "/",
-					   "give the CA of the new certificate with --signing-keyring=FILE; "
-					   "nothing was written");
+					   "give the CA of the new certificate with "
+					   "--signing-keyring=FILE; nothing was written");
 	}
 	/* never replace a file that appeared meanwhile */
 	if (ret == 0 && rename_noreplace(stage, so->out) < 0)
@@ -295,6 +320,7 @@ static int open_opts_load(const struct verify_opts *v, const struct cli_globals 
 	*pol = p;
 	o->policy = pol;
 	o->no_verify = v->no_verify;
+	o->trust_environment = v->trust_environment;
 	*cfg = c;
 	return 0;
 }
@@ -794,14 +820,13 @@ int cmd_extract(struct cli_globals *g, int argc, char **argv)
 	static const struct option opts[] = {
 		VERIFY_OPTIONS,
 		CLI_HTTP_OPTIONS,
-		{ "trust-environment", no_argument, NULL, OPT_TRUST_ENVIRONMENT },
+		TRUST_ENVIRONMENT_OPTION,
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ 0 },
 	};
 	struct verify_opts v;
 	verify_opts_init(&v, g);
 	struct cli_http http = { 0 };
-	bool trust_environment = false;
 	int c;
 	while ((c = cli_getopt(g, "extract", argc, argv, "h", opts)) != -1) {
 		int r = verify_opt(&v, "extract", c);
@@ -811,16 +836,10 @@ int cmd_extract(struct cli_globals *g, int argc, char **argv)
 			return 2;
 		if (r > 0)
 			continue;
-		if (c == OPT_TRUST_ENVIRONMENT) {
-			trust_environment = true;
-			continue;
-		}
 		if (c == 'h' || c == OPT_HELP) {
 			printf("Usage: abota extract [OPTIONS] BUNDLE DIR\n\n"
 			       "Verifies BUNDLE and extracts its files into the new directory DIR.\n\n%s"
-			       "      --trust-environment        skip the exclusive-access checks of a local\n"
-			       "                                 plain bundle (only for a file nobody else\n"
-			       "                                 can write)\n"
+			       TRUST_ENVIRONMENT_HELP
 			       CLI_HTTP_HELP,
 			       verify_help);
 			return 0;
@@ -840,7 +859,6 @@ int cmd_extract(struct cli_globals *g, int argc, char **argv)
 	if (open_opts_load(&v, g, &oo, &pol, &cfg, &err) < 0)
 		return cli_fail("extract", &err);
 	oo.http = &http.opts;
-	oo.trust_environment = trust_environment;
 	struct bundle *b = NULL;
 	int ret = bundle_open(argv[optind], &oo, &b, &err);
 	if (ret == 0) {
@@ -941,5 +959,293 @@ int cmd_resign(struct cli_globals *g, int argc, char **argv)
 	if (ret < 0)
 		return cli_fail("resign", &err);
 	printf("Resigning '%s' to '%s' succeeded\n", argv[optind], argv[optind + 1]);
+	return 0;
+}
+
+/* ---------------- abota extract-signature / replace-signature ----------------
+ *
+ * The offline (HSM) signing workflow of RAUC: extract-signature writes a
+ * bundle's CMS signature (DER) to a file -- for a verity bundle it carries
+ * the signed manifest, which is what an offline signer re-signs --, and
+ * replace-signature puts a signature made elsewhere onto the bundle's
+ * payload.  Both write through a staging file, so OUT appears complete or
+ * not at all, and never replace an existing file (as RAUC). */
+
+struct sigfile_ctx {
+	const uint8_t *sig;
+	size_t sig_len;
+};
+
+/* Creates path (it must not exist yet) holding the signature, mode 0600 as
+ * RAUC's extract-signature, and fsyncs it. */
+static int sigfile_into(void *ctx, const char *path, struct abota_error *err)
+{
+	const struct sigfile_ctx *c = ctx;
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0600);
+	if (fd < 0)
+		return abota_error_set(err, -errno, "%s: %s", path, strerror(errno));
+	int ret = fileio_write_full(fd, c->sig, c->sig_len, err);
+	if (ret == 0 && fsync(fd) < 0)
+		ret = abota_error_set(err, -errno, "%s: fsync: %s", path, strerror(errno));
+	if (close(fd) < 0 && ret == 0)
+		ret = abota_error_set(err, -errno, "%s: close: %s", path, strerror(errno));
+	return ret;
+}
+
+int cmd_extract_signature(struct cli_globals *g, int argc, char **argv)
+{
+	static const char verb[] = "extract-signature";
+	static const struct option opts[] = {
+		VERIFY_OPTIONS,
+		TRUST_ENVIRONMENT_OPTION,
+		{ "help", no_argument, NULL, OPT_HELP },
+		{ 0 },
+	};
+	struct verify_opts v;
+	verify_opts_init(&v, g);
+	int c;
+	while ((c = cli_getopt(g, verb, argc, argv, "h", opts)) != -1) {
+		int r = verify_opt(&v, verb, c);
+		if (r < 0)
+			return 2;
+		if (r > 0)
+			continue;
+		if (c == 'h' || c == OPT_HELP) {
+			printf("Usage: abota extract-signature [OPTIONS] BUNDLE OUTFILE\n\n"
+			       "Verifies BUNDLE and writes its CMS signature (DER) to the new file OUTFILE\n"
+			       "(mode 0600).  For a verity bundle the signature holds the signed manifest:\n"
+			       "`openssl cms -verify -inform DER -in OUTFILE -CAfile KEYRING` prints it, and\n"
+			       "an offline signer can re-sign it for `abota replace-signature`.\n"
+			       "--no-verify is refused (as by rauc): only a verified signature is extracted.\n\n%s"
+			       TRUST_ENVIRONMENT_HELP,
+			       verify_help);
+			return 0;
+		}
+		return 2;
+	}
+	if (argc - optind != 2)
+		return cli_usage_error(verb, "expected BUNDLE and OUTFILE arguments");
+	if (v.no_verify)
+		return cli_usage_error(verb, "--no-verify is not allowed: only a verified signature "
+					     "is extracted");
+	const char *in = argv[optind], *out = argv[optind + 1];
+	struct abota_error err = { 0 };
+	struct stat st;
+	/* before the bundle is read: RAUC refuses an existing OUTFILE too */
+	if (lstat(out, &st) == 0) {
+		abota_error_set(&err, -EEXIST, "%s: output file already exists", out);
+		return cli_fail(verb, &err);
+	}
+	struct bundle_open_opts oo;
+	struct sig_policy pol;
+	struct system_config *cfg = NULL;
+	if (open_opts_load(&v, g, &oo, &pol, &cfg, &err) < 0)
+		return cli_fail(verb, &err);
+	struct bundle *b = NULL;
+	int ret = bundle_open(in, &oo, &b, &err);
+	if (ret == 0) {
+		/* the bytes bundle_open() verified, not a second read of the file */
+		struct sigfile_ctx sc;
+		sc.sig = bundle_signature_data(b, &sc.sig_len);
+		struct signed_output so = { .out = out };
+		ret = write_signed_output(&so, sigfile_into, &sc, &err);
+		bundle_close(b);
+	}
+	config_free(cfg);
+	if (ret < 0)
+		return cli_fail(verb, &err);
+	printf("Extracting the signature of '%s' to '%s' succeeded\n", in, out);
+	return 0;
+}
+
+struct replace_ctx {
+	struct bundle *b;
+	const uint8_t *sig;
+	size_t sig_len;
+};
+
+/* Creates path with the payload of the opened bundle (read through its
+ * verified view) followed by the new signature and its size. */
+static int replace_into(void *ctx, const char *path, struct abota_error *err)
+{
+	const struct replace_ctx *c = ctx;
+	const size_t chunk = 1u << 20;
+	uint64_t payload = bundle_payload_size(c->b);
+	uint8_t *buf = malloc(chunk);
+	if (!buf)
+		return abota_error_set(err, -ENOMEM, "out of memory");
+	int ret;
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0644);
+	if (fd < 0) {
+		ret = abota_error_set(err, -errno, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	for (uint64_t off = 0; off < payload; off += chunk) {
+		size_t n = payload - off < chunk ? (size_t)(payload - off) : chunk;
+		if ((ret = bundle_read_payload(c->b, buf, n, off, err)) < 0) {
+			abota_error_prefix(err, "%s", bundle_path(c->b));
+			goto out;
+		}
+		if ((ret = fileio_write_full(fd, buf, n, err)) < 0)
+			goto out;
+	}
+	uint8_t trailer[8];
+	for (int i = 0; i < 8; i++)
+		trailer[i] = (uint8_t)((uint64_t)c->sig_len >> (56 - 8 * i));
+	if ((ret = fileio_write_full(fd, c->sig, c->sig_len, err)) < 0 ||
+	    (ret = fileio_write_full(fd, trailer, sizeof(trailer), err)) < 0)
+		goto out;
+	if (fsync(fd) < 0)
+		ret = abota_error_set(err, -errno, "%s: fsync: %s", path, strerror(errno));
+out:
+	if (fd >= 0 && close(fd) < 0 && ret == 0)
+		ret = abota_error_set(err, -errno, "%s: close: %s", path, strerror(errno));
+	free(buf);
+	return ret;
+}
+
+/* Reads and checks SIG: a regular file of 1..max bytes holding one DER CMS
+ * SignedData (the shape every bundle signature has).  *detached says whether
+ * it is a plain (detached) or verity (manifest inside) signature. */
+static int read_new_signature(const char *path, uint64_t max, uint8_t **sig, size_t *len,
+			      bool *detached, struct abota_error *err)
+{
+	char *data = NULL;
+	size_t n = 0;
+	int ret = fileio_read_all(path, (size_t)max, &data, &n, err);
+	if (ret < 0) {
+		if (ret == -EFBIG)
+			abota_error_set(err, ret,
+					"signature file %s is larger than the signature limit of %llu "
+					"bytes (system.conf's max-bundle-signature-size; devices refuse "
+					"bigger ones)", path, (unsigned long long)max);
+		else
+			abota_error_prefix(err, "cannot read the signature file");
+		return ret;
+	}
+	if (n == 0) {
+		free(data);
+		return abota_error_set(err, -EINVAL, "signature file %s is empty", path);
+	}
+	ret = signature_inspect((const uint8_t *)data, n, detached, NULL, NULL, err);
+	if (ret < 0) {
+		free(data);
+		abota_error_prefix(err, "signature file %s is not a DER CMS signature", path);
+		return ret;
+	}
+	*sig = (uint8_t *)data;
+	*len = n;
+	return 0;
+}
+
+int cmd_replace_signature(struct cli_globals *g, int argc, char **argv)
+{
+	static const char verb[] = "replace-signature";
+	static const struct option opts[] = {
+		VERIFY_OPTIONS,
+		{ "signing-keyring", required_argument, NULL, OPT_SIGNING_KEYRING },
+		TRUST_ENVIRONMENT_OPTION,
+		{ "help", no_argument, NULL, OPT_HELP },
+		{ 0 },
+	};
+	struct verify_opts v;
+	verify_opts_init(&v, g);
+	const char *signing_keyring = NULL;
+	int c;
+	while ((c = cli_getopt(g, verb, argc, argv, "h", opts)) != -1) {
+		int r = verify_opt(&v, verb, c);
+		if (r < 0)
+			return 2;
+		if (r > 0)
+			continue;
+		switch (c) {
+		case OPT_SIGNING_KEYRING: signing_keyring = optarg; break;
+		case 'h':
+		case OPT_HELP:
+			printf("Usage: abota replace-signature [OPTIONS] BUNDLE SIGNATURE OUTFILE\n\n"
+			       "Verifies BUNDLE with the keyring (unless --no-verify) and writes the new\n"
+			       "file OUTFILE: BUNDLE's payload with the CMS signature (DER) from the file\n"
+			       "SIGNATURE, e.g. made by an offline signer or HSM from the output of\n"
+			       "`abota extract-signature`.  OUTFILE is written only when the new signature\n"
+			       "verifies with the --signing-keyring (default: the keyring) and matches the\n"
+			       "payload (a verity bundle's payload is read whole against the new manifest).\n\n"
+			       "      --signing-keyring=FILE     keyring the new signature must verify with\n"
+			       "                                 (default: the keyring BUNDLE is verified with)\n"
+			       TRUST_ENVIRONMENT_HELP "%s",
+			       verify_help);
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	if (argc - optind != 3)
+		return cli_usage_error(verb, "expected BUNDLE, SIGNATURE and OUTFILE arguments");
+	const char *in = argv[optind], *sigpath = argv[optind + 1], *out = argv[optind + 2];
+	struct abota_error err = { 0 };
+	struct stat st, st_in, st_sig;
+	/* cheap checks first, before the bundle is read; RAUC refuses an
+	 * existing OUTFILE too (so OUTFILE can never be BUNDLE or SIGNATURE) */
+	if (lstat(out, &st) == 0) {
+		abota_error_set(&err, -EEXIST, "%s: output file already exists", out);
+		return cli_fail(verb, &err);
+	}
+	if (stat(in, &st_in) == 0 && stat(sigpath, &st_sig) == 0 && st_in.st_dev == st_sig.st_dev &&
+	    st_in.st_ino == st_sig.st_ino)
+		return cli_usage_error(verb, "SIGNATURE %s is the bundle itself (give the file "
+					     "that holds only the new CMS signature)", sigpath);
+	struct bundle_open_opts oo;
+	struct sig_policy pol;
+	struct system_config *cfg = NULL;
+	uint8_t *sig = NULL;
+	size_t sig_len = 0;
+	bool detached = false;
+	struct bundle *b = NULL;
+	int ret = open_opts_load(&v, g, &oo, &pol, &cfg, &err);
+	if (ret < 0)
+		goto out;
+	const char *check_keyring = signing_keyring ? signing_keyring : pol.keyring_path;
+	const char *check_dir = signing_keyring ? NULL : pol.keyring_dir;
+	if (!check_keyring && !check_dir) {
+		/* RAUC then writes OUTFILE unchecked; a signature nobody checked
+		 * is what this verb must not produce. */
+		ret = abota_error_set(&err, -EINVAL,
+				      "no keyring to check the new signature with: give "
+				      "--signing-keyring=FILE (or --keyring=FILE)");
+		goto out;
+	}
+	uint64_t max = oo.max_signature_size ? oo.max_signature_size
+					     : BUNDLE_DEFAULT_MAX_SIGNATURE_SIZE;
+	if ((ret = read_new_signature(sigpath, max, &sig, &sig_len, &detached, &err)) < 0)
+		goto out;
+	if ((ret = bundle_open(in, &oo, &b, &err)) < 0)
+		goto out;
+	bool plain = bundle_get_format(b) == BUNDLE_FORMAT_PLAIN;
+	if (plain != detached) {
+		ret = abota_error_set(&err, -EINVAL,
+				      "signature file %s holds a %s signature, but %s is a %s bundle "
+				      "(which needs a %s one)",
+				      sigpath, detached ? "detached (plain)" : "manifest-carrying (verity)",
+				      in, bundle_format_name(bundle_get_format(b)),
+				      plain ? "detached" : "manifest-carrying");
+		goto out;
+	}
+	printf("Replacing the signature of '%s' format bundle '%s'\n",
+	       bundle_format_name(bundle_get_format(b)), in);
+	struct replace_ctx rc = { .b = b, .sig = sig, .sig_len = sig_len };
+	struct signed_output so = {
+		.out = out, .flags = &pol, .oo = &oo, .check_payload = true,
+		.check_keyring = check_keyring, .check_keyring_dir = check_dir,
+		.hint = "it must sign this bundle's payload (plain) or a manifest that describes "
+			"it (verity), by a signer whose CA is in the --signing-keyring; "
+			"nothing was written",
+	};
+	ret = write_signed_output(&so, replace_into, &rc, &err);
+out:
+	bundle_close(b);
+	free(sig);
+	config_free(cfg);
+	if (ret < 0)
+		return cli_fail(verb, &err);
+	printf("Replacing the signature of '%s' to '%s' succeeded\n", in, out);
 	return 0;
 }

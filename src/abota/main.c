@@ -21,6 +21,10 @@ static const struct verb verbs[] = {
 	{ "info", cmd_info, "verify a bundle and show its manifest" },
 	{ "extract", cmd_extract, "verify a bundle and extract its contents" },
 	{ "resign", cmd_resign, "replace a bundle's signature" },
+	{ "extract-signature", cmd_extract_signature,
+	  "verify a bundle and write its CMS signature to a file (offline signing)" },
+	{ "replace-signature", cmd_replace_signature,
+	  "put a CMS signature made elsewhere (HSM) onto a bundle" },
 	{ "install", cmd_install, "install a bundle into the inactive slots (trial boot next)" },
 	{ "status", cmd_status, "show slot states; mark-good|mark-bad|mark-active" },
 	{ "fwu", cmd_fwu, "FWU metadata tools (dump, create, set-active, accept, reject, repair)" },
@@ -72,30 +76,26 @@ static void usage(FILE *f)
 		   "      --mount=DIR              mount prefix for this run (system.conf's mountprefix)\n"
 		   "      --keyring=FILE           keyring (trusted CA certificates, PEM)\n"
 		   "      --intermediate=FILE      intermediate certificates for bundle, info, extract,\n"
-		   "                               resign: as their own --intermediate (repeatable)\n"
+		   "                               resign, extract-/replace-signature: as their own\n"
+		   "                               --intermediate (repeatable)\n"
 		   "      --override-boot-slot=S   treat S as the booted slot\n"
 		   "  -d, --debug                  debug logging\n"
 		   "      --version                print the version\n"
 		   "  -h, --help                   this help\n\nVerbs:\n");
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
-		fprintf(f, "  %-10s %s\n", verbs[i].name, verbs[i].summary);
+		fprintf(f, "  %-18s %s\n", verbs[i].name, verbs[i].summary);
 }
 
 int main(int argc, char **argv)
 {
 	struct cli_globals g = { 0 };
-	static const struct option opts[] = {
-		{ "conf", required_argument, NULL, CLI_GOPT_CONF },
-		{ "confopt", required_argument, NULL, CLI_GOPT_CONFOPT },
-		{ "keyring", required_argument, NULL, CLI_GOPT_KEYRING },
-		{ "override-boot-slot", required_argument, NULL, CLI_GOPT_OVERRIDE_BOOT_SLOT },
-		{ "debug", no_argument, NULL, CLI_GOPT_DEBUG },
-		{ "mount", required_argument, NULL, CLI_GOPT_MOUNT },
-		{ "intermediate", required_argument, NULL, CLI_GOPT_INTERMEDIATE },
-		{ "version", no_argument, NULL, 'V' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
+	/* the globals the verbs also take, and those only before the verb */
+	struct option opts[16];
+	size_t n = cli_global_long_options(opts, 12);
+	opts[n++] = (struct option){ "intermediate", required_argument, NULL, CLI_GOPT_INTERMEDIATE };
+	opts[n++] = (struct option){ "version", no_argument, NULL, 'V' };
+	opts[n++] = (struct option){ "help", no_argument, NULL, 'h' };
+	opts[n] = (struct option){ 0 };
 	/* '+' stops at the verb: its options are parsed by the verb (which also
 	 * takes the global ones, see cli_getopt()). */
 	int c;
@@ -130,9 +130,11 @@ int main(int argc, char **argv)
 			 * abota's info/extract/resign also take it for verification.
 			 * Anywhere else it would be silently ignored: refuse it. */
 			if (g.n_intermediate && strcmp(name, "bundle") && strcmp(name, "info") &&
-			    strcmp(name, "extract") && strcmp(name, "resign"))
+			    strcmp(name, "extract") && strcmp(name, "resign") &&
+			    strcmp(name, "extract-signature") && strcmp(name, "replace-signature"))
 				return cli_usage_error(name, "--intermediate is not used by '%s' "
-						       "(only by bundle, info, extract and resign)",
+						       "(only by bundle, info, extract, resign, "
+						       "extract-signature and replace-signature)",
 						       name);
 			int vargc = argc - optind;
 			char **vargv = argv + optind;
