@@ -71,6 +71,18 @@ static void test_open_fixtures(void **state)
 		assert_int_equal(bundle_get_format(b), i == 0 ? BUNDLE_FORMAT_PLAIN : BUNDLE_FORMAT_VERITY);
 		assert_int_equal(bundle_payload_size(b), i == 0 ? 12288 : 16384);
 		assert_int_equal(bundle_signature_size(b), i == 0 ? 831 : 1437);
+		/* the CMS it verified: the file's bytes before the 8-byte size */
+		{
+			size_t sig_len = 0, file_len = 0;
+			const uint8_t *sig = bundle_signature_data(b, &sig_len);
+			char *file = NULL;
+			struct abota_error fe = { 0 };
+			assert_int_equal(fileio_read_all(path, 1 << 20, &file, &file_len, &fe), 0);
+			assert_int_equal(sig_len, bundle_signature_size(b));
+			assert_non_null(sig);
+			assert_memory_equal(sig, file + file_len - 8 - sig_len, sig_len);
+			free(file);
+		}
 		if (i == 1)
 			assert_string_equal(bundle_manifest_hash(b),
 					    "8b5b2ed3550537dd81d9306f00f6f664317d54d14e79dc69fb89cde6bc52b681");
