@@ -234,6 +234,7 @@ static int append(const struct config_logger *l, const char *rec, struct abota_e
 		ret = abota_error_set(err, -errno, "%s: %s", l->filename, strerror(errno));
 		goto out;
 	}
+	bool new_file = st.st_size == 0;
 	/* Rotate before the file would grow past max-size; a record larger than
 	 * max-size on its own still goes into a fresh file, whole. */
 	if (l->max_size && st.st_size > 0 && (uint64_t)st.st_size + len > l->max_size) {
@@ -243,6 +244,7 @@ static int append(const struct config_logger *l, const char *rec, struct abota_e
 		fd = -1;
 		if ((ret = open_locked(l->filename, &fd, err)) < 0)
 			goto out;
+		new_file = true;
 	}
 	if ((ret = fileio_write_full(fd, rec, len, err)) < 0)
 		goto out;
@@ -251,7 +253,7 @@ static int append(const struct config_logger *l, const char *rec, struct abota_e
 		ret = abota_error_set(err, -errno, "%s: %s", l->filename, strerror(errno));
 		goto out;
 	}
-	if (st.st_size == 0)
+	if (new_file)
 		ret = fileio_fsync_dir(l->filename, 0, err); /* a new file's name */
 out:
 	if (fd >= 0)
