@@ -63,6 +63,25 @@ def pki(tmp_path_factory):
     return PKI(str(tmp_path_factory.mktemp("pki")))
 
 
+def fixture_system_conf(tmp_path, keyring, extra_system=""):
+    """A system.conf for the RAUC fixtures' compatible, trusting keyring: enough for
+    info/extract/resign and the global options (noop bootloader, one file slot)."""
+    conf = tmp_path / "system.conf"
+    conf.write_text(f"""[system]
+compatible=example-stm32mp1-ota
+bootloader=noop
+{extra_system}
+[keyring]
+path={keyring}
+
+[slot.rootfs.0]
+device={tmp_path}/a
+type=ext4
+bootname=A
+""")
+    return conf
+
+
 @pytest.fixture(scope="session")
 def fixtures():
     d = os.path.join(FIXTURES, "rauc")

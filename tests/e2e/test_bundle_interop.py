@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import abota, abota_fails, make_content, run, sha256_file
+from conftest import abota, abota_fails, fixture_system_conf, make_content, run, sha256_file
 
 FIXTURE_IMAGES = {
     "rootfs.ext4": "9b0a2133ed27521dc0b815266bf4c6e1503866e8f9d75408a8757e237450e6f9",
@@ -61,20 +61,7 @@ def test_info_extract_resign_take_trust_from_system_conf(fixtures, pki, tmp_path
     plain = os.path.join(fixtures, "sample-plain.raucb")
     verity = os.path.join(fixtures, "sample-verity.raucb")
     ca = os.path.join(fixtures, "ca.cert.pem")
-    conf = tmp_path / "system.conf"
-    conf.write_text(f"""[system]
-compatible=example-stm32mp1-ota
-bootloader=noop
-data-directory={tmp_path}/data
-
-[keyring]
-path={ca}
-
-[slot.rootfs.0]
-device={tmp_path}/a
-type=ext4
-bootname=A
-""")
+    conf = fixture_system_conf(tmp_path, ca, f"data-directory={tmp_path}/data\n")
     r = run("rauc", "-c", conf, "info", plain)
     assert "Compatible: \t'example-stm32mp1-ota'" in r.stdout
     p = abota("-c", conf, "info", plain)

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from conftest import ABOTA, abota, abota_fails, make_content, run
+from conftest import ABOTA, abota, abota_fails, fixture_system_conf, make_content, run
 from test_dbus import Bus, start_service, stop
 from test_install import Device
 
@@ -87,19 +87,7 @@ def test_info_global_options_after_verb_as_rauc(fixtures, pki, tmp_path):
     gives the same verdicts at either place."""
     plain = os.path.join(fixtures, "sample-plain.raucb")
     ca = os.path.join(fixtures, "ca.cert.pem")
-    conf = tmp_path / "system.conf"
-    conf.write_text(f"""[system]
-compatible=example-stm32mp1-ota
-bootloader=noop
-
-[keyring]
-path={ca}
-
-[slot.rootfs.0]
-device={tmp_path}/a
-type=ext4
-bootname=A
-""")
+    conf = fixture_system_conf(tmp_path, ca)
     for args in (["-c", conf, "info", plain], ["info", "-c", conf, plain],
                  ["info", plain, "--conf", conf], ["info", "-d", "--keyring", ca, plain],
                  # --mount alone asks for no system.conf (a build host has none)
