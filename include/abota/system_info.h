@@ -37,4 +37,15 @@ int system_info_load(const struct system_config *cfg, const char *dtb_path,
 		     struct system_info **out, struct abota_error *err);
 void system_info_free(struct system_info *si);
 
+/* RAUC's streaming info headers: those [streaming] send-headers names
+ * (RAUC-Boot-ID, -Machine-ID, -System-Version, -Serial, -Variant,
+ * -Transaction-ID, -Uptime; a value the system does not have is left out)
+ * and RAUC-<X> for each RAUC_HTTP_<X> variable of the system-info handler.
+ * Fills out (cap entries, the last one always NULL) with malloc'ed
+ * "Name: value" strings the caller frees; -ENOMEM, out then holds what was
+ * made so far. */
+int system_info_http_headers(const struct system_config *cfg, const struct system_info *si,
+			     const char *transaction, char **out, size_t cap,
+			     struct abota_error *err);
+
 #endif

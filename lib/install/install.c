@@ -1,6 +1,4 @@
 /* install.c - install a verified bundle into the inactive slot group. */
-#include "abota/system_info.h"
-#include "abota/event_log.h"
 #include "abota/install.h"
 
 #include <errno.h>
@@ -26,6 +24,7 @@
 #include "abota/boot_fwu.h"
 #include "abota/bundle.h"
 #include "abota/digest.h"
+#include "abota/event_log.h"
 #include "abota/fileio.h"
 #include "abota/install_journal.h"
 #include "abota/log.h"
@@ -33,6 +32,7 @@
 #include "abota/slot_device.h"
 #include "abota/slot_mount.h"
 #include "abota/slot_status.h"
+#include "abota/system_info.h"
 #include "abota/version.h"
 
 /* One image of the manifest and the slot it goes to. */
@@ -105,81 +105,6 @@ static void log_install_done(struct install *in, int ret, const struct abota_err
 			       4, "Installation %.8s %s: %s", in->transaction,
 			       in->rejected ? "rejected" : "failed",
 			       err && err->msg[0] ? err->msg : strerror(-ret));
-}
-
-/* First line of a small file, without the newline; NULL if unreadable. */
-static char *first_line(const char *path)
-{
-	char *data = NULL;
-	size_t len = 0;
-	struct abota_error e = { 0 };
-	if (fileio_read_all(path, 4096, &data, &len, &e) < 0)
-		return NULL;
-	data[strcspn(data, "\n")] = '\0';
-	return data;
-}
-
-/* RAUC's streaming info headers: what [streaming] send-headers names, and a
- * RAUC-<X> header for each RAUC_HTTP_<X> of the system-info handler.  Sent
- * with the first request of a streamed bundle; a value the system does not
- * have is left out, as RAUC does. */
-static int make_info_headers(struct install *in, struct abota_error *err)
-{
-	const struct system_config *cfg = in->cfg;
-	const struct system_info *si = in->sysinfo;
-	size_t n = 0, max = sizeof(in->info_headers) / sizeof(in->info_headers[0]) - 1;
-	int ret = 0;
-	for (const char *const *h = cfg->streaming.send_headers; h && *h && ret == 0; h++) {
-		char *value = NULL, *hdr = NULL;
-		const char *name = NULL;
-		char buf[64];
-		if (!strcmp(*h, "boot-id")) {
-			name = "Boot-ID";
-			if (slot_status_read_boot_id(cfg->boot_id_file, buf, sizeof(buf)) == 0)
-				value = strdup(buf);
-		} else if (!strcmp(*h, "machine-id")) {
-			name = "Machine-ID";
-			value = first_line("/etc/machine-id");
-		} else if (!strcmp(*h, "system-version")) {
-			name = "System-Version";
-			value = si->version ? strdup(si->version) : NULL;
-		} else if (!strcmp(*h, "serial")) {
-			name = "Serial";
-			value = si->serial ? strdup(si->serial) : NULL;
-		} else if (!strcmp(*h, "variant")) {
-			name = "Variant";
-			value = si->variant ? strdup(si->variant) : NULL;
-		} else if (!strcmp(*h, "transaction-id")) {
-			name = "Transaction-ID";
-			value = strdup(in->transaction);
-		} else if (!strcmp(*h, "uptime")) {
-			name = "Uptime";
-			value = first_line("/proc/uptime");
-			if (value)
-				value[strcspn(value, " ")] = '\0';
-		}
-		if (value && n < max && asprintf(&hdr, "RAUC-%s: %s", name, value) >= 0)
-			in->info_headers[n++] = hdr;
-		else if (value && n < max)
-			ret = abota_error_set(err, -ENOMEM, "out of memory");
-		free(value);
-	}
-	for (size_t i = 0; si && i < si->n_vars && ret == 0; i++) {
-		const char *v = si->vars[i];
-		if (strncmp(v, "RAUC_HTTP_", 10) != 0 || n == max)
-			continue;
-		size_t klen = strcspn(v, "=");
-		char *hdr = NULL;
-		if (asprintf(&hdr, "RAUC-%.*s: %s", (int)(klen - 10), v + 10, v + klen + 1) < 0) {
-			ret = abota_error_set(err, -ENOMEM, "out of memory");
-			break;
-		}
-		for (char *p = hdr + 5; *p != ':'; p++)
-			if (*p == '_')
-				*p = '-';
-		in->info_headers[n++] = hdr;
-	}
-	return ret;
 }
 
 static void progress(struct install *in, unsigned percent, const char *msg, uint64_t done,
@@ -1786,7 +1711,8 @@ int install_run(struct system_config *cfg, const struct install_opts *opts,
 		goto out;
 	struct http_opts http = opts->http ? *opts->http : (struct http_opts){ 0 };
 	if (http_is_url(opts->bundle)) {
-		ret = make_info_headers(&in, err);
+		ret = system_info_http_headers(cfg, in.sysinfo, in.transaction, in.info_headers,
+					       sizeof(in.info_headers) / sizeof(in.info_headers[0]), err);
 		if (ret < 0)
 			goto out;
 		http.info_headers = (const char *const *)in.info_headers;

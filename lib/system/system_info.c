@@ -14,6 +14,7 @@
 
 #include "abota/fileio.h"
 #include "abota/log.h"
+#include "abota/slot_status.h"
 
 /* The handler's output is a few lines; anything this large is a runaway. */
 #define SYSTEM_INFO_MAX_OUTPUT (256u << 10)
@@ -230,4 +231,93 @@ out:
 	free(output);
 	system_info_free(si);
 	return ret;
+}
+
+/* First line of a small file, without the newline; NULL if unreadable. */
+static char *first_line(const char *path)
+{
+	char *data = NULL;
+	size_t len = 0;
+	struct abota_error e = { 0 };
+	if (fileio_read_all(path, 4096, &data, &len, &e) < 0)
+		return NULL;
+	data[strcspn(data, "\n")] = '\0';
+	return data;
+}
+
+/* The value of one send-headers name; NULL when the system has none. */
+static char *header_value(const struct system_config *cfg, const struct system_info *si,
+			  const char *transaction, const char *which, const char **name)
+{
+	char buf[64];
+	if (!strcmp(which, "boot-id")) {
+		*name = "Boot-ID";
+		return slot_status_read_boot_id(cfg->boot_id_file, buf, sizeof(buf)) == 0
+			       ? strdup(buf)
+			       : NULL;
+	}
+	if (!strcmp(which, "machine-id")) {
+		*name = "Machine-ID";
+		return first_line("/etc/machine-id");
+	}
+	if (!strcmp(which, "uptime")) {
+		*name = "Uptime";
+		char *v = first_line("/proc/uptime");
+		if (v)
+			v[strcspn(v, " ")] = '\0'; /* seconds up; the idle time is not asked for */
+		return v;
+	}
+	const char *v = NULL;
+	if (!strcmp(which, "system-version")) {
+		*name = "System-Version";
+		v = si->version;
+	} else if (!strcmp(which, "serial")) {
+		*name = "Serial";
+		v = si->serial;
+	} else if (!strcmp(which, "variant")) {
+		*name = "Variant";
+		v = si->variant;
+	} else if (!strcmp(which, "transaction-id")) {
+		*name = "Transaction-ID";
+		v = transaction;
+	}
+	return v ? strdup(v) : NULL;
+}
+
+int system_info_http_headers(const struct system_config *cfg, const struct system_info *si,
+			     const char *transaction, char **out, size_t cap,
+			     struct abota_error *err)
+{
+	size_t n = 0;
+	if (cap == 0)
+		return 0;
+	out[0] = NULL;
+	for (const char *const *h = cfg->streaming.send_headers; h && *h && n + 1 < cap; h++) {
+		const char *name = NULL;
+		char *value = header_value(cfg, si, transaction, *h, &name);
+		if (!value)
+			continue;
+		char *hdr = NULL;
+		int r = asprintf(&hdr, "RAUC-%s: %s", name, value);
+		free(value);
+		if (r < 0) /* hdr is undefined then: out stays NULL-terminated */
+			return abota_error_set(err, -ENOMEM, "out of memory");
+		out[n++] = hdr;
+		out[n] = NULL;
+	}
+	for (size_t i = 0; i < si->n_vars && n + 1 < cap; i++) {
+		const char *v = si->vars[i];
+		size_t klen = strcspn(v, "=");
+		if (strncmp(v, "RAUC_HTTP_", 10) != 0 || klen <= 10)
+			continue;
+		char *hdr = NULL;
+		if (asprintf(&hdr, "RAUC-%.*s: %s", (int)(klen - 10), v + 10, v + klen + 1) < 0)
+			return abota_error_set(err, -ENOMEM, "out of memory");
+		for (char *p = hdr + 5; *p != ':'; p++)
+			if (*p == '_')
+				*p = '-';
+		out[n++] = hdr;
+		out[n] = NULL;
+	}
+	return 0;
 }

@@ -134,6 +134,45 @@ static void test_handler_errors(void **state)
 	fails("system-info=big.sh\n", "more than 262144 bytes");
 }
 
+static void test_http_headers(void **state)
+{
+	(void)state;
+	const char *script = "#!/bin/sh\necho RAUC_SYSTEM_SERIAL=SN7\n"
+			     "echo RAUC_HTTP_FLEET_GROUP=canary\necho RAUC_HTTP_=nameless\n";
+	put_s("hdr.sh", script);
+	put("bootid", "0b0e-1d\n", 8, 0644);
+	struct system_config *cfg =
+		conf("variant-name=board-a\nboot-id-file=bootid\n",
+		     "system-info=hdr.sh\n[streaming]\n"
+		     "send-headers=boot-id;serial;variant;system-version;transaction-id;uptime\n");
+	struct system_info *si = NULL;
+	struct abota_error err = { 0 };
+	if (system_info_load(cfg, NULL, &si, &err) < 0)
+		fail_msg("%s", err.msg);
+	char *h[16];
+	assert_int_equal(system_info_http_headers(cfg, si, "tx-42", h, 16, &err), 0);
+	/* in send-headers order, system-version left out (the system has none),
+	 * then RAUC_HTTP_* with '_' as '-' (a bare RAUC_HTTP_ names nothing) */
+	assert_string_equal(h[0], "RAUC-Boot-ID: 0b0e-1d");
+	assert_string_equal(h[1], "RAUC-Serial: SN7");
+	assert_string_equal(h[2], "RAUC-Variant: board-a");
+	assert_string_equal(h[3], "RAUC-Transaction-ID: tx-42");
+	assert_true(!strncmp(h[4], "RAUC-Uptime: ", 13) && strtod(h[4] + 13, NULL) > 0);
+	assert_null(strchr(h[4] + 13, ' '));
+	assert_string_equal(h[5], "RAUC-FLEET-GROUP: canary");
+	assert_null(h[6]);
+	for (size_t i = 0; h[i]; i++)
+		free(h[i]);
+	/* a short array: cut, still NULL-terminated */
+	assert_int_equal(system_info_http_headers(cfg, si, "tx-42", h, 3, &err), 0);
+	assert_non_null(h[1]);
+	assert_null(h[2]);
+	free(h[0]);
+	free(h[1]);
+	system_info_free(si);
+	config_free(cfg);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -154,6 +193,7 @@ int main(void)
 		cmocka_unit_test(test_variants),
 		cmocka_unit_test(test_handler),
 		cmocka_unit_test(test_handler_errors),
+		cmocka_unit_test(test_http_headers),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
