@@ -31,7 +31,6 @@
 #include "abota/bundle.h"
 #include "abota/config.h"
 #include "abota/event_log.h"
-#include "abota/system_info.h"
 #include "abota/http_source.h"
 #include "abota/install.h"
 #include "abota/install_journal.h"
@@ -39,6 +38,7 @@
 #include "abota/mark.h"
 #include "abota/slot.h"
 #include "abota/slot_status.h"
+#include "abota/system_info.h"
 #include "dbus_service.h"
 
 #define OBJ_PATH "/"
