@@ -113,11 +113,28 @@ static size_t lines(const char *s)
 	return n;
 }
 
+/* Each test that writes gets a fresh directory (setup) removed after it
+ * (teardown). */
+static char dir[64];
+
+static int make_dir(void **state)
+{
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/abota-test-evlog-XXXXXX");
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+static int remove_dir(void **state)
+{
+	(void)state;
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
 static void test_append_filter_and_rotate(void **state)
 {
 	(void)state;
-	char dir[] = "/tmp/abota-test-evlog-XXXXXX";
-	assert_non_null(mkdtemp(dir));
 	/* each short record is 22 + 9 + 1 = 32 bytes: three fit in 100 */
 	struct system_config *cfg =
 		conf(dir, "filename=ev.log\nevents=install;mark\nformat=short\nmax-size=100\nmax-files=3\n");
@@ -154,16 +171,11 @@ static void test_append_filter_and_rotate(void **state)
 	assert_null(slurp(dir, "one.log.1"));
 	free(cur);
 	config_free(cfg);
-	char cmd[600];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	assert_int_equal(system(cmd), 0);
 }
 
 static void test_broken_logger_does_not_fail(void **state)
 {
 	(void)state;
-	char dir[] = "/tmp/abota-test-evlog-XXXXXX";
-	assert_non_null(mkdtemp(dir));
 	/* a directory where the file should be: the logger cannot write */
 	char path[512];
 	snprintf(path, sizeof(path), "%s/busy.log", dir);
@@ -175,14 +187,11 @@ static void test_broken_logger_does_not_fail(void **state)
 	event_log_emit(cfg, CONFIG_EVENT_INSTALL, NULL, NULL, 0, "still lost");
 	assert_null(slurp(dir, "busy.log"));
 	config_free(cfg);
-	rmdir(dir);
 }
 
 static void test_boot_once_per_boot_id(void **state)
 {
 	(void)state;
-	char dir[] = "/tmp/abota-test-evlog-XXXXXX";
-	assert_non_null(mkdtemp(dir));
 	char path[512];
 	snprintf(path, sizeof(path), "%s/boot_id", dir);
 	struct abota_error err = { 0 };
@@ -201,9 +210,6 @@ static void test_boot_once_per_boot_id(void **state)
 	assert_non_null(strstr(log, "Booted from external source"));
 	free(log);
 	config_free(cfg);
-	char cmd[600];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	assert_int_equal(system(cmd), 0);
 }
 
 int main(void)
@@ -211,9 +217,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_readable_and_short),
 		cmocka_unit_test(test_json),
-		cmocka_unit_test(test_append_filter_and_rotate),
-		cmocka_unit_test(test_broken_logger_does_not_fail),
-		cmocka_unit_test(test_boot_once_per_boot_id),
+		cmocka_unit_test_setup_teardown(test_append_filter_and_rotate, make_dir, remove_dir),
+		cmocka_unit_test_setup_teardown(test_broken_logger_does_not_fail, make_dir, remove_dir),
+		cmocka_unit_test_setup_teardown(test_boot_once_per_boot_id, make_dir, remove_dir),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
