@@ -61,4 +61,14 @@ struct install_result {
 int install_run(struct system_config *cfg, const struct install_opts *opts,
 		struct install_result *result, struct abota_error *err);
 
+/* One install (or write-slot) at a time per device, whoever starts it (abota
+ * install, the D-Bus service, the hawkBit agent): an flock on
+ * <data-directory>/install.lock, released when *fd_out is closed or the
+ * process ends (also by a crash).  -EBUSY when another one holds it.  No
+ * data-directory: 0 and *fd_out untouched (nothing to lock). */
+int install_lock_take(const struct system_config *cfg, int *fd_out, struct abota_error *err);
+
+/* A random (version 4) UUID, as RAUC's transaction ids. */
+void install_new_transaction_id(char out[37]);
+
 #endif

@@ -14,7 +14,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <libdeflate.h>
 #include <openssl/rand.h>
 
 #include "abota/adaptive.h"
@@ -28,10 +27,10 @@
 #include "abota/fileio.h"
 #include "abota/install_journal.h"
 #include "abota/log.h"
-#include "abota/powercut.h"
 #include "abota/slot_device.h"
 #include "abota/slot_mount.h"
 #include "abota/slot_status.h"
+#include "abota/slot_writer.h"
 #include "abota/system_info.h"
 #include "abota/version.h"
 
@@ -117,7 +116,7 @@ static void progress(struct install *in, unsigned percent, const char *msg, uint
 	in->opts->progress(in->opts->progress_ctx, &p);
 }
 
-static void make_uuid(char out[37])
+void install_new_transaction_id(char out[37])
 {
 	uint8_t b[16];
 	if (RAND_bytes(b, sizeof(b)) != 1)
@@ -483,22 +482,6 @@ static int check_version(struct install *in, struct abota_error *err)
 }
 
 
-/* Image types abota can copy raw into each slot type. */
-static bool type_ok(const char *img_type, const char *slot_type)
-{
-	if (!img_type)
-		return false;
-	bool raw_img = strcmp(img_type, "raw") == 0;
-	if (strcmp(slot_type, "raw") == 0)
-		return raw_img || !strcmp(img_type, "ext4") || !strcmp(img_type, "vfat") ||
-		       !strcmp(img_type, "squashfs");
-	if (strcmp(slot_type, "ext4") == 0)
-		return raw_img || !strcmp(img_type, "ext4");
-	if (strcmp(slot_type, "vfat") == 0)
-		return raw_img || !strcmp(img_type, "vfat");
-	return false;
-}
-
 static int make_plan(struct install *in, struct abota_error *err)
 {
 	const struct manifest *m = bundle_get_manifest(in->bundle);
@@ -546,7 +529,7 @@ static int make_plan(struct install *in, struct abota_error *err)
 					       img->slotclass);
 		const char *itype = manifest_image_type(img);
 		/* an install hook writes the slot itself, maybe from no file */
-		if (!(img->hook_install && !img->filename) && !type_ok(itype, target->type))
+		if (!(img->hook_install && !img->filename) && !slot_writer_can_write(itype, target->type))
 			return abota_error_set(err, -ENOTSUP,
 					       "image '%s' of type %s cannot be installed into slot %s of type %s",
 					       img->filename, itype ? itype : "(unknown)", target->name,
@@ -599,338 +582,35 @@ static int precheck_slots(struct install *in, struct abota_error *err)
 	return 0;
 }
 
-/* --- writing --- */
-
-/* The read-back check runs on its own thread, one segment behind the writer:
- * a finished segment is made durable (fdatasync), its cached pages are
- * dropped and it is read back from the medium and compared with the CRC-32
- * of the very bytes handed to pwrite (which had just been checked against
- * the signed SHA-256).  Reading the image back after the whole write took a
- * third of the install time; overlapped, what is left is the last segment.
- * The check is about the medium and the device mapping -- lost or
- * misdirected writes, bad flash -- not about an adversary, so a CRC
- * (libdeflate, ~10 GB/s) is enough.  (O_DIRECT reads were tried: on ext4
- * they hold the inode lock and stall the writer's pwrite.) */
-#define SEGMENT_BYTES (32u << 20)
-#define READBACK_BUF (256u << 10)
-#define READBACK_STACK (128u << 10)
-
-struct segment {
-	uint64_t off; /* inside the slot */
-	uint64_t len;
-	uint32_t crc;
-	bool has_state; /* the image hash state at off + len is known */
-	struct digest_sha256_state state;
-};
-
-struct readback {
-	int fd;        /* the slot */
-	const char *label; /* the slot's name, for powercut.h */
-	uint64_t base; /* slot offset inside the device */
-	uint8_t *buf;
-	/* The resume journal (NULL: none): this thread records each segment it
-	 * has proven, so the writer never waits for the journal's syncs. */
-	struct install *in;
-	struct journal_slot *journal;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	/* under lock */
-	struct segment *segs;
-	size_t n_segs, cap_segs, checked;
-	bool closed, synced, failed;
-	int ret;
-	struct abota_error err;
-};
+/* --- writing (slot_writer.h) --- */
 
 struct write_ctx {
 	struct install *in;
-	struct slot_device *dev;
-	uint64_t off;
-	uint64_t total;
+	struct journal_slot *journal; /* NULL: no resume journal */
 	const char *slot;
-	struct segment seg; /* being written */
-	struct readback *rb;
-	struct digest_sha256_ctx *hash; /* the image's, updated before each sink call */
-	uint64_t zero_off, zero_len;    /* zeros not written yet (zeros_flush) */
-	uint64_t start;                 /* where this run began writing */
-	bool lockstep;                  /* see readback_wait() */
+	uint64_t start; /* where this run began writing */
+	uint64_t total;
 };
 
-/* Reads one durable segment back and compares its CRC.  (Hashing what is
- * read back instead of what is written was tried: it moves the SHA-256 to
- * this thread, which then trails the writer by more, and the install took
- * longer on a disk.) */
-static int readback_segment(struct readback *rb, const struct segment *s, struct abota_error *err)
-{
-	/* Drop the cached pages so the read comes from the medium. */
-	(void)posix_fadvise(rb->fd, (off_t)(rb->base + s->off), (off_t)s->len, POSIX_FADV_DONTNEED);
-	/* ... and have the kernel read the whole segment ahead, so the medium
-	 * works while this thread checks what already arrived. */
-	(void)posix_fadvise(rb->fd, (off_t)(rb->base + s->off), (off_t)s->len, POSIX_FADV_WILLNEED);
-	uint32_t crc = 0;
-	int ret = 0;
-	for (uint64_t done = 0; done < s->len && ret == 0;) {
-		size_t n = READBACK_BUF;
-		if (n > s->len - done)
-			n = (size_t)(s->len - done);
-		ret = fileio_pread_full(rb->fd, rb->buf, n, rb->base + s->off + done, err);
-		if (ret == 0)
-			crc = (uint32_t)libdeflate_crc32(crc, rb->buf, n);
-		done += n;
-	}
-	if (ret == 0 && crc != s->crc)
-		ret = abota_error_set(err, -EIO,
-				      "read-back check failed: the %llu bytes at offset %llu differ from what was written",
-				      (unsigned long long)s->len, (unsigned long long)s->off);
-	return ret;
-}
-
-/* Resume checkpoint: last, just proven (synced, read back, matched), goes
- * into the journal with the image's hash state at its end. */
-static int journal_checkpoint(struct readback *rb, const struct segment *last,
-			      struct abota_error *err)
-{
-	if (!rb->journal || !last->has_state)
-		return 0;
-	install_journal_set_progress(rb->journal, last->off + last->len, &last->state);
-	return install_journal_save(rb->in->journal, rb->in->journal_path, err);
-}
-
-/* Waits for written segments, makes them durable with one fdatasync (unless
- * the writer's final one already did) and checks them in order. */
-static void *readback_main(void *p)
-{
-	struct readback *rb = p;
-	struct abota_error err = { 0 };
-	int ret = 0;
-	pthread_mutex_lock(&rb->lock);
-	while (ret == 0) {
-		while (rb->checked == rb->n_segs && !rb->closed)
-			pthread_cond_wait(&rb->cond, &rb->lock);
-		/* Closed without the final sync: the write failed, stop. */
-		if (rb->checked == rb->n_segs || (rb->closed && !rb->synced))
-			break;
-		size_t upto = rb->n_segs;
-		bool synced = rb->synced;
-		pthread_mutex_unlock(&rb->lock);
-		if (!synced)
-			ret = powercut_sync(rb->fd, rb->label, &err);
-		struct segment last = { 0 };
-		for (size_t i = rb->checked; i < upto && ret == 0; i++) {
-			pthread_mutex_lock(&rb->lock);
-			struct segment s = rb->segs[i]; /* a push may move the array */
-			pthread_mutex_unlock(&rb->lock);
-			ret = readback_segment(rb, &s, &err);
-			last = s;
-		}
-		/* Before the segments count as checked: under fault injection
-		 * the writer waits for that, so the journal's write points stay
-		 * in one order. */
-		if (ret == 0)
-			ret = journal_checkpoint(rb, &last, &err);
-		pthread_mutex_lock(&rb->lock);
-		if (ret == 0)
-			rb->checked = upto;
-		pthread_cond_broadcast(&rb->cond); /* a writer in readback_wait() */
-	}
-	if (ret < 0) {
-		rb->failed = true;
-		rb->ret = ret;
-		rb->err = err;
-	}
-	pthread_cond_broadcast(&rb->cond);
-	pthread_mutex_unlock(&rb->lock);
-	return NULL;
-}
-
-/* Hands a finished segment to the read-back thread; -ENOMEM or the error
- * the thread already hit (so a bad medium stops the write early). */
-static int readback_push(struct readback *rb, const struct segment *s, struct abota_error *err)
-{
-	int ret = 0;
-	pthread_mutex_lock(&rb->lock);
-	if (rb->failed) {
-		ret = rb->ret;
-		if (err)
-			*err = rb->err;
-		goto out;
-	}
-	if (rb->n_segs == rb->cap_segs) {
-		size_t cap = rb->cap_segs ? rb->cap_segs * 2 : 64;
-		struct segment *n = realloc(rb->segs, cap * sizeof(*n));
-		if (!n) {
-			ret = abota_error_set(err, -ENOMEM, "out of memory");
-			goto out;
-		}
-		rb->segs = n;
-		rb->cap_segs = cap;
-	}
-	rb->segs[rb->n_segs++] = *s;
-	pthread_cond_broadcast(&rb->cond);
-out:
-	pthread_mutex_unlock(&rb->lock);
-	return ret;
-}
-
-static int readback_start(struct readback *rb, struct slot_device *dev, const char *label,
-			  struct install *in, struct journal_slot *journal, pthread_t *thread,
-			  struct abota_error *err)
-{
-	memset(rb, 0, sizeof(*rb));
-	rb->fd = dev->fd;
-	rb->label = label;
-	rb->base = dev->offset;
-	rb->in = in;
-	rb->journal = journal;
-	rb->buf = malloc(READBACK_BUF);
-	if (!rb->buf)
-		return abota_error_set(err, -ENOMEM, "out of memory");
-	if (pthread_mutex_init(&rb->lock, NULL) != 0)
-		goto fail;
-	if (pthread_cond_init(&rb->cond, NULL) != 0) {
-		pthread_mutex_destroy(&rb->lock);
-		goto fail;
-	}
-	pthread_attr_t attr;
-	int ret = pthread_attr_init(&attr);
-	if (ret == 0) {
-		/* It only reads into rb->buf: a small stack keeps the RSS down. */
-		pthread_attr_setstacksize(&attr, READBACK_STACK);
-		ret = pthread_create(thread, &attr, readback_main, rb);
-		pthread_attr_destroy(&attr);
-	}
-	if (ret == 0)
-		return 0;
-	pthread_cond_destroy(&rb->cond);
-	pthread_mutex_destroy(&rb->lock);
-fail:
-	free(rb->buf);
-	return abota_error_set(err, -ENOMEM, "cannot start the read-back thread");
-}
-
-/* The writer's final fdatasync covered everything written: the thread need
- * not sync the segments still to come.  (Also keeps the write points of a
- * small image -- one segment -- in a fixed order for powercut.h.) */
-static void readback_set_synced(struct readback *rb)
-{
-	pthread_mutex_lock(&rb->lock);
-	rb->synced = true;
-	pthread_mutex_unlock(&rb->lock);
-}
-
-/* Tells the thread that no more segments come -- synced: the writer's final
- * fdatasync covers all of them; otherwise the write failed and the thread
- * stops -- waits for it and returns its verdict. */
-static int readback_finish(struct readback *rb, pthread_t thread, bool synced,
-			   struct abota_error *err)
-{
-	pthread_mutex_lock(&rb->lock);
-	rb->closed = true;
-	rb->synced = synced;
-	pthread_cond_broadcast(&rb->cond);
-	pthread_mutex_unlock(&rb->lock);
-	pthread_join(thread, NULL);
-	int ret = 0;
-	if (rb->failed) {
-		ret = rb->ret;
-		if (err)
-			*err = rb->err;
-	}
-	pthread_cond_destroy(&rb->cond);
-	pthread_mutex_destroy(&rb->lock);
-	free(rb->buf);
-	free(rb->segs);
-	return ret;
-}
-
-/* Under fault injection (powercut_armed) the writer waits for the read-back
- * thread after each segment, so the write points come in the same order in
- * every run and a campaign's cut at point N is reproducible. */
-static void readback_wait(struct readback *rb)
-{
-	pthread_mutex_lock(&rb->lock);
-	while (rb->checked < rb->n_segs && !rb->failed)
-		pthread_cond_wait(&rb->cond, &rb->lock);
-	pthread_mutex_unlock(&rb->lock);
-}
-
-/* Runs of zeros (an ext4 image's free space: a quarter of the benchmark's
- * 512 MiB rootfs, most of it at the end) are not written through the page
- * cache but zeroed in one call per run (fileio_zero_range): on a file slot
- * no data moves at all and the read-back of the run costs no I/O; on a
- * block device the block layer writes its zero page.  The run is flushed
- * before any other write, before a segment goes to the read-back thread
- * and before the final sync. */
-static int zeros_flush(struct write_ctx *w, struct abota_error *err)
-{
-	if (w->zero_len == 0)
-		return 0;
-	int ret = powercut_zero(w->dev->fd, w->dev->offset + w->zero_off, (size_t)w->zero_len,
-				w->slot, err);
-	w->zero_len = 0;
-	return ret;
-}
-
-static bool all_zero(const uint8_t *p, size_t len)
-{
-	/* memcmp stops at the first difference: ~free on data that is not zero */
-	return len > 0 && p[0] == 0 && memcmp(p, p + 1, len - 1) == 0;
-}
-
-static int segment_close(struct write_ctx *w, struct abota_error *err)
-{
-	if (w->seg.len == 0)
-		return 0;
-	int ret = zeros_flush(w, err);
-	if (ret < 0)
-		return ret;
-	w->seg.has_state = w->hash && digest_sha256_save(w->hash, &w->seg.state) == 0;
-	/* Start the segment's writeback now: left to the kernel, it would begin
-	 * only at the dirty threshold (a tenth of RAM), and the read-back
-	 * thread's fdatasync would then have to start all of it.  Only a hint:
-	 * durability still comes from that fdatasync. */
-	(void)sync_file_range(w->dev->fd, (off_t)(w->dev->offset + w->seg.off), (off_t)w->seg.len,
-			      SYNC_FILE_RANGE_WRITE);
-	ret = readback_push(w->rb, &w->seg, err);
-	w->seg = (struct segment){ .off = w->off };
-	if (ret == 0 && w->lockstep)
-		readback_wait(w->rb);
-	return ret;
-}
-
-static int write_sink(void *p, const void *buf, size_t len, struct abota_error *err)
+static void write_progress(void *p, uint64_t off)
 {
 	struct write_ctx *w = p;
-	if (len > w->dev->size - w->off)
-		return abota_error_set(err, -ENOSPC, "image does not fit into the slot");
-	if (w->seg.len == 0)
-		w->seg.off = w->off;
-	int ret = 0;
-	if (len % 4096 == 0 && (w->dev->offset + w->off) % 4096 == 0 && all_zero(buf, len)) {
-		if (w->zero_len == 0)
-			w->zero_off = w->off;
-		w->zero_len += len;
-	} else {
-		ret = zeros_flush(w, err);
-		if (ret == 0)
-			ret = powercut_pwrite(w->dev->fd, buf, len, w->dev->offset + w->off, w->slot,
-					      err);
-	}
-	if (ret < 0)
-		return ret;
-	w->seg.crc = (uint32_t)libdeflate_crc32(w->seg.crc, buf, len);
-	w->seg.len += len;
-	w->off += len;
-	if (w->seg.len >= SEGMENT_BYTES) {
-		ret = segment_close(w, err);
-		if (ret < 0)
-			return ret;
-	}
 	struct install *in = w->in;
-	uint64_t done = in->bytes_before + (w->off - w->start);
+	uint64_t done = in->bytes_before + (off - w->start);
 	unsigned pct = in->bytes_total ? (unsigned)(10 + done * 85 / in->bytes_total) : 95;
-	progress(in, pct, w->slot, w->off, w->total);
-	return 0;
+	progress(in, pct, w->slot, off, w->total);
+}
+
+/* Resume checkpoint: the image up to verified was just proven (synced, read
+ * back, matched); it goes into the journal with the image's hash state. */
+static int write_checkpoint(void *p, uint64_t verified, const struct digest_sha256_state *state,
+			    struct abota_error *err)
+{
+	struct write_ctx *w = p;
+	if (!w->journal || !state)
+		return 0;
+	install_journal_set_progress(w->journal, verified, state);
+	return install_journal_save(w->in->journal, w->in->journal_path, err);
 }
 
 static int save_status(struct install *in, struct abota_error *err)
@@ -1167,19 +847,16 @@ static int write_item_once(struct install *in, struct plan_item *it, struct abot
 	ret = slot_device_open(in->cfg, it->slot, O_RDWR, &dev, err);
 	if (ret < 0)
 		return ret;
-	struct readback rb;
-	pthread_t rb_thread;
-	memset(&rb_thread, 0, sizeof(rb_thread)); /* set by readback_start() */
-	struct write_ctx w = { .in = in, .dev = &dev, .total = it->img->size,
-			       .slot = it->slot->name, .rb = &rb,
-			       .lockstep = powercut_armed() };
+	struct write_ctx w = { .in = in, .journal = js, .slot = it->slot->name,
+			       .total = it->img->size };
 	struct bundle_stream_opts so = { 0 };
-	if (digest_sha256_new(&w.hash) < 0) {
+	struct digest_sha256_ctx *hash = NULL;
+	if (digest_sha256_new(&hash) < 0) {
 		slot_device_close(&dev);
 		return abota_error_set(err, -ENOMEM, "out of memory");
 	}
-	if (js && js->verified > 0 && digest_sha256_restore(w.hash, &js->hash) == 0) {
-		w.off = so.start = js->verified;
+	if (js && js->verified > 0 && digest_sha256_restore(hash, &js->hash) == 0) {
+		w.start = so.start = js->verified;
 		log_info("resuming %s in slot %s at %llu of %llu bytes (%u%%): the bytes before were written and verified before the interruption",
 			 it->img->filename, it->slot->name, (unsigned long long)js->verified,
 			 (unsigned long long)it->img->size,
@@ -1190,7 +867,7 @@ static int write_item_once(struct install *in, struct plan_item *it, struct abot
 		log_info("writing %s to slot %s (%s)", it->img->filename, it->slot->name,
 			 dev.desc ? dev.desc : "");
 	}
-	so.hash = w.hash;
+	so.hash = hash;
 	struct adaptive_setup as;
 	adaptive_setup(in, it, &dev, &as);
 	if (as.a) {
@@ -1199,33 +876,22 @@ static int write_item_once(struct install *in, struct plan_item *it, struct abot
 		so.fill = adaptive_fill;
 		so.fill_ctx = as.a;
 	}
-	in->bytes_before += w.off;
-	uint64_t resumed_at = w.start = w.off;
-	ret = readback_start(&rb, &dev, it->slot->name, in, js, &rb_thread, err);
+	in->bytes_before += w.start;
+	uint64_t resumed_at = w.start;
+	struct slot_writer_opts wo = { .label = it->slot->name, .start = w.start, .hash = hash,
+				       .checkpoint = write_checkpoint, .checkpoint_ctx = &w,
+				       .progress = write_progress, .progress_ctx = &w };
+	struct slot_writer *sw = NULL;
+	ret = slot_writer_start(&dev, &wo, &sw, err);
 	if (ret == 0) {
-		ret = bundle_stream_image_ex(in->bundle, it->img, &so, write_sink, &w, err);
-		if (ret == 0)
-			ret = zeros_flush(&w, err);
-		/* the final sync before the last segment goes to the thread */
-		if (ret == 0)
-			ret = powercut_sync(dev.fd, it->slot->name, err);
-		if (ret == 0) {
-			readback_set_synced(&rb);
-			ret = segment_close(&w, err);
-		}
-		if (ret == 0 && w.off != it->img->size)
+		ret = bundle_stream_image_ex(in->bundle, it->img, &so, slot_writer_write, sw, err);
+		if (ret == 0 && slot_writer_offset(sw) != it->img->size)
 			ret = abota_error_set(err, -EIO, "wrote %llu bytes, expected %llu",
-					      (unsigned long long)w.off,
+					      (unsigned long long)slot_writer_offset(sw),
 					      (unsigned long long)it->img->size);
-		/* Joined on every path; its verdict counts only when writing
-		 * succeeded (then the final fdatasync covers all segments). */
-		struct abota_error rb_err = { 0 };
-		int rb_ret = readback_finish(&rb, rb_thread, ret == 0, &rb_err);
-		if (ret == 0 && rb_ret < 0) {
-			ret = rb_ret;
-			if (err)
-				*err = rb_err;
-		}
+		int fret = slot_writer_finish(sw, ret == 0, ret == 0 ? err : NULL);
+		if (ret == 0)
+			ret = fret;
 	}
 	if (as.a) {
 		struct adaptive_stats ast;
@@ -1241,7 +907,7 @@ static int write_item_once(struct install *in, struct plan_item *it, struct abot
 	}
 	adaptive_teardown(&as);
 	slot_device_close(&dev);
-	digest_sha256_free(w.hash);
+	digest_sha256_free(hash);
 	in->bytes_before += it->img->size - resumed_at;
 	if (ret == 0 && js) {
 		install_journal_set_progress(js, it->img->size, NULL);
@@ -1623,12 +1289,9 @@ static int apply_fixups(struct install *in, struct abota_error *err)
 	return ret;
 }
 
-/* One install at a time per device, whoever starts it (abota install, the
- * D-Bus service, the hawkBit agent): an flock on a file in the data
- * directory, released when the process ends (also by a crash). */
-static int install_lock(struct install *in, struct abota_error *err)
+int install_lock_take(const struct system_config *cfg, int *fd_out, struct abota_error *err)
 {
-	const char *dir = in->cfg->data_directory;
+	const char *dir = cfg->data_directory;
 	char path[PATH_MAX];
 	if (!dir)
 		return 0;
@@ -1636,12 +1299,16 @@ static int install_lock(struct install *in, struct abota_error *err)
 		return abota_error_set(err, -ENAMETOOLONG, "%s: path too long", dir);
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
 		return abota_error_set(err, -errno, "data directory %s: %s", dir, strerror(errno));
-	in->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (in->lock_fd < 0)
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
 		return abota_error_set(err, -errno, "%s: %s", path, strerror(errno));
-	if (flock(in->lock_fd, LOCK_EX | LOCK_NB) < 0)
-		return abota_error_set(err, errno == EWOULDBLOCK ? -EBUSY : -errno,
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+		close(fd);
+		return abota_error_set(err, e == EWOULDBLOCK ? -EBUSY : -e,
 				       "another installation is running (%s is locked)", path);
+	}
+	*fd_out = fd;
 	return 0;
 }
 
@@ -1673,11 +1340,11 @@ int install_run(struct system_config *cfg, const struct install_opts *opts,
 	if (opts->transaction_id)
 		snprintf(in.transaction, sizeof(in.transaction), "%s", opts->transaction_id);
 	else
-		make_uuid(in.transaction);
+		install_new_transaction_id(in.transaction);
 	memcpy(res.transaction, in.transaction, sizeof(res.transaction));
 
 	progress(&in, 0, "Determining slot states", 0, 0);
-	ret = install_lock(&in, err);
+	ret = install_lock_take(cfg, &in.lock_fd, err);
 	if (ret < 0)
 		goto out;
 	in.locked = true;

@@ -93,6 +93,7 @@ int cmd_extract_signature(struct cli_globals *g, int argc, char **argv);
 int cmd_replace_signature(struct cli_globals *g, int argc, char **argv);
 int cmd_fwu(struct cli_globals *g, int argc, char **argv);
 int cmd_install(struct cli_globals *g, int argc, char **argv);
+int cmd_write_slot(struct cli_globals *g, int argc, char **argv);
 int cmd_status(struct cli_globals *g, int argc, char **argv);
 int cmd_hawkbit(struct cli_globals *g, int argc, char **argv);
 int cmd_service(struct cli_globals *g, int argc, char **argv);

@@ -1,4 +1,4 @@
-/* cmd_install.c - abota install. */
+/* cmd_install.c - abota install and abota write-slot. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +7,7 @@
 
 #include "abota/config.h"
 #include "abota/install.h"
+#include "abota/write_slot.h"
 #include "cli.h"
 #include "cli_http.h"
 #include "dbus_client.h"
@@ -200,5 +201,69 @@ int cmd_install(struct cli_globals *g, int argc, char **argv)
 			 res.target);
 	printf("Installing `%s` succeeded: %u image%s written%s%s%s\n", io.bundle, res.written,
 	       res.written == 1 ? "" : "s", resumed, adaptive, next);
+	return 0;
+}
+
+/* RAUC's write-slot: one local image into one slot, no bundle (write_slot.h
+ * says what abota keeps of the install's safety). */
+int cmd_write_slot(struct cli_globals *g, int argc, char **argv)
+{
+	enum { OPT_IMAGE_TYPE = 1100 };
+	static const struct option opts[] = {
+		{ "image-type", required_argument, NULL, OPT_IMAGE_TYPE },
+		{ "progress", no_argument, NULL, OPT_PROGRESS },
+		{ "help", no_argument, NULL, OPT_HELP },
+		{ 0 },
+	};
+	struct write_slot_opts wo = { 0 };
+	struct progress_state ps = { .tty = isatty(STDOUT_FILENO) == 1, .last_pct = 101 };
+	int c;
+	while ((c = cli_getopt(g, "write-slot", argc, argv, "h", opts)) != -1) {
+		switch (c) {
+		case OPT_IMAGE_TYPE: wo.image_type = optarg; break;
+		case OPT_PROGRESS: ps.enabled = true; break;
+		case 'h':
+		case OPT_HELP:
+			printf("Usage: abota [-c system.conf] [--override-boot-slot S] write-slot [OPTIONS] SLOTNAME IMAGE\n\n"
+			       "Writes IMAGE (a file or block device) into slot SLOTNAME (as in system.conf,\n"
+			       "e.g. rootfs.1) without a bundle: for development and manufacturing.  The slot\n"
+			       "must not belong to the booted group; a bootable group is marked bad first and\n"
+			       "stays bad (`abota status mark-active` selects it).  Every segment is read back\n"
+			       "from the medium and checked; the slot status records the image's SHA-256.\n\n"
+			       "      --image-type=TYPE  raw, ext4, vfat or squashfs (default: from IMAGE's\n"
+			       "                         name: *.img raw, *.ext4, *.vfat, *.squashfs ...)\n"
+			       "      --progress         show progress (a bar on a terminal)\n");
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	if (argc - optind < 1)
+		return cli_usage_error("write-slot", "a target slot name must be given");
+	if (argc - optind < 2)
+		return cli_usage_error("write-slot", "an image must be given");
+	if (argc - optind > 2)
+		return cli_usage_error("write-slot", "excess argument: %s", argv[optind + 2]);
+	wo.slot = argv[optind];
+	wo.image = argv[optind + 1];
+	wo.override_boot_slot = g->override_boot_slot;
+	wo.progress = on_progress;
+	wo.progress_ctx = &ps;
+	struct abota_error err = { 0 };
+	struct system_config *cfg = NULL;
+	if (config_load_with_overrides(g->conf, g->confopt, &cfg, &err) < 0)
+		return cli_fail("write-slot", &err);
+	struct write_slot_result res;
+	int ret = write_slot_run(cfg, &wo, &res, &err);
+	config_free(cfg);
+	if (ps.tty && ps.enabled && ret < 0)
+		fputc('\n', stdout);
+	if (ret < 0)
+		return cli_fail("write-slot", &err);
+	printf("Slot %s written and verified: %llu bytes, sha256 %s\n", wo.slot,
+	       (unsigned long long)res.size, res.sha256);
+	if (res.marked_bad[0])
+		printf("Slot group %s is marked bad; `abota status mark-active %s` selects it for the next boot\n",
+		       res.marked_bad, res.root_slot);
 	return 0;
 }

@@ -26,6 +26,7 @@ static const struct verb verbs[] = {
 	{ "replace-signature", cmd_replace_signature,
 	  "put a CMS signature made elsewhere (HSM) onto a bundle" },
 	{ "install", cmd_install, "install a bundle into the inactive slots (trial boot next)" },
+	{ "write-slot", cmd_write_slot, "write an image into one slot, without a bundle" },
 	{ "status", cmd_status, "show slot states; mark-good|mark-bad|mark-active" },
 	{ "fwu", cmd_fwu, "FWU metadata tools (dump, create, set-active, accept, reject, repair)" },
 	{ "hawkbit", cmd_hawkbit, "hawkBit agent (abotad) status" },
