@@ -1232,6 +1232,10 @@ struct pipeline {
 	size_t nslots;
 	/* under lock */
 	uint64_t next_claim; /* next batch to read and decode */
+	unsigned idle;       /* workers waiting for a free slot */
+	size_t in_flight;    /* slots claimed or done, not yet delivered */
+	bool waiting;        /* the calling thread waits for slot seq `wants` */
+	uint64_t wants;
 	bool quit;
 };
 
@@ -1306,6 +1310,7 @@ static struct slot *claim_slot(struct pipeline *p)
 		return NULL;
 	s->state = SLOT_BUSY;
 	s->seq = p->next_claim++;
+	p->in_flight++;
 	const struct batch *b = &p->batches[s->seq];
 	s->first = b->first;
 	s->count = b->count;
@@ -1329,14 +1334,18 @@ static void *worker_main(void *arg)
 	while (!p->quit) {
 		struct slot *s = claim_slot(p);
 		if (!s) {
+			p->idle++;
 			pthread_cond_wait(&p->work, &p->lock);
+			p->idle--;
 			continue;
 		}
 		pthread_mutex_unlock(&p->lock);
 		fill_slot(p, &wa->dec, s);
 		pthread_mutex_lock(&p->lock);
 		s->state = SLOT_DONE;
-		pthread_cond_broadcast(&p->done);
+		/* Wake the calling thread only for the slot it waits for. */
+		if (p->waiting && s->seq == p->wants)
+			pthread_cond_signal(&p->done);
 	}
 	pthread_mutex_unlock(&p->lock);
 	return NULL;
@@ -1556,8 +1565,11 @@ static int stream_fast(struct squashfs_reader *r, const struct inode *in, unsign
 		struct slot *s = &p.slots[delivered % p.nslots];
 		if (started) {
 			pthread_mutex_lock(&p.lock);
+			p.waiting = true;
+			p.wants = delivered;
 			while (s->state != SLOT_DONE || s->seq != delivered)
 				pthread_cond_wait(&p.done, &p.lock);
+			p.waiting = false;
 			pthread_mutex_unlock(&p.lock);
 		} else {
 			s = claim_slot(&p);
@@ -1570,7 +1582,13 @@ static int stream_fast(struct squashfs_reader *r, const struct inode *in, unsign
 			pthread_mutex_lock(&p.lock);
 		s->state = SLOT_FREE;
 		if (started) {
-			pthread_cond_broadcast(&p.work);
+			/* Wake an idle worker only when the slots ahead run low:
+			 * it then fills several in a row instead of being woken
+			 * (and preempting this thread) for every batch.  One at a
+			 * time: the next freed slot wakes another if needed. */
+			p.in_flight--;
+			if (p.idle && p.in_flight <= p.nslots / 2)
+				pthread_cond_signal(&p.work);
 			pthread_mutex_unlock(&p.lock);
 		}
 	}
