@@ -39,6 +39,7 @@
 #include <sqfs/meta_reader.h>
 #include <sqfs/super.h>
 
+#include "abota/batch_thread.h"
 #include "abota/log.h"
 #include "bundle/squashfs_int.h"
 
@@ -1330,6 +1331,7 @@ static void *worker_main(void *arg)
 {
 	struct worker_arg *wa = arg;
 	struct pipeline *p = wa->p;
+	batch_thread_mark();
 	pthread_mutex_lock(&p->lock);
 	while (!p->quit) {
 		struct slot *s = claim_slot(p);

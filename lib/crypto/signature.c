@@ -16,6 +16,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "abota/batch_thread.h"
 #include "abota/digest.h"
 
 static int load_certs(const char *path, STACK_OF(X509) *into, bool single, X509 **first,
@@ -88,6 +89,7 @@ static void *prefetch_main(void *p)
 {
 	struct prefetch *f = p;
 	unsigned i = 0;
+	batch_thread_mark();
 	pthread_mutex_lock(&f->lock);
 	while (f->pos < f->end && !f->stop) {
 		while (f->ready[i] && !f->stop)

@@ -230,6 +230,8 @@ def test_installer_unit_is_sandboxed():
     for key, value in [("NoNewPrivileges", "yes"), ("ProtectSystem", "strict"),
                        ("ProtectHome", "yes"), ("PrivateTmp", "yes"),
                        ("SystemCallFilter", "@system-service @mount"),
+                       ("SystemCallFilter", "sched_setscheduler"),
+                       ("RestrictRealtime", "yes"),
                        ("SystemCallArchitectures", "native")]:
         assert value in s.get(key, []), f"{key}={value} missing"
     assert not any("@privileged" in v or "@setuid" in v for v in s.get("SystemCallFilter", [])), \
