@@ -36,6 +36,13 @@ int fileio_pwrite_full(int fd, const void *buf, size_t len, uint64_t off,
 		       struct abota_error *err);
 int fileio_write_full(int fd, const void *buf, size_t len, struct abota_error *err);
 
+/* A buffer for bulk pread/pwrite of file data, page aligned (free()).  The
+ * kernel copies page-cache pages into a page-aligned buffer three times
+ * faster than into malloc's (16 bytes past a page boundary: every 4 KiB
+ * page straddles two): reading a 150 MB bundle cold took 0.03 s of system
+ * time instead of 0.10 s.  NULL when out of memory (or len is 0). */
+void *fileio_buffer_alloc(size_t len);
+
 /* Makes [off, off + len) read as zeros without sending zeros through the
  * page cache: a regular file gets FALLOC_FL_ZERO_RANGE (ext4, XFS: the
  * extents become unwritten, no data is written, and reading them back costs

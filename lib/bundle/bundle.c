@@ -439,7 +439,7 @@ static void *precheck_main(void *p)
 {
 	struct precheck *pc = p;
 	struct bundle *b = pc->b;
-	uint8_t *buf = malloc(PRECHECK_PIECE);
+	uint8_t *buf = fileio_buffer_alloc(PRECHECK_PIECE);
 	if (!buf) {
 		pc->ret = abota_error_set(&pc->err, -ENOMEM, "out of memory");
 		pc->fail_off = 0;

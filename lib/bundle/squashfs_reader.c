@@ -40,6 +40,7 @@
 #include <sqfs/super.h>
 
 #include "abota/batch_thread.h"
+#include "abota/fileio.h"
 #include "abota/log.h"
 #include "bundle/squashfs_int.h"
 
@@ -1284,11 +1285,12 @@ static void fill_slot(struct pipeline *p, struct decoder *d, struct slot *s)
 			return;
 		}
 		if (d->in_cap < s->disk) {
-			uint8_t *n = realloc(d->in, p->batch_bytes);
+			uint8_t *n = fileio_buffer_alloc(p->batch_bytes);
 			if (!n) {
 				s->ret = -ENOMEM;
 				return;
 			}
+			free(d->in);
 			d->in = n;
 			d->in_cap = p->batch_bytes;
 		}
@@ -1411,7 +1413,7 @@ static int pipeline_alloc(struct pipeline *p, size_t batch_bytes, struct abota_e
 	if (!p->slots)
 		return abota_error_set(err, -ENOMEM, "out of memory");
 	for (size_t i = 0; i < p->nslots; i++) {
-		p->slots[i].out = malloc(batch_bytes);
+		p->slots[i].out = fileio_buffer_alloc(batch_bytes); /* pwrite from it */
 		if (!p->slots[i].out)
 			return abota_error_set(err, -ENOMEM, "out of memory");
 	}

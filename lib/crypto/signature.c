@@ -18,6 +18,7 @@
 
 #include "abota/batch_thread.h"
 #include "abota/digest.h"
+#include "abota/fileio.h"
 
 static int load_certs(const char *path, STACK_OF(X509) *into, bool single, X509 **first,
 		      struct abota_error *err);
@@ -277,8 +278,8 @@ static BIO *sbio_new(struct source_bio *sb)
 	BIO_METHOD *m = sbio_method();
 	if (!m)
 		return NULL;
-	sb->bufs[0] = malloc(SOURCE_BIO_BUF);
-	sb->bufs[1] = malloc(SOURCE_BIO_BUF);
+	sb->bufs[0] = fileio_buffer_alloc(SOURCE_BIO_BUF);
+	sb->bufs[1] = fileio_buffer_alloc(SOURCE_BIO_BUF);
 	BIO *b = sb->bufs[0] && sb->bufs[1] ? BIO_new(m) : NULL;
 	if (!b) {
 		free(sb->bufs[0]);

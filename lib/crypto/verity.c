@@ -156,7 +156,7 @@ int verity_create(int fd, struct verity_params *params, struct abota_error *err)
 		return abota_error_set(err, -EFBIG, "verity: hash tree of %llu bytes does not fit in memory",
 				       (unsigned long long)s.total);
 	const size_t chunk = 1u << 20;
-	uint8_t *buf = malloc(chunk);
+	uint8_t *buf = fileio_buffer_alloc(chunk);
 	uint8_t *tree = calloc(1, tree_len);
 	struct hasher h;
 	int ret = hasher_init(&h, params->salt);

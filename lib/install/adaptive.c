@@ -113,7 +113,7 @@ struct scan {
 static void *scan_main(void *p)
 {
 	struct scan *sc = p;
-	uint8_t *buf = malloc(SCAN_BUF);
+	uint8_t *buf = fileio_buffer_alloc(SCAN_BUF);
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	if (!buf || !md) {
 		sc->ret = abota_error_set(&sc->err, -ENOMEM, "out of memory");

@@ -181,7 +181,7 @@ static int readback_start(struct readback *rb, struct slot_device *dev, const ch
 	rb->base = dev->offset;
 	rb->checkpoint = o->checkpoint;
 	rb->checkpoint_ctx = o->checkpoint_ctx;
-	rb->buf = malloc(READBACK_BUF);
+	rb->buf = fileio_buffer_alloc(READBACK_BUF);
 	if (!rb->buf)
 		return abota_error_set(err, -ENOMEM, "out of memory");
 	if (pthread_mutex_init(&rb->lock, NULL) != 0)

@@ -286,7 +286,7 @@ int write_slot_run(struct system_config *cfg, const struct write_slot_opts *opts
 		if (ret < 0)
 			goto out;
 	}
-	w.buf = malloc(WS_BUF);
+	w.buf = fileio_buffer_alloc(WS_BUF);
 	if (!w.buf || digest_sha256_new(&hash) < 0) {
 		ret = abota_error_set(err, -ENOMEM, "out of memory");
 		goto out;

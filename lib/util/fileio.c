@@ -375,3 +375,11 @@ out:
 	close(fd);
 	return ret;
 }
+
+void *fileio_buffer_alloc(size_t len)
+{
+	void *p = NULL;
+	if (len == 0 || posix_memalign(&p, 4096, len) != 0)
+		return NULL;
+	return p;
+}
