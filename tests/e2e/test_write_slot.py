@@ -559,3 +559,43 @@ def test_same_bytes_as_rauc_write_slot(tmp_path, images, name):
     assert rauc_slot[:len(img)] == img
     assert abota_slot == rauc_slot
     assert open(tmp_path / "abota-a", "rb").read() == open(tmp_path / "rauc-a", "rb").read()
+
+
+def test_fwu_board_bank_invalid_then_mark_active_boots_it(tmp_path):
+    """On a simulated STM32MP board (FWU metadata, GPT partitions on the boot
+    disk): writing rootfs.1 makes bank B invalid in the FWU metadata before
+    anything else, leaves bank A's partitions and userfs alone, and puts the
+    image into partition rootfs-b; `status mark-active rootfs.1` (the hint)
+    then selects B for a trial boot, which TF-A and U-Boot take."""
+    from simhelp import Board
+    b = Board(tmp_path / "board")
+    assert b.boot(check_rc=0)["bank"] == 0
+    conf = os.path.join(b.dir, "system.conf")
+
+    def part(name, size=4 << 20):
+        p = b.part(name)
+        with open(b.disk, "rb") as f:
+            f.seek(p["start"])
+            return f.read(min(p["size"], size))
+
+    keep = {n: hashlib.sha256(part(n)).hexdigest() for n in ("rootfs-a", "bootfs-a", "userfs")}
+    img = str(tmp_path / "rootfs.ext4")
+    make_ext4(img, 24 * 1024, {"etc/os-release": b"VERSION=ws\n", "usr/bin/app": os.urandom(100_000)})
+    p = abota("-c", conf, "write-slot", "rootfs.1", img)
+    assert "Slot group B is marked bad; `abota status mark-active rootfs.1`" in p.stdout, p.stdout
+    active, previous, states = b.md()
+    assert (active, previous) == (0, 1) and states[1] == "I", b.md()  # B invalid
+    data = open(img, "rb").read()
+    assert part("rootfs-b", len(data)) == data
+    assert {n: hashlib.sha256(part(n)).hexdigest() for n in keep} == keep
+    st = json.loads(abota("-c", conf, "status", "--detailed", "--output-format=json").stdout)
+    s1 = next(s for s in st["slots"] if "rootfs.1" in s)["rootfs.1"]
+    assert s1["boot_status"] == "bad" and s1["slot_status"]["status"] == "ok", s1
+    assert s1["slot_status"]["checksum"] == {"sha256": hashlib.sha256(data).hexdigest(),
+                                          "size": len(data)}, s1
+    assert "bundle" not in s1["slot_status"] or not any(s1["slot_status"]["bundle"].values()), s1
+    # a reboot now stays on A
+    assert b.boot(check_rc=0)["bank"] == 0
+    abota("-c", conf, "status", "mark-active", "rootfs.1")
+    h = b.boot(check_rc=0)
+    assert h["bank"] == 1 and "rauc.slot=B" in h["cmdline"], b.console_tail()
