@@ -164,6 +164,16 @@ int bundle_read_image_at(struct bundle *b, const struct manifest_image *img, uin
  * created complete or not at all).  Images are checked against the manifest. */
 int bundle_extract(struct bundle *b, const char *dir, struct abota_error *err);
 
+/* What an install's handlers and hooks see of the bundle (RAUC mounts it at
+ * RAUC_BUNDLE_MOUNT_POINT): every file except the images and their
+ * block-hash indexes -- those go to the slots -- extracted from the verified
+ * bundle into dir, an existing empty private directory.  Files that would
+ * take the total past max_bytes (0: no limit) are left out with a warning,
+ * so a bundle's large extras cost the install nothing unless a handler
+ * reads them (and then it fails on the missing file, loudly). */
+int bundle_extract_files(struct bundle *b, const char *dir, uint64_t max_bytes,
+			 struct abota_error *err);
+
 /* Writes OUT: the payload of the (verified, unless opts->no_verify) bundle
  * IN with a new signature by signer.  For verity bundles the signed manifest
  * is kept byte for byte. */

@@ -12,11 +12,15 @@
 #include <unistd.h>
 
 #include "abota/fileio.h"
+#include "abota/log.h"
 
 struct extract_ctx {
 	struct bundle *b;
 	int root_fd;
 	const char *tmpdir;
+	bool files_only;    /* bundle_extract_files: no images, a size limit */
+	uint64_t max_bytes; /* 0: none */
+	uint64_t bytes;     /* extracted so far */
 };
 
 /* Opens the parent directory of rel below root without following symlinks,
@@ -70,6 +74,38 @@ static const struct manifest_image *image_for(const struct manifest *m, const ch
 	return NULL;
 }
 
+/* An image of the manifest, or one's block-hash index (either size). */
+static bool is_image_data(const struct manifest *m, const char *path)
+{
+	if (image_for(m, path))
+		return true;
+	for (size_t i = 0; i < m->n_images; i++) {
+		const char *f = m->images[i].filename;
+		size_t n = f ? strlen(f) : 0;
+		if (n && strncmp(path, f, n) == 0 &&
+		    (strcmp(path + n, BUNDLE_INDEX_SUFFIX) == 0 ||
+		     strcmp(path + n, BUNDLE_COMPACT_INDEX_SUFFIX) == 0))
+			return true;
+	}
+	return false;
+}
+
+/* bundle_extract_files: is this file left out? */
+static bool leave_out(struct extract_ctx *x, const char *path, const struct squashfs_entry *e)
+{
+	if (!x->files_only || e->type != SQUASHFS_TYPE_FILE)
+		return false;
+	if (is_image_data(bundle_get_manifest(x->b), path))
+		return true;
+	if (x->max_bytes && (e->size > x->max_bytes || x->bytes > x->max_bytes - e->size)) {
+		log_warning("bundle file %s (%llu bytes) is not copied for the handlers: the bundle's files beside the images would exceed %llu bytes",
+			    path, (unsigned long long)e->size, (unsigned long long)x->max_bytes);
+		return true;
+	}
+	x->bytes += e->size;
+	return false;
+}
+
 static int extract_entry(void *p, const char *path, const struct squashfs_entry *e,
 			 struct abota_error *err)
 {
@@ -77,6 +113,8 @@ static int extract_entry(void *p, const char *path, const struct squashfs_entry 
 	const char *leaf;
 	int ret = 0;
 	int out_fd = -1;
+	if (leave_out(x, path, e))
+		return 0;
 	if (path[0] == '/' || strcmp(path, "..") == 0 || strncmp(path, "../", 3) == 0 ||
 	    strstr(path, "/../") || (strlen(path) >= 3 && strcmp(path + strlen(path) - 3, "/..") == 0))
 		return abota_error_set(err, -EINVAL, "%s: unsafe path in bundle", path);
@@ -128,7 +166,7 @@ static int extract_entry(void *p, const char *path, const struct squashfs_entry 
 		else
 			ret = squashfs_reader_stream(bundle_squashfs(x->b), path, file_sink_cb, &fs,
 						     err);
-		if (ret == 0 && fsync(out_fd) < 0)
+		if (ret == 0 && !x->files_only && fsync(out_fd) < 0)
 			ret = abota_error_set(err, -errno, "%s: fsync: %s", path, strerror(errno));
 		break;
 	}
@@ -197,5 +235,19 @@ fail:
 		close(x.root_fd);
 	nftw(tmp, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 	free(tmp);
+	return ret;
+}
+
+int bundle_extract_files(struct bundle *b, const char *dir, uint64_t max_bytes,
+			 struct abota_error *err)
+{
+	/* A private scratch directory, removed after the install: no temp
+	 * name, rename or fsync as for `abota extract`. */
+	struct extract_ctx x = { .b = b, .files_only = true, .max_bytes = max_bytes };
+	x.root_fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (x.root_fd < 0)
+		return abota_error_set(err, -errno, "%s: %s", dir, strerror(errno));
+	int ret = squashfs_reader_walk(bundle_squashfs(b), extract_entry, &x, err);
+	close(x.root_fd);
 	return ret;
 }

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -352,43 +353,59 @@ static int run_handler(struct install *in, const char *what, const char *path,
 	return ret;
 }
 
-static int sink_to_file(void *ctx, const void *buf, size_t len, struct abota_error *err)
-{
-	return fileio_write_full(*(int *)ctx, buf, len, err);
-}
+/* What handlers and hooks see of the bundle (RAUC_BUNDLE_MOUNT_POINT): RAUC
+ * mounts the bundle; abota never does (it reads the squashfs itself), so the
+ * bundle's files except the images -- hook script, extra files a handler
+ * reads -- are extracted from the verified bundle into a private directory
+ * (0700), up to HANDLER_FILES_MAX bytes, when a handler or hook will run.
+ * The images are not there: they go to the slots, and an install hook reads
+ * its image from a FIFO of the same name (run_install_hook). */
+#define HANDLER_FILES_MAX (32u << 20)
 
-/* The hook executable is streamed out of the verified bundle into a private
- * directory (0700) and run from there; nothing else of the bundle is. */
-static int extract_hook(struct install *in, struct abota_error *err)
+static int extract_bundle_files(struct install *in, struct abota_error *err)
 {
 	const char *name = bundle_get_manifest(in->bundle)->hooks_filename;
 	const char *base = getenv("RUNTIME_DIRECTORY");
 	char tmpl[4096];
-	snprintf(tmpl, sizeof(tmpl), "%s/abota-hooks-XXXXXX", base ? base : "/tmp");
+	snprintf(tmpl, sizeof(tmpl), "%s/abota-bundle-XXXXXX", base ? base : "/tmp");
 	if (!mkdtemp(tmpl))
-		return abota_error_set(err, -errno, "hooks: %s: %s", tmpl, strerror(errno));
+		return abota_error_set(err, -errno, "handlers: %s: %s", tmpl, strerror(errno));
 	in->hook_dir = strdup(tmpl);
-	if (!in->hook_dir)
+	if (!in->hook_dir) {
+		rmdir(tmpl);
 		return abota_error_set(err, -ENOMEM, "out of memory");
+	}
+	int ret = bundle_extract_files(in->bundle, tmpl, HANDLER_FILES_MAX, err);
+	if (ret < 0) {
+		abota_error_prefix(err, "extracting the bundle's files for the handlers");
+		return ret;
+	}
+	if (!name)
+		return 0;
+	/* The hook runs whatever mode the bundle gave it, as before. */
 	char path[4352];
 	snprintf(path, sizeof(path), "%s/%s", tmpl, name);
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
-	if (fd < 0)
+	struct stat st;
+	if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
+		return abota_error_set(err, -ENOENT, "hooks: the bundle has no hook file '%s'", name);
+	if (chmod(path, 0700) < 0)
 		return abota_error_set(err, -errno, "hooks: %s: %s", path, strerror(errno));
-	int ret = squashfs_reader_stream(bundle_squashfs(in->bundle), name, sink_to_file, &fd, err);
-	close(fd);
-	return ret;
+	return 0;
+}
+
+static int remove_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
 }
 
 static void remove_hook_dir(struct install *in)
 {
 	if (!in->hook_dir)
 		return;
-	const char *name = bundle_get_manifest(in->bundle)->hooks_filename;
-	char path[4352];
-	snprintf(path, sizeof(path), "%s/%s", in->hook_dir, name ? name : "");
-	unlink(path);
-	rmdir(in->hook_dir);
+	nftw(in->hook_dir, remove_cb, 16, FTW_DEPTH | FTW_PHYS);
 	free(in->hook_dir);
 	in->hook_dir = NULL;
 }
@@ -1421,8 +1438,8 @@ int install_run(struct system_config *cfg, const struct install_opts *opts,
 				      "bundles with a full custom [handler] are not supported yet");
 		goto out;
 	}
-	if (m->hooks_filename) {
-		ret = extract_hook(&in, err);
+	if (m->hooks_filename || cfg->pre_install_handler || cfg->post_install_handler) {
+		ret = extract_bundle_files(&in, err);
 		if (ret < 0)
 			goto out;
 	}

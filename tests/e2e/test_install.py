@@ -709,3 +709,47 @@ def test_repeated_kill_9_during_install(tmp_path, pki):
     assert kills >= 3, (kills, full)
     abota("-c", dev.conf, "install", b)
     assert check_consistent(dev, bundles, "final") == "B"
+
+
+def test_handlers_read_the_bundles_files(device, pki, tmp_path):
+    """RAUC_BUNDLE_MOUNT_POINT (and its old name RAUC_UPDATE_SOURCE): RAUC's handlers
+    read extra files from the mounted bundle.  abota extracts the bundle's files except
+    the images (and their block-hash indexes) from the verified bundle into a private
+    directory for them, and removes it after the install."""
+    content = make_content(str(tmp_path / "c"), version="2.0", adaptive=True)
+    os.makedirs(os.path.join(content, "extra"))
+    with open(os.path.join(content, "extra", "config.txt"), "w") as f:
+        f.write("setting=42\n")
+    with open(os.path.join(content, "notes.txt"), "w") as f:
+        f.write("release notes\n")
+    bundle = str(tmp_path / "extra.raucb")
+    abota("bundle", "--cert", pki.signer[0], "--key", pki.signer[1], content, bundle)
+    out = os.path.join(device.bl, "seen")
+    for h in ("pre-install", "post-install"):
+        with open(os.path.join(device.bl, h), "w") as f:
+            f.write(f"""#!/bin/sh
+[ "$RAUC_UPDATE_SOURCE" = "$RAUC_BUNDLE_MOUNT_POINT" ] || exit 3
+cd "$RAUC_BUNDLE_MOUNT_POINT" || exit 4
+{{ echo "dir=$RAUC_BUNDLE_MOUNT_POINT"; find . | sort; cat extra/config.txt; }} > {out}.{h}
+stat -c %a "$RAUC_BUNDLE_MOUNT_POINT" >> {out}.{h}
+""")
+    rundir = tmp_path / "run"
+    rundir.mkdir()
+    abota("-c", device.conf, "install", bundle, env={**os.environ, "RUNTIME_DIRECTORY": str(rundir)})
+    for h in ("pre-install", "post-install"):
+        lines = open(f"{out}.{h}").read().splitlines()
+        assert lines[1:] == [".", "./extra", "./extra/config.txt", "./manifest.raucm",
+                             "./notes.txt", "setting=42", "700"], lines
+        mnt = lines[0].split("=", 1)[1]
+        assert mnt.startswith(f"{rundir}/abota-bundle-"), mnt
+    assert os.listdir(rundir) == []  # removed afterwards
+    # Without handlers or hooks nothing is extracted: the install does not even need
+    # a place for it (a RUNTIME_DIRECTORY that does not exist fails only with handlers).
+    nowhere = {**os.environ, "RUNTIME_DIRECTORY": str(tmp_path / "missing")}
+    p = abota("-c", device.conf, "install", "--ignore-version-limit", bundle, env=nowhere,
+              check=False)
+    assert p.returncode == 1 and "handlers: " in p.stderr, p.stderr
+    conf = open(device.conf).read()
+    conf = "\n".join(l for l in conf.splitlines() if not l.startswith(("pre-install=", "post-install=")))
+    open(device.conf, "w").write(conf + "\n")
+    abota("-c", device.conf, "install", "--ignore-version-limit", bundle, env=nowhere)

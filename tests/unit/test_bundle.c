@@ -438,6 +438,49 @@ static void test_ecdsa_encodings(void **state)
 	}
 }
 
+/* What handlers see of a bundle: every file but the images and their
+ * block-hash indexes, within the size limit (the verity fixture holds
+ * manifest.raucm, rootfs.ext4 + its index and fip.img). */
+static void test_extract_files_for_handlers(void **state)
+{
+	(void)state;
+	char *path = fixture("sample-verity.raucb");
+	struct bundle_open_opts o = { .policy = &policy };
+	struct bundle *b = NULL;
+	struct abota_error err = { 0 };
+	if (bundle_open(path, &o, &b, &err) < 0)
+		fail_msg("%s", err.msg);
+	char dir[64];
+	struct stat st;
+	snprintf(dir, sizeof(dir), "/tmp/abota-files-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(bundle_extract_files(b, dir, 0, &err), 0);
+	char p[128];
+	snprintf(p, sizeof(p), "%s/manifest.raucm", dir);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_size, 425);
+	const char *absent[] = { "rootfs.ext4", "rootfs.ext4.block-hash-index", "fip.img" };
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s/%s", dir, absent[i]);
+		if (lstat(p, &st) == 0)
+			fail_msg("%s was extracted", absent[i]);
+	}
+	snprintf(p, sizeof(p), "%s/manifest.raucm", dir);
+	unlink(p);
+	/* a limit below the manifest's 425 bytes: left out, not an error */
+	assert_int_equal(bundle_extract_files(b, dir, 424, &err), 0);
+	assert_int_equal(lstat(p, &st), -1);
+	assert_int_equal(bundle_extract_files(b, dir, 425, &err), 0);
+	assert_int_equal(lstat(p, &st), 0);
+	/* an existing file is never overwritten */
+	assert_true(bundle_extract_files(b, dir, 0, &err) < 0);
+	assert_non_null(strstr(err.msg, "manifest.raucm"));
+	unlink(p);
+	assert_int_equal(rmdir(dir), 0);
+	bundle_close(b);
+	free(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -448,6 +491,7 @@ int main(void)
 		cmocka_unit_test(test_length_caps),
 		cmocka_unit_test(test_flip_each_manifest_byte),
 		cmocka_unit_test(test_ecdsa_encodings),
+		cmocka_unit_test(test_extract_files_for_handlers),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
