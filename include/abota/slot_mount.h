@@ -34,6 +34,14 @@ int slot_mount(const struct system_config *cfg, const struct slot *s, const stru
 int slot_mount_loop(const struct slot_device *dev, struct slot_mount *out,
 		    struct abota_error *err);
 
+/* The device node or file that is exactly the slot (RAUC_SLOT_DEVICE for
+ * hooks, what resize2fs works on): dev->path when the slot is all of it (a
+ * block device, or a file slot), else a loop device bound to the slot's
+ * range of the disk (a GPT partition found on the boot disk), kept in
+ * *loop until slot_umount(loop).  *path points into dev or loop. */
+int slot_mount_device(const struct slot_device *dev, struct slot_mount *loop, const char **path,
+		      struct abota_error *err);
+
 /* Unmounts, releases the loop device and removes the mount point.  Safe to
  * call on a failed slot_mount or one initialised as { .loop_fd = -1 }. */
 int slot_umount(struct slot_mount *m, struct abota_error *err);

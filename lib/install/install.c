@@ -30,6 +30,7 @@
 #include "abota/log.h"
 #include "abota/slot_device.h"
 #include "abota/slot_mount.h"
+#include "abota/slot_resize.h"
 #include "abota/slot_status.h"
 #include "abota/slot_writer.h"
 #include "abota/system_info.h"
@@ -679,6 +680,9 @@ static int record_result(struct install *in, struct slot_status *st,
 }
 
 static int write_item_once(struct install *in, struct plan_item *it, struct abota_error *err);
+static bool wants_resize(const struct plan_item *it);
+static int resize_fs(struct install *in, const struct plan_item *it, const struct slot_device *dev,
+		     struct abota_error *err);
 
 /* --- adaptive updates --- */
 
@@ -835,6 +839,13 @@ static int write_item_once(struct install *in, struct plan_item *it, struct abot
 		return save_status(in, err);
 	}
 	struct journal_slot *js = it->journal;
+	if (js && js->verified == it->img->size && wants_resize(it)) {
+		/* Written whole, but then resized: a cut may have stopped
+		 * resize2fs halfway, and nothing tells how far it came. */
+		log_info("slot %s: %s was written before the interruption, but its file system may have been cut while resized (resize=true): writing it again",
+			 it->slot->name, it->img->filename);
+		install_journal_set_progress(js, 0, NULL);
+	}
 	if (js && js->verified == it->img->size) {
 		/* An interrupted run wrote, verified and checked this one whole. */
 		log_info("slot %s: %s was written and verified before the interruption: kept",
@@ -923,6 +934,8 @@ static int write_item_once(struct install *in, struct plan_item *it, struct abot
 		in->res->adaptive++;
 	}
 	adaptive_teardown(&as);
+	if (ret == 0)
+		ret = resize_fs(in, it, &dev, err);
 	slot_device_close(&dev);
 	digest_sha256_free(hash);
 	in->bytes_before += it->img->size - resumed_at;
@@ -1051,22 +1064,24 @@ static int hook_exec_path(const struct install *in, char *buf, size_t n)
 	return snprintf(buf, n, "%s/%s", in->hook_dir, name) < (int)n ? 0 : -ENAMETOOLONG;
 }
 
-/* The device a hook sees as RAUC_SLOT_DEVICE: the slot's file or device
- * itself when the slot is all of it, else a loop device bound to the
- * slot's range of the disk (a GPT partition found on the boot disk). */
-static int hook_device(const struct slot_device *dev, struct slot_mount *loop, const char **out,
-		       struct abota_error *err)
+/* resize=true: an ext4 image written into an ext4 slot grows to the slot
+ * (RAUC runs resize2fs there too; other types ignore the key, as RAUC). */
+static bool wants_resize(const struct plan_item *it)
 {
-	struct stat st;
-	if (dev->offset == 0 && fstat(dev->fd, &st) == 0 &&
-	    (S_ISBLK(st.st_mode) || (uint64_t)st.st_size == dev->size)) {
-		*out = dev->path;
+	return slot_resize_wanted(it->slot, manifest_image_type(it->img));
+}
+
+/* After the image is written and read back.  Its result counts as the
+ * write's: a slot that cannot be resized is recorded failed and the boot is
+ * not switched. */
+static int resize_fs(struct install *in, const struct plan_item *it, const struct slot_device *dev,
+		     struct abota_error *err)
+{
+	if (!wants_resize(it))
 		return 0;
-	}
-	int ret = slot_mount_loop(dev, loop, err);
-	if (ret == 0)
-		*out = loop->loop_dev;
-	return ret;
+	progress(in, in->bytes_total ? (unsigned)(10 + in->bytes_before * 85 / in->bytes_total) : 95,
+		 "Resizing file system", 0, 0);
+	return slot_resize(dev, err);
 }
 
 /* slot-pre-install / slot-post-install; for post-install a slot holding a
@@ -1088,7 +1103,7 @@ static int run_slot_hook(struct install *in, const struct plan_item *it, const c
 	if (mount)
 		ret = slot_mount(in->cfg, it->slot, &dev, it->slot->type, &mnt, err);
 	if (ret == 0)
-		ret = hook_device(&dev, &loop, &device, err);
+		ret = slot_mount_device(&dev, &loop, &device, err);
 	if (ret == 0) {
 		struct slot_hook h = { .it = it, .mount_point = mnt.mount_point ? mnt.mount_point : "",
 				       .image_path = "", .device = device };
@@ -1136,7 +1151,7 @@ static int run_install_hook(struct install *in, const struct plan_item *it, stru
 	int ret = slot_device_open(in->cfg, it->slot, O_RDWR, &dev, err);
 	if (ret < 0)
 		return ret;
-	ret = hook_device(&dev, &loop, &device, err);
+	ret = slot_mount_device(&dev, &loop, &device, err);
 	if (ret == 0 && it->img->filename) {
 		snprintf(fifo, sizeof(fifo), "%s/%s", in->hook_dir, it->img->filename);
 		if (mkfifo(fifo, 0600) < 0) {

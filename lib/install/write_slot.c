@@ -20,6 +20,7 @@
 #include "abota/log.h"
 #include "abota/manifest.h"
 #include "abota/slot_device.h"
+#include "abota/slot_resize.h"
 #include "abota/slot_status.h"
 #include "abota/slot_writer.h"
 
@@ -314,6 +315,8 @@ int write_slot_run(struct system_config *cfg, const struct write_slot_opts *opts
 	log_info("writing %s (%s, %llu bytes) to slot %s (%s)", opts->image, w.type,
 		 (unsigned long long)w.img_size, w.slot->name, w.dev.desc ? w.dev.desc : "");
 	ret = copy_image(&w, hash, err);
+	if (ret == 0 && slot_resize_wanted(w.slot, w.type))
+		ret = slot_resize(&w.dev, err);
 	if (ret < 0) {
 		abota_error_prefix(err, "slot %s", w.slot->name);
 		goto out;

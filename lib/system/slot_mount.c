@@ -110,6 +110,21 @@ int slot_mount_loop(const struct slot_device *dev, struct slot_mount *out,
 	return ret;
 }
 
+int slot_mount_device(const struct slot_device *dev, struct slot_mount *loop, const char **path,
+		      struct abota_error *err)
+{
+	struct stat st;
+	if (dev->offset == 0 && fstat(dev->fd, &st) == 0 &&
+	    (S_ISBLK(st.st_mode) || (uint64_t)st.st_size == dev->size)) {
+		*path = dev->path;
+		return 0;
+	}
+	int ret = slot_mount_loop(dev, loop, err);
+	if (ret == 0)
+		*path = loop->loop_dev;
+	return ret;
+}
+
 int slot_umount(struct slot_mount *m, struct abota_error *err)
 {
 	int ret = 0;

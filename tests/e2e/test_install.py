@@ -4,6 +4,7 @@ operations, slot status, failures before anything is written."""
 import hashlib
 import json
 import os
+import re
 import stat
 
 import pytest
@@ -753,3 +754,50 @@ stat -c %a "$RAUC_BUNDLE_MOUNT_POINT" >> {out}.{h}
     conf = "\n".join(l for l in conf.splitlines() if not l.startswith(("pre-install=", "post-install=")))
     open(device.conf, "w").write(conf + "\n")
     abota("-c", device.conf, "install", "--ignore-version-limit", bundle, env=nowhere)
+
+
+def block_count(path):
+    out = run("dumpe2fs", "-h", path).stdout
+    return int(re.search(r"^Block count:\s+(\d+)", out, re.M).group(1)) * \
+        int(re.search(r"^Block size:\s+(\d+)", out, re.M).group(1))
+
+
+def test_resize_grows_ext4_to_the_slot(tmp_path, pki, bundles):
+    """resize=true (RAUC): an ext4 image written into an ext4 slot is grown to the slot
+    by resize2fs after it was read back; without the key it keeps the image's size.  A
+    cut after the resize (at the status save that follows it) makes the next install
+    write the slot again instead of keeping a file system resize2fs may have left
+    half done."""
+    img = os.path.join(bundles["v2-content"], "rootfs.ext4")
+    plain = Device(str(tmp_path / "plain"), pki)
+    abota("-c", plain.conf, "install", bundles["v2"])
+    assert block_count(os.path.join(plain.slots, "rootfs-b")) == os.path.getsize(img)
+
+    dev = Device(str(tmp_path / "rs"), pki)
+    conf = open(dev.conf).read().replace("[slot.rootfs.1]\n", "[slot.rootfs.1]\nresize=true\n")
+    open(dev.conf, "w").write(conf)
+    log = os.path.join(dev.base, "points.log")
+    p = abota("-c", dev.conf, "install", bundles["v2"], env={"ABOTA_POWERCUT_LOG": log})
+    slot = os.path.join(dev.slots, "rootfs-b")
+    assert block_count(slot) == 16 << 20 > os.path.getsize(img)
+    run("e2fsck", "-fn", slot)
+    assert "Resizing the filesystem" not in p.stdout  # resize2fs talks on stderr
+    st = slot_state(dev, "rootfs.1")
+    assert st["status"] == "ok" and st["sha256"] == sha256_file(img), st  # the image's hash
+
+    # the cut: at the first status save after the last write of rootfs.1
+    pts = [l.split() for l in open(log)]
+    last = max(i for i, q in enumerate(pts) if q[2] == "rootfs.1")
+    cut = next(int(q[0]) for q in pts[last:] if q[1] == "rename" and q[2].endswith("central.raucs"))
+    cutdev = Device(str(tmp_path / "cut"), pki)
+    open(cutdev.conf, "w").write(conf.replace(dev.base, cutdev.base))
+    r = abota("-c", cutdev.conf, "install", bundles["v2"], check=False,
+              env={"ABOTA_POWERCUT": str(cut)})
+    assert r.returncode == 137, r.stderr
+    assert block_count(os.path.join(cutdev.slots, "rootfs-b")) == 16 << 20  # resized before the cut
+    r = abota("-c", cutdev.conf, "install", bundles["v2"], env={"ABOTA_LOG": "info"})
+    assert "may have been cut while resized (resize=true): writing it again" in r.stderr, r.stderr
+    assert "rootfs.ext4 was written and verified before the interruption: kept" not in r.stderr
+    run("e2fsck", "-fn", os.path.join(cutdev.slots, "rootfs-b"))
+    assert block_count(os.path.join(cutdev.slots, "rootfs-b")) == 16 << 20
+    assert "set-primary B" in cutdev.calls()

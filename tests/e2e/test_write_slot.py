@@ -599,3 +599,35 @@ def test_fwu_board_bank_invalid_then_mark_active_boots_it(tmp_path):
     abota("-c", conf, "status", "mark-active", "rootfs.1")
     h = b.boot(check_rc=0)
     assert h["bank"] == 1 and "rauc.slot=B" in h["cmdline"], b.console_tail()
+
+
+def test_resize_true_grows_the_file_system_to_the_partition(tmp_path):
+    """resize=true on a slot that is a GPT partition of the boot disk: resize2fs runs on
+    a loop device bound to exactly that partition, so the ext4 file system fills
+    rootfs-b and nothing past it changes."""
+    from simhelp import Board
+    b = Board(tmp_path / "board")
+    b.boot(check_rc=0)
+    conf = os.path.join(b.dir, "system.conf")
+    text = open(conf).read()
+    assert "[slot.rootfs.1]\n" in text
+    open(conf, "w").write(text.replace("[slot.rootfs.1]\n", "[slot.rootfs.1]\nresize=true\n"))
+    part = b.part("rootfs-b")
+    nxt = min((q for q in (b.part(n) for n in ("userfs", "rootfs-a", "vendorfs-b"))
+               if q["start"] >= part["start"] + part["size"]), key=lambda q: q["start"])
+    with open(b.disk, "rb") as f:
+        f.seek(nxt["start"])
+        after = f.read(1 << 20)
+    img = str(tmp_path / "rootfs.ext4")
+    make_ext4(img, 8 * 1024, {"etc/os-release": b"VERSION=rs\n"})
+    abota("-c", conf, "write-slot", "rootfs.1", img)
+    with open(b.disk, "rb") as f:
+        f.seek(nxt["start"])
+        assert f.read(1 << 20) == after
+    # e2fsprogs open a file system at an offset of a disk image: NAME?offset=N
+    fs = f"{b.disk}?offset={part['start']}"
+    out = run("dumpe2fs", "-h", fs).stdout
+    blocks = int(re.search(r"^Block count:\s+(\d+)", out, re.M).group(1))
+    bsize = int(re.search(r"^Block size:\s+(\d+)", out, re.M).group(1))
+    assert blocks * bsize == part["size"] > os.path.getsize(img), (blocks, bsize, part)
+    assert "VERSION=rs" in run("debugfs", "-R", "cat /etc/os-release", fs).stdout
