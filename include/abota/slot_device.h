@@ -71,6 +71,12 @@ int slot_device_open_probe(const struct system_config *cfg, const struct slot_de
 int slot_device_resolve(const struct system_config *cfg, const struct slot_device_probe *probe,
 			const struct slot *s, struct slot_device *out, struct abota_error *err);
 
+/* -EBUSY, naming the mount point, when the storage of slot s (opened in d)
+ * is mounted anywhere (mount_check.h): RAUC's refusal to write a file system
+ * in use, which allow-mounted=true lifts (the caller checks that). */
+int slot_device_check_unmounted(const struct slot *s, const struct slot_device *d,
+				struct abota_error *err);
+
 /* Flushes written data to the media (fdatasync). */
 int slot_device_sync(struct slot_device *d, struct abota_error *err);
 

@@ -582,7 +582,10 @@ static int precheck_slots(struct install *in, struct abota_error *err)
 			return ret;
 		}
 		uint64_t size = dev.size;
+		ret = it->slot->allow_mounted ? 0 : slot_device_check_unmounted(it->slot, &dev, err);
 		slot_device_close(&dev);
+		if (ret < 0)
+			return ret;
 		if (it->img->size > size)
 			return abota_error_set(err, -ENOSPC,
 					       "slot %s is too small for image '%s' (%llu bytes > %llu)",

@@ -275,6 +275,11 @@ int write_slot_run(struct system_config *cfg, const struct write_slot_opts *opts
 	if (ret < 0)
 		goto out;
 	w.dev_open = true;
+	if (!w.slot->allow_mounted) {
+		ret = slot_device_check_unmounted(w.slot, &w.dev, err);
+		if (ret < 0)
+			goto out;
+	}
 	if (w.img_size > w.dev.size) {
 		ret = abota_error_set(err, -ENOSPC,
 				      "slot %s is too small for %s (%llu bytes > %llu)", w.slot->name,

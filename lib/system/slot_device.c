@@ -26,6 +26,7 @@
 
 #include "abota/fileio.h"
 #include "abota/log.h"
+#include "abota/mount_check.h"
 
 #define SYSFS_BLOCK "/sys/class/block"
 #define CMDLINE_MAX (64 * 1024) /* /proc/cmdline is a few KiB at most */
@@ -664,4 +665,17 @@ void slot_device_close(struct slot_device *d)
 	free(d->desc);
 	memset(d, 0, sizeof(*d));
 	d->fd = -1;
+}
+
+int slot_device_check_unmounted(const struct slot *s, const struct slot_device *d,
+				struct abota_error *err)
+{
+	char *where = NULL;
+	int ret = mount_check_range(d->path, d->offset, d->size, NULL, &where, err);
+	if (ret == 1)
+		ret = abota_error_set(err, -EBUSY,
+				      "slot %s is mounted at %s: refusing to write a file system in use (allow-mounted=true permits it)",
+				      s->name, where ? where : "(unknown)");
+	free(where);
+	return ret < 0 ? ret : 0;
 }

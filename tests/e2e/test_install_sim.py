@@ -336,3 +336,46 @@ def test_metadata_missing_or_blank_refused(tmp_path, pki, bundles, case):
     # and BL2 indeed cannot boot such a disk
     h = b.boot()
     assert h["outcome"] == "panic", h
+
+
+def test_mounted_target_slot_is_refused(tmp_path, pki, bundles):
+    """RAUC refuses to write a mounted slot unless allow-mounted=true.  Bank B's rootfs
+    partition of the board's disk image attached to a loop device (`losetup --offset
+    --sizelimit`) and mounted -- someone inspecting it: the install refuses before
+    anything changes.  Bank A's rootfs mounted the same way does not stop it (not a
+    target's storage)."""
+    b = Board(tmp_path / "mnt")
+    b.boot(check_rc=0)
+    md_before = b.md()
+    b_before = part_sha(b, "rootfs-b")
+    mnt = tmp_path / "inspect"
+    mnt.mkdir()
+
+    def mount(name):
+        p = b.part(name)
+        loop = run("losetup", "-f", "--show", "-o", p["start"], "--sizelimit", p["size"],
+                   b.disk).stdout.strip()
+        r = run("mount", "-o", "ro", loop, mnt, check=False)
+        if r.returncode != 0:
+            run("losetup", "-d", loop)
+            raise AssertionError(r.stderr)
+        return loop
+
+    def unmount(loop):
+        run("umount", mnt)
+        run("losetup", "-d", loop)
+
+    loop = mount("rootfs-b")
+    try:
+        dev_fails(b, pki, "install", bundles["v2"],
+                  match=f"slot rootfs.1 is mounted at {mnt} (block device ")
+    finally:
+        unmount(loop)
+    assert b.md() == md_before and part_sha(b, "rootfs-b") == b_before
+    loop = mount("rootfs-a")
+    try:
+        dev(b, pki, "install", bundles["v2"])
+    finally:
+        unmount(loop)
+    assert part_sha(b, "rootfs-b") != b_before
+    assert b.boot(check_rc=0)["bank"] == 1

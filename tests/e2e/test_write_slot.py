@@ -631,3 +631,28 @@ def test_resize_true_grows_the_file_system_to_the_partition(tmp_path):
     bsize = int(re.search(r"^Block size:\s+(\d+)", out, re.M).group(1))
     assert blocks * bsize == part["size"] > os.path.getsize(img), (blocks, bsize, part)
     assert "VERSION=rs" in run("debugfs", "-R", "cat /etc/os-release", fs).stdout
+
+
+def test_mounted_slot_refused_unless_allow_mounted(dev, images, tmp_path):
+    """A slot whose file is mounted (a loop device over it) is refused, as RAUC refuses
+    a mounted slot; allow-mounted=true lifts the refusal."""
+    slot = os.path.join(dev.slots, "rootfs-b")
+    run("mkfs.ext4", "-q", "-F", slot)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    loop = run("losetup", "-f", "--show", slot).stdout.strip()
+    try:
+        run("mount", "-o", "ro", loop, mnt)
+        try:
+            refused(dev, "rootfs.1", images["rootfs"],
+                    match=f"slot rootfs.1 is mounted at {mnt} (block device ")
+            conf = open(dev.conf).read().replace("[slot.rootfs.1]\n",
+                                                 "[slot.rootfs.1]\nallow-mounted=true\n")
+            open(dev.conf, "w").write(conf)
+            ws(dev, "rootfs.1", images["rootfs"])
+        finally:
+            run("umount", mnt)
+    finally:
+        run("losetup", "-d", loop)
+    img = open(images["rootfs"], "rb").read()
+    assert slot_file(dev, "rootfs-b")[:len(img)] == img
