@@ -25,9 +25,18 @@ struct slot_mount {
 bool slot_mount_type_supported(const char *type);
 
 /* Mounts the file system of type fstype in dev (open O_RDWR) at
- * <mount_prefix>/<slot name> (created; must not be in use).  nosuid,nodev. */
+ * <mount_prefix>/<slot name> (created; must not be in use).  nosuid,nodev,
+ * plus the slot's extra-mount-opts. */
 int slot_mount(const struct system_config *cfg, const struct slot *s, const struct slot_device *dev,
 	       const char *fstype, struct slot_mount *out, struct abota_error *err);
+
+/* A slot's extra-mount-opts (RAUC passes them to mount -o): the generic
+ * ones (ro, noatime, sync ...) become mount flags, the rest the file
+ * system's data string (*data, malloc'd, NULL if none).  Always nosuid and
+ * nodev; suid, dev, bind, move, remount and loop are refused by name.
+ * opts may be NULL.  Out-parameters untouched on failure. */
+int slot_mount_options(const char *opts, unsigned long *flags, char **data,
+		       struct abota_error *err);
 
 /* Only a loop device bound to the slot's range (for a slot-install hook
  * that writes the slot itself): out->loop_dev names it. */

@@ -1439,12 +1439,15 @@ int install_run(struct system_config *cfg, const struct install_opts *opts,
 	 * arrives, the target is marked bad before writing, and the boot switch
 	 * happens only after everything was written and verified.  Neither is
 	 * a resumed install checked twice: its target is half-written already,
-	 * and every block it still reads is checked as it is read. */
+	 * and every block it still reads is checked as it is read.
+	 * perform-pre-check=true (RAUC 1.10) asks for the whole check for a
+	 * streamed bundle too: it is then downloaded twice, and a corrupt
+	 * block fails the install before the target is touched. */
 	ret = journal_load(&in, err);
 	if (ret < 0)
 		goto out;
 	log_install_start(&in);
-	if (!http_is_url(opts->bundle) && !journal_resumes(&in)) {
+	if ((!http_is_url(opts->bundle) || cfg->perform_pre_check) && !journal_resumes(&in)) {
 		progress(&in, 3, "Verifying bundle payload", 0, 0);
 		ret = bundle_check_payload(in.bundle, err);
 		if (ret < 0)

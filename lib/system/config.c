@@ -19,6 +19,7 @@
 #include "abota/fileio.h"
 #include "abota/keyfile.h"
 #include "abota/log.h"
+#include "abota/slot_mount.h"
 
 /* system.conf is small; a bigger file is a mistake, not a config. */
 #define CONFIG_MAX_SIZE (1024 * 1024)
@@ -819,6 +820,16 @@ static int parse_slot(struct system_config *cfg, const char *group, struct slot 
 	    (ret = opt_string(kf, group, "extra-mkfs-opts", &s->extra_mkfs_opts, err)) < 0 ||
 	    (ret = opt_string(kf, group, "extra-mount-opts", &s->extra_mount_opts, err)) < 0)
 		return ret;
+	if (s->extra_mount_opts) {
+		/* checked now, not when a hook's mount fails halfway through an install */
+		unsigned long flags;
+		char *data = NULL;
+		struct abota_error e = { 0 };
+		if (slot_mount_options(s->extra_mount_opts, &flags, &data, &e) < 0)
+			return key_error(kf, err, group, "extra-mount-opts", "%s",
+					 strncmp(e.msg, "extra-mount-opts: ", 18) ? e.msg : e.msg + 18);
+		free(data);
+	}
 
 	/* install-same and its deprecated spellings (same meaning: true =
 	 * always write); giving more than one is ambiguous. */

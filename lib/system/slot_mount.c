@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/loop.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,63 @@ static int loop_attach(int fd, uint64_t offset, uint64_t size, struct slot_mount
 	return ret;
 }
 
+int slot_mount_options(const char *opts, unsigned long *flags, char **data,
+		       struct abota_error *err)
+{
+	static const struct {
+		const char *name;
+		unsigned long set, clear;
+	} known[] = {
+		{ "ro", MS_RDONLY, 0 },		 { "rw", 0, MS_RDONLY },
+		{ "noatime", MS_NOATIME, 0 },	 { "nodiratime", MS_NODIRATIME, 0 },
+		{ "relatime", MS_RELATIME, 0 },	 { "strictatime", MS_STRICTATIME, 0 },
+		{ "lazytime", MS_LAZYTIME, 0 },	 { "noexec", MS_NOEXEC, 0 },
+		{ "exec", 0, MS_NOEXEC },	 { "sync", MS_SYNCHRONOUS, 0 },
+		{ "async", 0, MS_SYNCHRONOUS },	 { "dirsync", MS_DIRSYNC, 0 },
+		{ "nosuid", MS_NOSUID, 0 },	 { "nodev", MS_NODEV, 0 },
+	};
+	unsigned long f = MS_NOSUID | MS_NODEV;
+	size_t len = opts ? strlen(opts) : 0;
+	char *copy = strdup(opts ? opts : "");
+	char *d = calloc(1, len + 1);
+	if (!copy || !d) {
+		free(copy);
+		free(d);
+		return abota_error_set(err, -ENOMEM, "out of memory");
+	}
+	int ret = 0;
+	char *save = NULL;
+	for (char *o = strtok_r(copy, ",", &save); o && ret == 0; o = strtok_r(NULL, ",", &save)) {
+		bool flag = false;
+		for (size_t i = 0; i < sizeof(known) / sizeof(known[0]) && !flag; i++) {
+			if (strcmp(o, known[i].name) != 0)
+				continue;
+			f = (f | known[i].set) & ~known[i].clear;
+			flag = true;
+		}
+		/* abota mounts slots nosuid,nodev for hooks and keeps it so */
+		if (!strcmp(o, "suid") || !strcmp(o, "dev") || !strcmp(o, "remount") ||
+		    !strcmp(o, "bind") || !strcmp(o, "move") || !strcmp(o, "loop"))
+			ret = abota_error_set(err, -EINVAL,
+					      "extra-mount-opts: '%s' is not allowed for a slot mount", o);
+		else if (!flag) /* file system options go to the file system */
+			snprintf(d + strlen(d), len + 1 - strlen(d), "%s%s", d[0] ? "," : "", o);
+	}
+	free(copy);
+	if (ret < 0) {
+		free(d);
+		return ret;
+	}
+	*flags = f;
+	if (d[0]) {
+		*data = d;
+	} else {
+		free(d);
+		*data = NULL;
+	}
+	return 0;
+}
+
 int slot_mount(const struct system_config *cfg, const struct slot *s, const struct slot_device *dev,
 	       const char *fstype, struct slot_mount *out, struct abota_error *err)
 {
@@ -84,10 +142,16 @@ int slot_mount(const struct system_config *cfg, const struct slot *s, const stru
 		free(m.mount_point);
 		return ret;
 	}
-	ret = loop_attach(dev->fd, dev->offset, dev->size, &m, err);
-	if (ret == 0 && mount(m.loop_dev, m.mount_point, fstype, MS_NOSUID | MS_NODEV, NULL) < 0)
-		ret = abota_error_set(err, -errno, "mounting %s (%s, %s) at %s: %s", s->name,
-				      m.loop_dev, fstype, m.mount_point, strerror(errno));
+	unsigned long flags = 0;
+	char *data = NULL;
+	ret = slot_mount_options(s->extra_mount_opts, &flags, &data, err);
+	if (ret == 0)
+		ret = loop_attach(dev->fd, dev->offset, dev->size, &m, err);
+	if (ret == 0 && mount(m.loop_dev, m.mount_point, fstype, flags, data) < 0)
+		ret = abota_error_set(err, -errno, "mounting %s (%s, %s%s%s) at %s: %s", s->name,
+				      m.loop_dev, fstype, data ? ", " : "", data ? data : "",
+				      m.mount_point, strerror(errno));
+	free(data);
 	if (ret < 0) {
 		if (m.loop_fd >= 0)
 			close(m.loop_fd); /* autoclear releases it */

@@ -3,6 +3,7 @@ support, a proxy that drops connections mid-transfer, one that flips a byte,
 and a server without range support."""
 import json
 import os
+import re
 import shutil
 
 import pytest
@@ -109,6 +110,33 @@ def test_corrupted_byte_is_caught(served, pki, tmp_path):
         assert "set-primary B" not in calls  # never switched to the half-written bank
     finally:
         proxy.stop()
+
+
+def test_perform_pre_check_fails_before_the_target_is_touched(served, pki, tmp_path):
+    """perform-pre-check=true (RAUC 1.10): a streamed bundle is checked whole before the
+    install, so a byte corrupted in transit fails it before the target is marked bad or
+    written (without it, the install fails on that block while writing)."""
+    proxy = FaultProxy(served["nginx"].port, flip_at=200_000)
+    try:
+        dev = Device(str(tmp_path / "dev"), pki,
+                     extra_system="perform-pre-check=true\n")
+        abota_fails("-c", dev.conf, "install", proxy.url("verity.raucb"), match="corrupted")
+        assert not [c for c in dev.calls() if c.startswith("set-")], dev.calls()
+        assert dev.slot_bytes("rootfs-b", 1 << 20) == b"\0" * (1 << 20)
+        plain = Device(str(tmp_path / "plain"), pki)
+        abota_fails("-c", plain.conf, "install", proxy.url("verity.raucb"), match="corrupted")
+        assert "set-state B bad" in plain.calls()  # it got as far as writing
+    finally:
+        proxy.stop()
+    # intact: installs, reading the bundle twice (the check, then the install)
+    dev = Device(str(tmp_path / "ok"), pki, extra_system="perform-pre-check=true\n")
+    ngx = served["nginx"]
+    before = len(ngx.requests())
+    abota("-c", dev.conf, "install", ngx.url("verity.raucb"))
+    assert "set-primary B" in dev.calls()
+    sent = sum(int(m.group(1)) for r in ngx.requests()[before:]
+               for m in [re.search(r'" \d{3} (\d+) "', r)] if m)
+    assert sent >= 2 * (os.path.getsize(served["root"] / "verity.raucb") - (1 << 20)), sent
 
 
 def test_server_without_ranges(served, pki, tmp_path):

@@ -20,6 +20,7 @@ slot-pre-install)
 slot-post-install)
     echo "post $RAUC_SLOT_NAME $(cat "$RAUC_SLOT_MOUNT_POINT/etc/os-release")" >> "$log"
     echo hooked > "$RAUC_SLOT_MOUNT_POINT/hook-was-here"
+    grep " $RAUC_SLOT_MOUNT_POINT " /proc/self/mountinfo > "$log.mount"
     exit 0 ;;
 slot-install)
     echo "install $RAUC_SLOT_NAME size=$RAUC_IMAGE_SIZE digest=$RAUC_IMAGE_DIGEST parent=$RAUC_SLOT_PARENT" >> "$log"
@@ -78,6 +79,27 @@ def test_slot_hooks_order_env_mount(tmp_path, pki, hooked):
     assert " /mnt/rauc/rootfs.1 " not in open("/proc/mounts").read()
     assert not os.path.exists("/mnt/rauc/rootfs.1")
     assert open(os.path.join(dev.bl, "primary")).read().strip() == "B"
+
+
+def test_extra_mount_opts(tmp_path, pki, hooked):
+    """extra-mount-opts (RAUC passes them to mount -o): generic ones become mount flags,
+    the rest the file system's options; the slot stays nosuid,nodev.  Options that
+    would lift that are refused when system.conf is read, naming file, line and key."""
+    dev = Device(str(tmp_path / "dev"), pki)
+    conf = open(dev.conf).read()
+    open(dev.conf, "w").write(conf.replace(
+        "[slot.rootfs.1]\n", "[slot.rootfs.1]\nextra-mount-opts=noatime,errors=remount-ro\n"))
+    abota("-c", dev.conf, "install", hooked["bundle"])
+    line = open(os.path.join(dev.base, "hooks.log.mount")).read().split()
+    opts, sep = line[5].split(","), line.index("-")
+    assert {"noatime", "nosuid", "nodev"} <= set(opts), line
+    assert "errors=remount-ro" in line[sep + 3].split(","), line
+    bad = conf.replace("[slot.rootfs.1]\n", "[slot.rootfs.1]\nextra-mount-opts=noatime,dev\n")
+    open(dev.conf, "w").write(bad)
+    n = bad.split("\n").index("extra-mount-opts=noatime,dev") + 1
+    abota_fails("-c", dev.conf, "install", hooked["bundle"],
+                match=f"{dev.conf}:{n}: key 'extra-mount-opts' in group [slot.rootfs.1]: "
+                      "'dev' is not allowed for a slot mount")
 
 
 def test_failing_pre_install_hook_stops_before_writing(tmp_path, pki, hooked):

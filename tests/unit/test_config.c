@@ -188,6 +188,8 @@ static void test_bad_input(void **state)
 	bad(BASE "[slot.rootfs.0]\ndevice=/d\nbootname=A\n[slot.rootfs.1]\ndevice=/e\nbootname=A\n",
 	    "s.conf:9: key 'bootname' in group [slot.rootfs.1]: bootname 'A' is already used");
 	bad(BASE "[slot.rootfs.0]\ndevice=/d\nbootname=A B\n", "contains whitespace");
+	bad(BASE "[slot.rootfs.0]\ndevice=/d\nextra-mount-opts=ro,bind\n",
+	    "s.conf:6: key 'extra-mount-opts' in group [slot.rootfs.0]: 'bind' is not allowed for a slot mount");
 	bad(BASE "[slot.rootfs.0]\ndevice=/d\nbootname=A\n[slot.boot.0]\ndevice=/e\n"
 		 "parent=rootfs.0\nbootname=X\n",
 	    "must not have a bootname");
