@@ -1427,6 +1427,14 @@ int install_run(struct system_config *cfg, const struct install_opts *opts,
 	ret = bundle_open(opts->bundle, &bo, &in.bundle, err);
 	if (ret < 0)
 		goto out;
+	/* RAUC >= 1.14 refuses plain bundles here (specs/rauc-compat.md 2.4),
+	 * and a deployment that pins manifest hashes should not behave
+	 * differently on an abota device. */
+	if (opts->require_manifest_hash && bundle_get_format(in.bundle) == BUNDLE_FORMAT_PLAIN) {
+		ret = abota_error_set(err, -EPERM,
+				      "--require-manifest-hash needs a verity bundle: this one is plain");
+		goto out;
+	}
 	if (opts->require_manifest_hash &&
 	    strcmp(opts->require_manifest_hash, bundle_manifest_hash(in.bundle)) != 0) {
 		ret = abota_error_set(err, -EPERM, "manifest hash %s is not the required %s",

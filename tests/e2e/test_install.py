@@ -801,3 +801,26 @@ def test_resize_grows_ext4_to_the_slot(tmp_path, pki, bundles):
     run("e2fsck", "-fn", os.path.join(cutdev.slots, "rootfs-b"))
     assert block_count(os.path.join(cutdev.slots, "rootfs-b")) == 16 << 20
     assert "set-primary B" in cutdev.calls()
+
+
+def test_require_manifest_hash(device, pki, bundles, tmp_path):
+    """--require-manifest-hash: only the bundle whose (signed) manifest has that hash is
+    installed; any other, and (as in RAUC >= 1.14) any plain bundle, is refused before
+    the device changes."""
+    info = json.loads(abota("info", "--keyring", pki.keyring, "--output-format=json",
+                            bundles["v2"]).stdout)
+    want = info["hash"]
+    assert re.fullmatch(r"[0-9a-f]{64}", want), info
+    other = json.loads(abota("info", "--keyring", pki.keyring, "--output-format=json",
+                             bundles["v1"]).stdout)["hash"]
+    abota_fails("-c", device.conf, "install", "--require-manifest-hash", want, bundles["v1"],
+                match=f"manifest hash {other} is not the required {want}")
+    plain = str(tmp_path / "plain.raucb")
+    abota("bundle", "--cert", pki.signer[0], "--key", pki.signer[1], "--format=plain",
+          bundles["v2-content"], plain)
+    abota_fails("-c", device.conf, "install", "--require-manifest-hash", want, plain,
+                match="--require-manifest-hash needs a verity bundle: this one is plain")
+    untouched(device)
+    assert not [c for c in device.calls() if c.startswith("set-")]
+    abota("-c", device.conf, "install", "--require-manifest-hash", want, bundles["v2"])
+    assert "set-primary B" in device.calls()
