@@ -513,9 +513,12 @@ static int make_plan(struct install *in, struct abota_error *err)
 	ret = manifest_check_variants(m, variant, err);
 	if (ret < 0)
 		return ret;
-	in->plan = calloc(m->n_images ? m->n_images : 1, sizeof(*in->plan));
+	if (m->n_images == 0)
+		return abota_error_set(err, -EINVAL, "the bundle has no image for this system");
+	in->plan = calloc(m->n_images, sizeof(*in->plan));
 	if (!in->plan)
 		return abota_error_set(err, -ENOMEM, "out of memory");
+	size_t n = 0;
 	for (size_t i = 0; i < m->n_images; i++) {
 		const struct manifest_image *img = &m->images[i];
 		/* Variant rules: an image for our variant wins over the generic one;
@@ -552,20 +555,22 @@ static int make_plan(struct install *in, struct abota_error *err)
 					       "image '%s' of type %s cannot be installed into slot %s of type %s",
 					       img->filename, itype ? itype : "(unknown)", target->name,
 					       target->type);
-		for (size_t p = 0; p < in->n_plan; p++)
+		for (size_t p = 0; p < n; p++)
 			if (in->plan[p].slot == target)
 				return abota_error_set(err, -EINVAL, "two images for slot %s",
 						       target->name);
-		in->plan[in->n_plan].img = img;
-		in->plan[in->n_plan].slot = target;
-		in->n_plan++;
+		in->plan[n].img = img;
+		in->plan[n].slot = target;
+		n++;
 	}
-	for (size_t p = 0; p < in->n_plan; p++) {
+	/* counted here, stored once: every one of the n entries is filled */
+	in->n_plan = n;
+	for (size_t p = 0; p < n; p++) {
 		const struct slot *root = slot_root(in->plan[p].slot);
 		if (root->bootname)
 			in->target_root = (struct slot *)root;
 	}
-	if (in->n_plan == 0)
+	if (n == 0)
 		return abota_error_set(err, -EINVAL, "the bundle has no image for this system");
 	return 0;
 }

@@ -64,6 +64,25 @@ static bool attr_u64(const char *dir, const char *name, uint64_t *out)
 	return true;
 }
 
+/* "MAJ:MIN" as sysfs and mountinfo write it. */
+static bool parse_devno(const char *s, unsigned *maj, unsigned *min, const char **end)
+{
+	char *e;
+	errno = 0;
+	unsigned long a = strtoul(s, &e, 10);
+	if (errno || e == s || *e != ':' || a > UINT32_MAX)
+		return false;
+	const char *m = e + 1;
+	unsigned long b = strtoul(m, &e, 10);
+	if (errno || e == m || b > UINT32_MAX)
+		return false;
+	*maj = (unsigned)a;
+	*min = (unsigned)b;
+	if (end)
+		*end = e;
+	return true;
+}
+
 static bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 {
 	return a < b + blen && b < a + alen;
@@ -74,7 +93,8 @@ static int add_dev_attr(struct candidates *c, const char *dir)
 	char b[32];
 	unsigned maj, min;
 	read_attr(dir, "dev", b, sizeof(b));
-	if (sscanf(b, "%u:%u", &maj, &min) != 2)
+	const char *end;
+	if (!parse_devno(b, &maj, &min, &end) || *end)
 		return 0;
 	return add(c, maj, min);
 }
@@ -125,8 +145,7 @@ static bool sysfs_name_of(const char *sysfs, dev_t rdev, char *buf, size_t n)
 		if (snprintf(dir, sizeof(dir), "%s/%s", sysfs, e->d_name) >= (int)sizeof(dir))
 			continue;
 		read_attr(dir, "dev", b, sizeof(b));
-		if (sscanf(b, "%u:%u", &maj, &min) == 2 && maj == major(rdev) &&
-		    min == minor(rdev)) {
+		if (parse_devno(b, &maj, &min, NULL) && maj == major(rdev) && min == minor(rdev)) {
 			snprintf(buf, n, "%s", e->d_name);
 			found = true;
 		}
@@ -184,11 +203,16 @@ static int find_mount(const struct candidates *c, const char *mountinfo, char **
 	size_t cap = 0;
 	int ret = 0;
 	while (ret == 0 && getline(&line, &cap, f) > 0) {
-		unsigned maj, min;
-		char mnt[PATH_MAX];
 		/* id parent major:minor root mount-point ... */
-		if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &maj, &min, mnt) != 3)
+		char *save = NULL, *f[5] = { 0 };
+		f[0] = strtok_r(line, " ", &save);
+		for (size_t i = 1; i < 5 && f[i - 1]; i++)
+			f[i] = strtok_r(NULL, " ", &save);
+		unsigned maj, min;
+		const char *end;
+		if (!f[4] || !parse_devno(f[2], &maj, &min, &end) || *end)
 			continue;
+		const char *mnt = f[4];
 		for (size_t i = 0; i < c->n; i++) {
 			if (c->dev[i][0] != maj || c->dev[i][1] != min)
 				continue;
