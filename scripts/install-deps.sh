@@ -9,7 +9,7 @@ libssl-dev libsquashfs-dev libdeflate-dev libzstd-dev liblzma-dev zlib1g-dev lib
 libcmocka-dev libjson-c-dev libfdisk-dev libblkid-dev libext2fs-dev libubootenv-dev
 libsystemd-dev libcurl4-openssl-dev libmicrohttpd-dev libsqlite3-dev
 python3 python3-pytest python3-jsonschema
-openssl rauc squashfs-tools cryptsetup-bin e2fsprogs dbus systemd util-linux nginx
+openssl rauc squashfs-tools cryptsetup-bin e2fsprogs dbus systemd util-linux nginx tar xz-utils
 libubootenv-tool grub-common
 swupdate chromium wrk
 bindfs

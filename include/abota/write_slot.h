@@ -38,6 +38,8 @@ struct write_slot_result {
 	char sha256[DIGEST_SHA256_LEN * 2 + 1];  /* of the image */
 	char marked_bad[64]; /* bootname of the group marked bad, "" if none */
 	char root_slot[64];  /* and the name of its root slot (what mark-active takes) */
+	bool extracted;      /* a tar archive extracted into a new file system (nothing
+				to read back), not an image written and read back */
 };
 
 /* On failure *result is untouched. */

@@ -26,6 +26,7 @@
 #include "abota/digest.h"
 #include "abota/event_log.h"
 #include "abota/fileio.h"
+#include "abota/fs_image.h"
 #include "abota/install_journal.h"
 #include "abota/log.h"
 #include "abota/slot_device.h"
@@ -550,7 +551,9 @@ static int make_plan(struct install *in, struct abota_error *err)
 					       img->slotclass);
 		const char *itype = manifest_image_type(img);
 		/* an install hook writes the slot itself, maybe from no file */
-		if (!(img->hook_install && !img->filename) && !slot_writer_can_write(itype, target->type))
+		if (!(img->hook_install && !img->filename) &&
+		    !slot_writer_can_write(itype, target->type) &&
+		    !fs_image_supported(itype, target->type))
 			return abota_error_set(err, -ENOTSUP,
 					       "image '%s' of type %s cannot be installed into slot %s of type %s",
 					       img->filename, itype ? itype : "(unknown)", target->name,
@@ -591,7 +594,9 @@ static int precheck_slots(struct install *in, struct abota_error *err)
 		slot_device_close(&dev);
 		if (ret < 0)
 			return ret;
-		if (it->img->size > size)
+		/* (a tar archive's size says nothing about the file system's) */
+		if (it->img->size > size && !fs_image_supported(manifest_image_type(it->img),
+								 it->slot->type))
 			return abota_error_set(err, -ENOSPC,
 					       "slot %s is too small for image '%s' (%llu bytes > %llu)",
 					       it->slot->name, it->img->filename,
@@ -826,11 +831,16 @@ static int write_item(struct install *in, struct plan_item *it, struct abota_err
 	return ret < 0 ? ret : write_item_once(in, it, err);
 }
 
-static int write_item_once(struct install *in, struct plan_item *it, struct abota_error *err)
+/* What comes before writing an image: install-same's skip, an image an
+ * interrupted run already wrote whole (kept), else the status pending.
+ * *done: nothing more to do for this item. */
+static int item_prologue(struct install *in, struct plan_item *it, struct slot_status **stp,
+			 bool *done, struct abota_error *err)
 {
-	int ret = 0;
 	char ts[SLOT_STATUS_TIMESTAMP_LEN];
 	struct slot_status *st = in->status ? slot_status_get(in->status, it->slot->name) : NULL;
+	*stp = st;
+	*done = true;
 	if (in->status && !st)
 		return abota_error_set(err, -ENOMEM, "out of memory");
 	if (it->skip) {
@@ -854,7 +864,8 @@ static int write_item_once(struct install *in, struct plan_item *it, struct abot
 			 it->slot->name, it->img->filename);
 		install_journal_set_progress(js, 0, NULL);
 	}
-	if (js && js->verified == it->img->size) {
+	/* (an emptyfs image has no bytes: never "written whole" before) */
+	if (js && it->img->size > 0 && js->verified == it->img->size) {
 		/* An interrupted run wrote, verified and checked this one whole. */
 		log_info("slot %s: %s was written and verified before the interruption: kept",
 			 it->slot->name, it->img->filename);
@@ -870,15 +881,89 @@ static int write_item_once(struct install *in, struct plan_item *it, struct abot
 		in->res->resumed_bytes += it->img->size;
 		return save_status(in, err);
 	}
+	*done = false;
 	if (st) {
 		/* pending, without checksum: never mistaken for a complete image */
 		slot_status_set(&st->status, "pending");
 		slot_status_set(&st->sha256, NULL);
 		st->has_size = false;
-		ret = save_status(in, err);
-		if (ret < 0)
-			return ret;
+		return save_status(in, err);
 	}
+	return 0;
+}
+
+struct tar_feed {
+	struct bundle *b;
+	const struct manifest_image *img;
+	int fd;
+	bool closed;
+};
+
+static int tar_sink(void *ctx, const void *buf, size_t len, struct abota_error *err)
+{
+	struct tar_feed *f = ctx;
+	if (f->closed)
+		return 0;
+	int ret = fileio_write_full(f->fd, buf, len, err);
+	if (ret == -EPIPE) {
+		/* tar has what it needs (past the end-of-archive blocks); the
+		 * rest is still read, so the whole image is hashed */
+		f->closed = true;
+		ret = 0;
+	}
+	return ret;
+}
+
+static int tar_feed(void *ctx, int fd, struct abota_error *err)
+{
+	struct tar_feed *f = ctx;
+	f->fd = fd;
+	return bundle_stream_image(f->b, f->img, tar_sink, f, err);
+}
+
+/* RAUC's tar and emptyfs images (fs_image.h): a new file system, filled from
+ * the verified archive.  No resume inside: an interrupted one starts over. */
+static int write_fs_item(struct install *in, struct plan_item *it, struct abota_error *err)
+{
+	struct slot_status *st;
+	bool done;
+	int ret = item_prologue(in, it, &st, &done, err);
+	if (ret < 0 || done)
+		return ret;
+	struct slot_device dev;
+	ret = slot_device_open(in->cfg, it->slot, O_RDWR, &dev, err);
+	if (ret < 0)
+		return ret;
+	const char *itype = manifest_image_type(it->img);
+	log_info("writing %s (%s) to slot %s (%s)", it->img->filename ? it->img->filename : "",
+		 itype, it->slot->name, dev.desc ? dev.desc : "");
+	progress(in, in->bytes_total ? (unsigned)(10 + in->bytes_before * 85 / in->bytes_total) : 50,
+		 it->slot->name, 0, it->img->size);
+	struct tar_feed f = { .b = in->bundle, .img = it->img, .fd = -1 };
+	ret = fs_image_write(in->cfg, it->slot, &dev, itype, it->img->filename, tar_feed, &f, err);
+	slot_device_close(&dev);
+	in->bytes_before += it->img->size;
+	if (ret == 0 && it->journal) {
+		install_journal_set_progress(it->journal, it->img->size, NULL);
+		ret = install_journal_save(in->journal, in->journal_path, err);
+	}
+	if (st)
+		ret = record_result(in, st, it->img, ret, err);
+	if (ret < 0)
+		abota_error_prefix(err, "slot %s", it->slot->name);
+	else
+		in->res->written++;
+	return ret;
+}
+
+static int write_item_once(struct install *in, struct plan_item *it, struct abota_error *err)
+{
+	struct slot_status *st;
+	bool done;
+	int ret = item_prologue(in, it, &st, &done, err);
+	if (ret < 0 || done)
+		return ret;
+	struct journal_slot *js = it->journal;
 	struct slot_device dev;
 	ret = slot_device_open(in->cfg, it->slot, O_RDWR, &dev, err);
 	if (ret < 0)
@@ -1028,7 +1113,9 @@ static int journal_prepare(struct install *in, struct abota_error *err)
 	ret = 0;
 	for (size_t p = 0; p < in->n_plan; p++) {
 		struct plan_item *it = &in->plan[p];
-		if (it->skip)
+		/* an image without a file (emptyfs, an install hook's own
+		 * content) has no bytes to resume: it is simply done again */
+		if (it->skip || !it->img->filename)
 			continue;
 		struct journal_slot *js = install_journal_find(in->journal, it->slot->name);
 		if (js && (strcmp(js->image, it->img->filename) != 0 ||
@@ -1044,7 +1131,7 @@ static int journal_prepare(struct install *in, struct abota_error *err)
 	}
 	/* Only now: adding a slot may move the array. */
 	for (size_t p = 0; p < in->n_plan; p++)
-		if (!in->plan[p].skip)
+		if (!in->plan[p].skip && in->plan[p].img->filename)
 			in->plan[p].journal = install_journal_find(in->journal, in->plan[p].slot->name);
 	if (same) {
 		uint64_t v, t;
@@ -1254,7 +1341,9 @@ static int install_item(struct install *in, struct plan_item *it, struct abota_e
 	if (ret < 0)
 		goto fail;
 	if (!img->hook_install || it->skip) {
-		ret = write_item(in, it, err);
+		ret = fs_image_supported(manifest_image_type(img), it->slot->type)
+			      ? write_fs_item(in, it, err)
+			      : write_item(in, it, err);
 		if (ret == 0 && img->hook_post_install && !it->skip)
 			ret = run_slot_hook(in, it, "slot-post-install", err);
 		return ret;

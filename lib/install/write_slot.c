@@ -16,6 +16,7 @@
 #include "abota/boot_backend.h"
 #include "abota/event_log.h"
 #include "abota/fileio.h"
+#include "abota/fs_image.h"
 #include "abota/install_journal.h"
 #include "abota/log.h"
 #include "abota/manifest.h"
@@ -112,9 +113,10 @@ static int check_type(struct ws *w, struct abota_error *err)
 					       "cannot tell the image type of '%s' from its name (*.img, *.ext4, *.vfat, *.squashfs ...); use --image-type",
 					       w->o->image);
 	}
-	if (!slot_writer_can_write(w->type, w->slot->type))
+	if (!slot_writer_can_write(w->type, w->slot->type) &&
+	    !fs_image_supported(w->type, w->slot->type))
 		return abota_error_set(err, -EINVAL,
-				       "an image of type '%s' cannot be written into slot %s of type '%s' (abota writes raw, ext4, vfat and squashfs images into slots of the same type or raw)",
+				       "an image of type '%s' cannot be written into slot %s of type '%s' (abota writes raw, ext4, vfat and squashfs images into slots of the same type or raw, and tar archives into ext4 slots)",
 				       w->type, w->slot->name, w->slot->type);
 	return 0;
 }
@@ -184,6 +186,42 @@ static int copy_image(struct ws *w, struct digest_sha256_ctx *hash, struct abota
 	}
 	int fret = slot_writer_finish(sw, ret == 0, ret == 0 ? err : NULL);
 	return ret < 0 ? ret : fret;
+}
+
+struct archive_feed {
+	struct ws *w;
+	struct digest_sha256_ctx *hash;
+};
+
+/* Hands the image file to tar (fs_image.h), hashing what it hands over;
+ * once tar has stopped reading, the rest is still hashed. */
+static int archive_feed(void *ctx, int fd, struct abota_error *err)
+{
+	struct archive_feed *f = ctx;
+	struct ws *w = f->w;
+	bool closed = false;
+	int ret = 0;
+	for (uint64_t off = 0; ret == 0 && off < w->img_size;) {
+		size_t n = WS_BUF;
+		if (n > w->img_size - off)
+			n = (size_t)(w->img_size - off);
+		ret = fileio_pread_full(w->img_fd, w->buf, n, off, err);
+		if (ret < 0) {
+			abota_error_prefix(err, "%s", w->o->image);
+			break;
+		}
+		digest_sha256_update(f->hash, w->buf, n);
+		if (!closed) {
+			ret = fileio_write_full(fd, w->buf, n, err);
+			if (ret == -EPIPE) {
+				closed = true;
+				ret = 0;
+			}
+		}
+		off += n;
+		on_write_progress(w, off);
+	}
+	return ret;
 }
 
 /* The slot's status: pending before the write, ok (with the image's hash)
@@ -319,7 +357,13 @@ int write_slot_run(struct system_config *cfg, const struct write_slot_opts *opts
 		       opts->image, w.slot->name);
 	log_info("writing %s (%s, %llu bytes) to slot %s (%s)", opts->image, w.type,
 		 (unsigned long long)w.img_size, w.slot->name, w.dev.desc ? w.dev.desc : "");
-	ret = copy_image(&w, hash, err);
+	if (fs_image_supported(w.type, w.slot->type)) {
+		struct archive_feed f = { .w = &w, .hash = hash };
+		ret = fs_image_write(cfg, w.slot, &w.dev, w.type, opts->image, archive_feed, &f, err);
+		res.extracted = true;
+	} else {
+		ret = copy_image(&w, hash, err);
+	}
 	if (ret == 0 && slot_resize_wanted(w.slot, w.type))
 		ret = slot_resize(&w.dev, err);
 	if (ret < 0) {

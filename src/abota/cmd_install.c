@@ -230,8 +230,8 @@ int cmd_write_slot(struct cli_globals *g, int argc, char **argv)
 			       "must not belong to the booted group; a bootable group is marked bad first and\n"
 			       "stays bad (`abota status mark-active` selects it).  Every segment is read back\n"
 			       "from the medium and checked; the slot status records the image's SHA-256.\n\n"
-			       "      --image-type=TYPE  raw, ext4, vfat or squashfs (default: from IMAGE's\n"
-			       "                         name: *.img raw, *.ext4, *.vfat, *.squashfs ...)\n"
+			       "      --image-type=TYPE  raw, ext4, vfat, squashfs or tar (default: from IMAGE's\n"
+			       "                         name: *.img raw, *.ext4, *.vfat, *.squashfs, *.tar.gz ...)\n"
 			       "      --progress         show progress (a bar on a terminal)\n");
 			return 0;
 		default:
@@ -260,7 +260,9 @@ int cmd_write_slot(struct cli_globals *g, int argc, char **argv)
 		fputc('\n', stdout);
 	if (ret < 0)
 		return cli_fail("write-slot", &err);
-	printf("Slot %s written and verified: %llu bytes, sha256 %s\n", wo.slot,
+	printf("Slot %s %s: %llu bytes, sha256 %s\n", wo.slot,
+	       res.extracted ? "written (archive extracted into a new file system)"
+			     : "written and verified",
 	       (unsigned long long)res.size, res.sha256);
 	if (res.marked_bad[0])
 		printf("Slot group %s is marked bad; `abota status mark-active %s` selects it for the next boot\n",

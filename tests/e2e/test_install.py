@@ -824,3 +824,89 @@ def test_require_manifest_hash(device, pki, bundles, tmp_path):
     assert not [c for c in device.calls() if c.startswith("set-")]
     abota("-c", device.conf, "install", "--require-manifest-hash", want, bundles["v2"])
     assert "set-primary B" in device.calls()
+
+
+def make_tar_bundle(pki, d, rootfs_name, build_image, extra_image_keys=""):
+    """A bundle whose rootfs image is built by build_image(path) (None: type=emptyfs)."""
+    c = os.path.join(d, "c-" + (rootfs_name or "emptyfs"))
+    os.makedirs(c)
+    m = "[update]\ncompatible=abota-test\nversion=2.0\n\n[image.rootfs]\n"
+    if rootfs_name:
+        build_image(os.path.join(c, rootfs_name))
+        m += f"filename={rootfs_name}\n"
+    else:
+        m += "type=emptyfs\n"
+    m += extra_image_keys
+    with open(os.path.join(c, "manifest.raucm"), "w") as f:
+        f.write(m)
+    b = os.path.join(d, (rootfs_name or "emptyfs") + ".raucb")
+    abota("bundle", "--cert", pki.signer[0], "--key", pki.signer[1], c, b)
+    return b, c
+
+
+def test_tar_and_emptyfs_images(pki, tmp_path):
+    """RAUC's tar image type: the ext4 slot gets a new file system (label = slot name,
+    extra-mkfs-opts) filled from the verified archive -- compression from the name,
+    owners, modes, symlinks kept; the status records the archive's hash.  emptyfs makes
+    an empty file system.  A broken archive fails the slot (status failed, no switch)."""
+    tree = tmp_path / "tree"
+    (tree / "etc").mkdir(parents=True)
+    (tree / "etc" / "os-release").write_text("VERSION=tar\n")
+    (tree / "usr" / "bin").mkdir(parents=True)
+    (tree / "usr" / "bin" / "tool").write_bytes(os.urandom(200_000))
+    os.chmod(tree / "usr" / "bin" / "tool", 0o4755)
+    os.symlink("tool", tree / "usr" / "bin" / "alias")
+    os.chown(tree / "etc" / "os-release", 1234, 5678)
+
+    def tarball(flag):
+        return lambda path: run("tar", f"-c{flag}f", path, "--numeric-owner", "-C", tree, ".")
+
+    d = str(tmp_path / "b")
+    os.makedirs(d)
+    for name, flag in (("rootfs.tar.gz", "z"), ("rootfs.tar.xz", "J"), ("rootfs.tar", "")):
+        bundle, content = make_tar_bundle(pki, d, name, tarball(flag))
+        dev = Device(str(tmp_path / f"dev-{name}"), pki)
+        conf = open(dev.conf).read().replace("[slot.rootfs.1]\n",
+                                             "[slot.rootfs.1]\nextra-mkfs-opts=-b 1024 -m 0\n")
+        open(dev.conf, "w").write(conf)
+        abota("-c", dev.conf, "install", bundle)
+        slot = os.path.join(dev.slots, "rootfs-b")
+        run("e2fsck", "-fn", slot)
+        sb = run("dumpe2fs", "-h", slot).stdout
+        assert re.search(r"^Filesystem volume name:\s+rootfs\.1$", sb, re.M), sb
+        assert re.search(r"^Block size:\s+1024$", sb, re.M), sb
+        assert re.search(r"^Reserved block count:\s+0$", sb, re.M), sb
+        assert run("debugfs", "-R", "cat /etc/os-release", slot).stdout == "VERSION=tar\n"
+        st = run("debugfs", "-R", "stat /usr/bin/tool", slot).stdout
+        assert "Mode:  04755" in st and "Size: 200000" in st, st
+        assert re.search(r"User:\s+1234\s+Group:\s+5678", run(
+            "debugfs", "-R", "stat /etc/os-release", slot).stdout)
+        assert "Fast link dest: \"tool\"" in run("debugfs", "-R", "stat /usr/bin/alias", slot).stdout
+        s = slot_state(dev, "rootfs.1")
+        assert s["status"] == "ok" and s["sha256"] == sha256_file(os.path.join(content, name)), s
+        assert "set-primary B" in dev.calls()
+
+    bundle, _ = make_tar_bundle(pki, d, None, None)
+    dev = Device(str(tmp_path / "dev-emptyfs"), pki)
+    with open(os.path.join(dev.slots, "rootfs-b"), "r+b") as f:
+        f.write(b"\xff" * (1 << 20))
+    abota("-c", dev.conf, "install", bundle)
+    slot = os.path.join(dev.slots, "rootfs-b")
+    run("e2fsck", "-fn", slot)
+    names = [l.split("/")[5] for l in run("debugfs", "-R", "ls -p /", slot).stdout.splitlines()
+             if l.startswith("/")]
+    assert sorted(names) == [".", "..", "lost+found"], names
+    assert slot_state(dev, "rootfs.1")["status"] == "ok"
+
+    # an archive tar cannot read: the slot fails, the boot is not switched
+    def broken(path):
+        tarball("z")(path)
+        data = bytearray(open(path, "rb").read())
+        data[len(data) // 2] ^= 0xff
+        open(path, "wb").write(bytes(data))
+    bundle, _ = make_tar_bundle(pki, str(tmp_path), "broken.tar.gz", broken)
+    dev = Device(str(tmp_path / "dev-broken"), pki)
+    abota_fails("-c", dev.conf, "install", bundle, match="tar failed with exit code")
+    assert slot_state(dev, "rootfs.1")["status"] == "failed"
+    assert "set-primary B" not in dev.calls()
+    assert " /mnt/rauc/rootfs.1 " not in open("/proc/mounts").read()

@@ -350,13 +350,13 @@ def test_image_type_from_name_or_option(dev, images, tmp_path):
 def test_image_type_not_writable_into_slot_type(dev, images, tmp_path):
     tar = tmp_path / "rootfs.tar"
     run("tar", "-cf", tar, "-C", images["dir"], "fip.bin")
-    p = refused(dev, "rootfs.1", tar, match="rootfs.1")
-    assert "tar" in p.stderr and "ext4" in p.stderr, p.stderr
+    p = refused(dev, "boot.1", tar, match="boot.1")
+    assert "tar" in p.stderr and "vfat" in p.stderr, p.stderr
     p = refused(dev, "boot.1", images["rootfs"], match="boot.1")
     assert "ext4" in p.stderr and "vfat" in p.stderr, p.stderr
     p = refused(dev, "--image-type=bogus", "rootfs.1", images["rootfs"], match="bogus")
     # an explicit type is checked the same way
-    p = refused(dev, "--image-type=tar", "rootfs.1", images["rootfs"], match="rootfs.1")
+    p = refused(dev, "--image-type=tar", "bootloader.1", images["rootfs"], match="bootloader.1")
     assert "tar" in p.stderr, p.stderr
 
 
@@ -656,3 +656,22 @@ def test_mounted_slot_refused_unless_allow_mounted(dev, images, tmp_path):
         run("losetup", "-d", loop)
     img = open(images["rootfs"], "rb").read()
     assert slot_file(dev, "rootfs-b")[:len(img)] == img
+
+
+def test_tar_archive_into_ext4_slot(dev, tmp_path):
+    """As RAUC's write-slot: a tar archive (compression from its name) is extracted into
+    a new ext4 file system in the slot; the status records the archive's hash."""
+    tree = tmp_path / "tree"
+    (tree / "etc").mkdir(parents=True)
+    (tree / "etc" / "os-release").write_text("VERSION=ws-tar\n")
+    archive = tmp_path / "rootfs.tar.gz"
+    run("tar", "-czf", archive, "-C", tree, ".")
+    p = ws(dev, "rootfs.1", archive)
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    assert f"Slot rootfs.1 written (archive extracted into a new file system): " \
+        f"{archive.stat().st_size} bytes, sha256 {digest}" in p.stdout, p.stdout
+    slot = os.path.join(dev.slots, "rootfs-b")
+    run("e2fsck", "-fn", slot)
+    assert run("debugfs", "-R", "cat /etc/os-release", slot).stdout == "VERSION=ws-tar\n"
+    assert slot_state(dev, "rootfs.1")["sha256"] == digest
+    assert os.path.exists(os.path.join(dev.bl, "bad-B"))
