@@ -131,3 +131,25 @@ def test_hooks_without_hook_file_refused(tmp_path, pki):
         return
     dev = Device(str(tmp_path / "dev"), pki)
     abota_fails("-c", dev.conf, "install", str(b), match="names no hook file")
+
+
+def test_install_hook_without_image_file(tmp_path, pki):
+    """hooks=install on an image with no file (the hook makes the slot's content
+    itself): installs with a data directory too -- such an image has nothing to
+    resume, and its journal entry once made the journal's save crash."""
+    c = make_content(str(tmp_path / "c"), version="2.0", rootfs_kib=1024)
+    with open(os.path.join(c, "hook.sh"), "w") as f:
+        f.write('#!/bin/sh\n[ "$1" = slot-install ] || exit 0\n'
+                'printf made-by-hook | dd of="$RAUC_SLOT_DEVICE" conv=notrunc status=none\n')
+    os.chmod(os.path.join(c, "hook.sh"), 0o755)
+    m = open(os.path.join(c, "manifest.raucm")).read()
+    m = m.replace("[image.bootloader]\nfilename=fip.img\n",
+                  "[hooks]\nfilename=hook.sh\n\n[image.bootloader]\nhooks=install;\n")
+    open(os.path.join(c, "manifest.raucm"), "w").write(m)
+    os.unlink(os.path.join(c, "fip.img"))
+    b = str(tmp_path / "nofile.raucb")
+    abota("bundle", "--cert", pki.signer[0], "--key", pki.signer[1], c, b)
+    dev = Device(str(tmp_path / "dev"), pki)
+    abota("-c", dev.conf, "install", b)
+    assert dev.slot_bytes("fip-b", 12) == b"made-by-hook"
+    assert "set-primary B" in dev.calls()
