@@ -892,6 +892,24 @@ static int item_prologue(struct install *in, struct plan_item *it, struct slot_s
 	return 0;
 }
 
+/* After writing an image (ret: the write's result): the journal says the
+ * slot is done, the status ok or failed. */
+static int item_epilogue(struct install *in, struct plan_item *it, struct slot_status *st, int ret,
+			 struct abota_error *err)
+{
+	if (ret == 0 && it->journal) {
+		install_journal_set_progress(it->journal, it->img->size, NULL);
+		ret = install_journal_save(in->journal, in->journal_path, err);
+	}
+	if (st)
+		ret = record_result(in, st, it->img, ret, err);
+	if (ret < 0)
+		abota_error_prefix(err, "slot %s", it->slot->name);
+	else
+		in->res->written++;
+	return ret;
+}
+
 struct tar_feed {
 	struct bundle *b;
 	const struct manifest_image *img;
@@ -943,17 +961,7 @@ static int write_fs_item(struct install *in, struct plan_item *it, struct abota_
 	ret = fs_image_write(in->cfg, it->slot, &dev, itype, it->img->filename, tar_feed, &f, err);
 	slot_device_close(&dev);
 	in->bytes_before += it->img->size;
-	if (ret == 0 && it->journal) {
-		install_journal_set_progress(it->journal, it->img->size, NULL);
-		ret = install_journal_save(in->journal, in->journal_path, err);
-	}
-	if (st)
-		ret = record_result(in, st, it->img, ret, err);
-	if (ret < 0)
-		abota_error_prefix(err, "slot %s", it->slot->name);
-	else
-		in->res->written++;
-	return ret;
+	return item_epilogue(in, it, st, ret, err);
 }
 
 static int write_item_once(struct install *in, struct plan_item *it, struct abota_error *err)
@@ -1032,17 +1040,7 @@ static int write_item_once(struct install *in, struct plan_item *it, struct abot
 	slot_device_close(&dev);
 	digest_sha256_free(hash);
 	in->bytes_before += it->img->size - resumed_at;
-	if (ret == 0 && js) {
-		install_journal_set_progress(js, it->img->size, NULL);
-		ret = install_journal_save(in->journal, in->journal_path, err);
-	}
-	if (st)
-		ret = record_result(in, st, it->img, ret, err);
-	if (ret < 0)
-		abota_error_prefix(err, "slot %s", it->slot->name);
-	else
-		in->res->written++;
-	return ret;
+	return item_epilogue(in, it, st, ret, err);
 }
 
 /* --- resume journal --- */

@@ -162,44 +162,11 @@ static int drop_journal(struct ws *w, struct abota_error *err)
 	return install_journal_remove(path, err);
 }
 
-static int copy_image(struct ws *w, struct digest_sha256_ctx *hash, struct abota_error *err)
+/* Reads the image in pieces, hashing each, and hands each to fn. */
+static int read_image(struct ws *w, struct digest_sha256_ctx *hash,
+		      int (*fn)(void *ctx, const uint8_t *buf, size_t len, struct abota_error *err),
+		      void *ctx, struct abota_error *err)
 {
-	struct slot_writer_opts wo = { .label = w->slot->name, .progress = on_write_progress,
-				       .progress_ctx = w };
-	struct slot_writer *sw = NULL;
-	int ret = slot_writer_start(&w->dev, &wo, &sw, err);
-	if (ret < 0)
-		return ret;
-	uint64_t off = 0;
-	while (ret == 0 && off < w->img_size) {
-		size_t n = WS_BUF;
-		if (n > w->img_size - off)
-			n = (size_t)(w->img_size - off);
-		ret = fileio_pread_full(w->img_fd, w->buf, n, off, err);
-		if (ret < 0) {
-			abota_error_prefix(err, "%s", w->o->image);
-			break;
-		}
-		digest_sha256_update(hash, w->buf, n);
-		ret = slot_writer_write(sw, w->buf, n, err);
-		off += n;
-	}
-	int fret = slot_writer_finish(sw, ret == 0, ret == 0 ? err : NULL);
-	return ret < 0 ? ret : fret;
-}
-
-struct archive_feed {
-	struct ws *w;
-	struct digest_sha256_ctx *hash;
-};
-
-/* Hands the image file to tar (fs_image.h), hashing what it hands over;
- * once tar has stopped reading, the rest is still hashed. */
-static int archive_feed(void *ctx, int fd, struct abota_error *err)
-{
-	struct archive_feed *f = ctx;
-	struct ws *w = f->w;
-	bool closed = false;
 	int ret = 0;
 	for (uint64_t off = 0; ret == 0 && off < w->img_size;) {
 		size_t n = WS_BUF;
@@ -210,18 +177,62 @@ static int archive_feed(void *ctx, int fd, struct abota_error *err)
 			abota_error_prefix(err, "%s", w->o->image);
 			break;
 		}
-		digest_sha256_update(f->hash, w->buf, n);
-		if (!closed) {
-			ret = fileio_write_full(fd, w->buf, n, err);
-			if (ret == -EPIPE) {
-				closed = true;
-				ret = 0;
-			}
-		}
+		digest_sha256_update(hash, w->buf, n);
+		ret = fn(ctx, w->buf, n, err);
 		off += n;
-		on_write_progress(w, off);
 	}
 	return ret;
+}
+
+static int to_writer(void *ctx, const uint8_t *buf, size_t len, struct abota_error *err)
+{
+	return slot_writer_write(ctx, buf, len, err);
+}
+
+static int copy_image(struct ws *w, struct digest_sha256_ctx *hash, struct abota_error *err)
+{
+	struct slot_writer_opts wo = { .label = w->slot->name, .progress = on_write_progress,
+				       .progress_ctx = w };
+	struct slot_writer *sw = NULL;
+	int ret = slot_writer_start(&w->dev, &wo, &sw, err);
+	if (ret < 0)
+		return ret;
+	ret = read_image(w, hash, to_writer, sw, err);
+	int fret = slot_writer_finish(sw, ret == 0, ret == 0 ? err : NULL);
+	return ret < 0 ? ret : fret;
+}
+
+struct archive_feed {
+	struct ws *w;
+	struct digest_sha256_ctx *hash;
+	int fd;
+	bool closed;
+	uint64_t done;
+};
+
+static int to_tar(void *ctx, const uint8_t *buf, size_t len, struct abota_error *err)
+{
+	struct archive_feed *f = ctx;
+	int ret = 0;
+	if (!f->closed) {
+		ret = fileio_write_full(f->fd, buf, len, err);
+		if (ret == -EPIPE) {
+			/* tar has what it needs; the rest is still hashed */
+			f->closed = true;
+			ret = 0;
+		}
+	}
+	f->done += len;
+	on_write_progress(f->w, f->done);
+	return ret;
+}
+
+/* Hands the image file to tar (fs_image.h) through its pipe. */
+static int archive_feed(void *ctx, int fd, struct abota_error *err)
+{
+	struct archive_feed *f = ctx;
+	f->fd = fd;
+	return read_image(f->w, f->hash, to_tar, f, err);
 }
 
 /* The slot's status: pending before the write, ok (with the image's hash)

@@ -706,7 +706,11 @@ def test_repeated_kill_9_during_install(tmp_path, pki):
         if p.returncode == 0:
             break
         assert p.returncode == -signal.SIGKILL, p.returncode
-        assert check_consistent(dev, bundles, f"kill {i}") == "A"
+        # A stays primary -- unless the kill came after the boot switch (during the
+        # post-install handler or the clean-up), when every slot is complete
+        # (check_consistent asserts that for a B primary): then it is installed
+        if check_consistent(dev, bundles, f"kill {i}") == "B":
+            break
     assert kills >= 3, (kills, full)
     abota("-c", dev.conf, "install", b)
     assert check_consistent(dev, bundles, "final") == "B"
