@@ -14,6 +14,7 @@
 #define ABOTA_FS_IMAGE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "abota/config.h"
 #include "abota/error.h"
@@ -24,9 +25,19 @@
  * of slot_type?  (tar and emptyfs into ext4.) */
 bool fs_image_supported(const char *img_type, const char *slot_type);
 
-/* Writes the archive into fd (a pipe to tar) and returns 0 or an error;
- * fs_image_write closes fd afterwards. */
-typedef int (*fs_image_feed_fn)(void *ctx, int fd, struct abota_error *err);
+/* The pipe to tar.  fs_image_pipe_write() keeps taking bytes after tar
+ * has stopped reading (EPIPE: it has what it needs, past the archive's
+ * end-of-archive blocks), so the feeder can go on hashing the whole image. */
+struct fs_image_pipe {
+	int fd;
+	bool closed;
+};
+int fs_image_pipe_write(struct fs_image_pipe *p, const void *buf, size_t len,
+			struct abota_error *err);
+
+/* Writes the archive into p (with fs_image_pipe_write) and returns 0 or an
+ * error; fs_image_write closes the pipe afterwards. */
+typedef int (*fs_image_feed_fn)(void *ctx, struct fs_image_pipe *p, struct abota_error *err);
 
 /* Makes the file system in the slot (dev open O_RDWR) and, for tar, fills
  * it: filename picks tar's decompression (.tar, .tar.gz or .tgz, .tar.xz,

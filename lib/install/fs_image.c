@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "abota/fileio.h"
 #include "abota/log.h"
 #include "abota/prog.h"
 #include "abota/slot_mount.h"
@@ -80,6 +81,19 @@ static int make_fs(const struct slot *s, const char *device, struct abota_error 
 	return ret;
 }
 
+int fs_image_pipe_write(struct fs_image_pipe *p, const void *buf, size_t len,
+			struct abota_error *err)
+{
+	if (p->closed)
+		return 0;
+	int ret = fileio_write_full(p->fd, buf, len, err);
+	if (ret == -EPIPE) {
+		p->closed = true;
+		ret = 0;
+	}
+	return ret;
+}
+
 /* Extracts the archive feed() writes into the mounted slot. */
 static int extract(const char *mnt, const char *compression, fs_image_feed_fn feed, void *ctx,
 		   struct abota_error *err)
@@ -105,7 +119,8 @@ static int extract(const char *mnt, const char *compression, fs_image_feed_fn fe
 	sigaddset(&pipe_set, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
 	struct abota_error ferr = { 0 };
-	int fret = feed(ctx, p[1], &ferr);
+	struct fs_image_pipe pipe = { .fd = p[1] };
+	int fret = feed(ctx, &pipe, &ferr);
 	close(p[1]);
 	struct timespec zero = { 0, 0 };
 	while (sigtimedwait(&pipe_set, NULL, &zero) > 0)

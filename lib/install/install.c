@@ -913,29 +913,21 @@ static int item_epilogue(struct install *in, struct plan_item *it, struct slot_s
 struct tar_feed {
 	struct bundle *b;
 	const struct manifest_image *img;
-	int fd;
-	bool closed;
+	struct fs_image_pipe *pipe;
 };
 
 static int tar_sink(void *ctx, const void *buf, size_t len, struct abota_error *err)
 {
 	struct tar_feed *f = ctx;
-	if (f->closed)
-		return 0;
-	int ret = fileio_write_full(f->fd, buf, len, err);
-	if (ret == -EPIPE) {
-		/* tar has what it needs (past the end-of-archive blocks); the
-		 * rest is still read, so the whole image is hashed */
-		f->closed = true;
-		ret = 0;
-	}
-	return ret;
+	return fs_image_pipe_write(f->pipe, buf, len, err);
 }
 
-static int tar_feed(void *ctx, int fd, struct abota_error *err)
+/* The verified image into tar's pipe: all of it is read, so it is hashed
+ * and checked whole even when tar stops reading before the end. */
+static int tar_feed(void *ctx, struct fs_image_pipe *p, struct abota_error *err)
 {
 	struct tar_feed *f = ctx;
-	f->fd = fd;
+	f->pipe = p;
 	return bundle_stream_image(f->b, f->img, tar_sink, f, err);
 }
 
@@ -957,7 +949,7 @@ static int write_fs_item(struct install *in, struct plan_item *it, struct abota_
 		 itype, it->slot->name, dev.desc ? dev.desc : "");
 	progress(in, in->bytes_total ? (unsigned)(10 + in->bytes_before * 85 / in->bytes_total) : 50,
 		 it->slot->name, 0, it->img->size);
-	struct tar_feed f = { .b = in->bundle, .img = it->img, .fd = -1 };
+	struct tar_feed f = { .b = in->bundle, .img = it->img };
 	ret = fs_image_write(in->cfg, it->slot, &dev, itype, it->img->filename, tar_feed, &f, err);
 	slot_device_close(&dev);
 	in->bytes_before += it->img->size;

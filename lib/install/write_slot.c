@@ -205,33 +205,24 @@ static int copy_image(struct ws *w, struct digest_sha256_ctx *hash, struct abota
 struct archive_feed {
 	struct ws *w;
 	struct digest_sha256_ctx *hash;
-	int fd;
-	bool closed;
+	struct fs_image_pipe *pipe;
 	uint64_t done;
 };
 
 static int to_tar(void *ctx, const uint8_t *buf, size_t len, struct abota_error *err)
 {
 	struct archive_feed *f = ctx;
-	int ret = 0;
-	if (!f->closed) {
-		ret = fileio_write_full(f->fd, buf, len, err);
-		if (ret == -EPIPE) {
-			/* tar has what it needs; the rest is still hashed */
-			f->closed = true;
-			ret = 0;
-		}
-	}
 	f->done += len;
 	on_write_progress(f->w, f->done);
-	return ret;
+	return fs_image_pipe_write(f->pipe, buf, len, err);
 }
 
-/* Hands the image file to tar (fs_image.h) through its pipe. */
-static int archive_feed(void *ctx, int fd, struct abota_error *err)
+/* Hands the image file to tar (fs_image.h) through its pipe, hashing all of
+ * it even when tar stops reading before the end. */
+static int archive_feed(void *ctx, struct fs_image_pipe *p, struct abota_error *err)
 {
 	struct archive_feed *f = ctx;
-	f->fd = fd;
+	f->pipe = p;
 	return read_image(f->w, f->hash, to_tar, f, err);
 }
 
