@@ -290,8 +290,13 @@ def test_content_rules_on_extract(pki, tmp_path):
         assert not [f for f in os.listdir(tmp_path) if f.startswith(f"x-{name}")]
 
 
-def test_tar_image_is_refused(pki, tmp_path):
-    """SC-53: abota has no tar (archive) slots: a tar image with member names '..', absolute, overlong and a symlink-then-write-through pair is refused at plan time for an ext4 slot, nothing is extracted or written anywhere."""
+def test_tar_image_never_writes_outside_the_slot(pki, tmp_path):
+    """SC-53: a tar image with member names '..', absolute, overlong and a
+    symlink-then-write-through pair: extraction never leaves the slot's file system.
+    GNU tar skips the member with '..', strips the leading '/' of the absolute one (it
+    lands inside the slot), keeps the symlink a placeholder until the end, so the write
+    through it fails, and its errors fail the slot: status failed, no boot switch,
+    nothing written outside."""
     c = make_content(str(tmp_path / "c"), rootfs_kib=2048)
     escape = tmp_path / "escaped"
     buf = io.BytesIO()
@@ -316,11 +321,18 @@ def test_tar_image_is_refused(pki, tmp_path):
     b = tmp_path / "tar.raucb"
     abota("bundle", "--cert", pki.signer[0], "--key", pki.signer[1], c, b)
     dev = Device(str(tmp_path / "dev"), pki)
-    abota_fails("-c", dev.conf, "install", b,
-                match="image 'rootfs.tar' of type tar cannot be installed into slot rootfs.1 of type ext4")
-    untouched(dev)
+    abota_fails("-c", dev.conf, "install", b, match="slot rootfs.1: tar failed with exit code 2")
     assert not os.path.exists(escape)
     assert not os.path.exists(str(escape) + "-abs")
+    assert not os.path.exists(tmp_path / "escaped-through-link")
+    assert "set-primary B" not in dev.calls()
+    assert "status=failed" in dev.status().split("[slot.rootfs.1]")[1].split("\n[")[0]
+    # the absolute name, stripped, is inside the slot's new file system; the '..' one
+    # nowhere
+    slot = os.path.join(dev.slots, "rootfs-b")
+    inside = str(escape).lstrip("/")
+    assert run("debugfs", "-R", f"cat /{inside}-abs", slot).stdout == "x"
+    assert "File not found" in run("debugfs", "-R", f"stat /{inside}", slot).stderr
     assert not os.path.exists(tmp_path / "escaped-through-link")
 
 
