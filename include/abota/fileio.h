@@ -36,6 +36,11 @@ int fileio_pwrite_full(int fd, const void *buf, size_t len, uint64_t off,
 		       struct abota_error *err);
 int fileio_write_full(int fd, const void *buf, size_t len, struct abota_error *err);
 
+/* Removes path and everything below it, not following symlinks; for
+ * scratch directories abota made itself.  Best effort: what cannot be
+ * removed stays (nothing to report to a caller that is cleaning up). */
+void fileio_remove_tree(const char *path);
+
 /* A buffer for bulk pread/pwrite of file data, page aligned (free()).  The
  * kernel copies page-cache pages into a page-aligned buffer three times
  * faster than into malloc's (16 bytes past a page boundary: every 4 KiB

@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -180,14 +179,6 @@ static int extract_entry(void *p, const char *path, const struct squashfs_entry 
 	return ret;
 }
 
-static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 int bundle_extract(struct bundle *b, const char *dir, struct abota_error *err)
 {
 	struct stat st;
@@ -233,7 +224,7 @@ int bundle_extract(struct bundle *b, const char *dir, struct abota_error *err)
 fail:
 	if (x.root_fd >= 0)
 		close(x.root_fd);
-	nftw(tmp, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	fileio_remove_tree(tmp);
 	free(tmp);
 	return ret;
 }

@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -395,19 +394,11 @@ static int extract_bundle_files(struct install *in, struct abota_error *err)
 	return 0;
 }
 
-static int remove_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static void remove_hook_dir(struct install *in)
 {
 	if (!in->hook_dir)
 		return;
-	nftw(in->hook_dir, remove_cb, 16, FTW_DEPTH | FTW_PHYS);
+	fileio_remove_tree(in->hook_dir);
 	free(in->hook_dir);
 	in->hook_dir = NULL;
 }
