@@ -6,9 +6,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#include <libdeflate.h>
-
+#include "abota/crc.h"
 #include "abota/fileio.h"
 #include "abota/powercut.h"
 
@@ -66,27 +66,72 @@ struct slot_writer {
 	void *progress_ctx;
 };
 
-/* Reads one durable segment back and compares its CRC.  (Hashing what is
- * read back instead of what is written was tried: it moves the SHA-256 to
- * this thread, which then trails the writer by more, and the install took
- * longer on a disk.) */
+/* The runs of data in [pos, end) of the slot's file: a file slot's zeroed
+ * runs are unwritten extents, which the file system reports as holes (and
+ * reads back as zeros it makes up, from no medium).  A block device, or a
+ * file system without SEEK_DATA, is all data.  Mapped before anything of the
+ * segment is read or advised: cached pages make a hole count as data. */
+#define MAX_RUNS 64
+
+struct run {
+	uint64_t off, end;
+};
+
+static size_t map_data(int fd, uint64_t pos, uint64_t end, struct run *runs)
+{
+	size_t n = 0;
+	while (pos < end) {
+		off_t d = lseek(fd, (off_t)pos, SEEK_DATA);
+		if (d < 0 && errno == ENXIO)
+			break; /* a hole up to the end of the file */
+		if (d < 0 || (uint64_t)d < pos)
+			d = (off_t)pos; /* no SEEK_DATA: data */
+		if ((uint64_t)d >= end)
+			break;
+		off_t h = lseek(fd, d, SEEK_HOLE);
+		uint64_t e = h < 0 || (uint64_t)h <= (uint64_t)d || (uint64_t)h > end ? end : (uint64_t)h;
+		if (n == MAX_RUNS - 1)
+			e = end; /* fragmented: read the rest */
+		runs[n++] = (struct run){ .off = (uint64_t)d, .end = e };
+		pos = e;
+	}
+	return n;
+}
+
+/* Reads one durable segment back and compares its CRC.  Holes of a file
+ * slot are not read: they hold no bytes on the medium and count as the
+ * zeros they read as (crc_zeros: no I/O, nothing copied).  (Hashing what
+ * is read back instead of what is written was tried: it moves the SHA-256
+ * to this thread, which then trails the writer by more, and the install
+ * took longer on a disk.) */
 static int readback_segment(struct readback *rb, const struct segment *s, struct abota_error *err)
 {
+	uint64_t pos = rb->base + s->off, end = pos + s->len;
 	/* Drop the cached pages so the read comes from the medium. */
-	(void)posix_fadvise(rb->fd, (off_t)(rb->base + s->off), (off_t)s->len, POSIX_FADV_DONTNEED);
-	/* ... and have the kernel read the whole segment ahead, so the medium
-	 * works while this thread checks what already arrived. */
-	(void)posix_fadvise(rb->fd, (off_t)(rb->base + s->off), (off_t)s->len, POSIX_FADV_WILLNEED);
+	(void)posix_fadvise(rb->fd, (off_t)pos, (off_t)s->len, POSIX_FADV_DONTNEED);
+	struct run runs[MAX_RUNS];
+	size_t n = map_data(rb->fd, pos, end, runs);
+	/* ... and have the kernel read the data ahead, so the medium works
+	 * while this thread checks what already arrived. */
+	for (size_t i = 0; i < n; i++)
+		(void)posix_fadvise(rb->fd, (off_t)runs[i].off, (off_t)(runs[i].end - runs[i].off),
+				    POSIX_FADV_WILLNEED);
 	uint32_t crc = 0;
 	int ret = 0;
-	for (uint64_t done = 0; done < s->len && ret == 0;) {
-		size_t n = READBACK_BUF;
-		if (n > s->len - done)
-			n = (size_t)(s->len - done);
-		ret = fileio_pread_full(rb->fd, rb->buf, n, rb->base + s->off + done, err);
-		if (ret == 0)
-			crc = (uint32_t)libdeflate_crc32(crc, rb->buf, n);
-		done += n;
+	for (size_t i = 0; i <= n && ret == 0; i++) {
+		uint64_t data = i < n ? runs[i].off : end;
+		crc = crc_zeros(crc, data - pos);
+		pos = data;
+		uint64_t data_end = i < n ? runs[i].end : end;
+		while (pos < data_end && ret == 0) {
+			size_t len = READBACK_BUF;
+			if (len > data_end - pos)
+				len = (size_t)(data_end - pos);
+			ret = fileio_pread_full(rb->fd, rb->buf, len, pos, err);
+			if (ret == 0)
+				crc = crc_update(crc, rb->buf, len);
+			pos += len;
+		}
 	}
 	if (ret == 0 && crc != s->crc)
 		ret = abota_error_set(err, -EIO,
@@ -345,15 +390,17 @@ int slot_writer_write(void *p, const void *buf, size_t len, struct abota_error *
 		if (w->zero_len == 0)
 			w->zero_off = w->off;
 		w->zero_len += len;
+		w->seg.crc = crc_zeros(w->seg.crc, len);
 	} else {
 		ret = zeros_flush(w, err);
 		if (ret == 0)
 			ret = powercut_pwrite(w->dev->fd, buf, len, w->dev->offset + w->off, w->label,
 					      err);
+		if (ret == 0)
+			w->seg.crc = crc_update(w->seg.crc, buf, len);
 	}
 	if (ret < 0)
 		return ret;
-	w->seg.crc = (uint32_t)libdeflate_crc32(w->seg.crc, buf, len);
 	w->seg.len += len;
 	w->off += len;
 	if (w->seg.len >= SEGMENT_BYTES) {

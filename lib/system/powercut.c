@@ -24,7 +24,8 @@ static struct {
 	const char *log;
 	bool nosync; /* ABOTA_POWERCUT_NOSYNC: syncs are not done (SC-152) */
 	/* ABOTA_FAULT_BADMEDIUM=LABEL:OFFSET: the medium stores that byte of
-	 * LABEL's writes with its lowest bit flipped (and says nothing) */
+	 * LABEL's writes (or zeroed runs) with its lowest bit flipped (and
+	 * says nothing) */
 	char bad_label[64];
 	uint64_t bad_off;
 	bool bad_medium;
@@ -303,9 +304,10 @@ static int write_point(int fd, const void *buf, size_t len, uint64_t off, const 
 	ret = buf ? fileio_pwrite_full(fd, buf, len, off, err) : fileio_zero_range(fd, off, len, err);
 	if (ret < 0)
 		abota_error_prefix(err, "%s", label);
-	else if (buf && pc.bad_medium && pc.bad_off >= off && pc.bad_off - off < len &&
+	else if (pc.bad_medium && pc.bad_off >= off && pc.bad_off - off < len &&
 		 strcmp(label, pc.bad_label) == 0) {
-		uint8_t b = (uint8_t)(((const uint8_t *)buf)[pc.bad_off - off] ^ 1u);
+		/* a zeroed run: the medium keeps a 1 there */
+		uint8_t b = (uint8_t)((buf ? ((const uint8_t *)buf)[pc.bad_off - off] : 0) ^ 1u);
 		(void)fileio_pwrite_full(fd, &b, 1, pc.bad_off, NULL);
 	}
 out:
