@@ -40,9 +40,12 @@ def socket_owner(local_port, remote_port):
 class RangeServer:
     """Serves files of root with single-range GETs (HTTP/1.1, keep-alive);
     records the uid owning each client socket.  delay: seconds to sleep per
-    64 KiB sent (a slow link)."""
+    64 KiB sent (a slow link).  release: an Event; a response of more than
+    64 KiB (image data: the signature, manifest and verity reads before it
+    are smaller) stops after its first 64 KiB until it is set, so a client
+    is known to be in the middle of a transfer."""
 
-    def __init__(self, root, delay=0.0):
+    def __init__(self, root, delay=0.0, release=None):
         self.uids = []
         self.requests = 0
         srv = self
@@ -76,12 +79,17 @@ class RangeServer:
                 with open(path, "rb") as f:
                     f.seek(a)
                     left = b - a + 1
+                    held = release is None or left <= 65536
                     while left:
                         d = f.read(min(left, 65536))
                         self.wfile.write(d)
                         left -= len(d)
                         if delay:
                             time.sleep(delay)
+                        if not held:
+                            self.wfile.flush()
+                            release.wait(60)
+                            held = True
 
         class Server(socketserver.ThreadingTCPServer):
             daemon_threads = True
@@ -205,7 +213,10 @@ def test_helper_killed_mid_transfer_fails_cleanly(served, pki, tmp_path):
     while it works), and when it dies mid-transfer (killed) the install
     fails with one message naming the helper and the signal, and nothing is
     activated (the old slot stays primary)."""
-    slow = RangeServer(str(served["root"]), delay=0.004)
+    # the image data stops after its first 64 KiB until the helper is
+    # killed: the kill lands mid-transfer however fast the install is
+    release = threading.Event()
+    slow = RangeServer(str(served["root"]), delay=0.004, release=release)
     try:
         dev = Device(str(tmp_path / "dev"), pki)
         p = subprocess.Popen([ABOTA, "-c", dev.conf, "install", slow.url("verity.raucb")],
@@ -245,6 +256,7 @@ def test_helper_killed_mid_transfer_fails_cleanly(served, pki, tmp_path):
         assert "set-primary B" not in dev.calls(), dev.calls()
         assert open(os.path.join(dev.bl, "primary")).read().strip() == "A"
     finally:
+        release.set()
         slow.stop()
 
 
