@@ -242,9 +242,11 @@ int squashfs_reader_stream_at(struct squashfs_reader *r, const char *path,
 			      const struct squashfs_stream_opts *opts, squashfs_sink_at_fn sink,
 			      void *ctx, struct abota_error *err);
 
-/* Decompression threads for squashfs_reader_stream(): 0 = one per online CPU
- * (the default); SQUASHFS_READER_SERIAL = no threads, decompress with
- * libsquashfs's data reader on the calling thread (the reference path). */
+/* Decompression threads for squashfs_reader_stream(), besides the calling
+ * thread, which decodes too while it waits: 0 = one per online CPU but one
+ * (the default; none on one CPU); SQUASHFS_READER_SERIAL = no threads,
+ * decompress with libsquashfs's data reader on the calling thread (the
+ * reference path). */
 #define SQUASHFS_READER_SERIAL 0xFFFFFFFFu
 void squashfs_reader_set_workers(struct squashfs_reader *r, unsigned workers);
 
