@@ -21,7 +21,8 @@
 #include <strings.h>
 
 #include <json-c/json.h>
-#include <libdeflate.h>
+
+#include "abota/crc.h"
 
 static uint16_t get16(const uint8_t *p)
 {
@@ -68,7 +69,7 @@ size_t fwu_md_size(uint32_t version, unsigned num_banks, unsigned num_images)
 
 uint32_t fwu_md_crc32(const void *buf, size_t len)
 {
-	return libdeflate_crc32(0, buf, len);
+	return crc_update(0, buf, len);
 }
 
 void fwu_md_config_st(struct fwu_md_config *cfg, uint32_t version)
