@@ -50,6 +50,28 @@ def proc_cpu(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def rss_split(args):
+    """Runs ARGS once, sampling /proc/PID/status every 2 ms: at the sample
+    with the largest VmRSS, its file-backed and anonymous parts (KiB).  The
+    file part is the pages of the binary and its libraries the kernel has
+    mapped (with fault-around: up to 64 KiB per fault), shared with every
+    other process using them; the anonymous part is the process's own."""
+    p = subprocess.Popen([str(x) for x in args], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    best = (0, 0, 0)
+    while p.poll() is None:
+        try:
+            f = dict(line.split(":", 1) for line in open(f"/proc/{p.pid}/status"))
+            cur = tuple(int(f[k].split()[0]) for k in ("VmRSS", "RssFile", "RssAnon"))
+        except (OSError, KeyError, ValueError):
+            cur = (0, 0, 0)
+        best = max(best, cur)
+        time.sleep(0.002)
+    if p.returncode != 0:
+        raise RuntimeError(f"{args} failed")
+    return best
+
+
 def main():
     a = parse_args(__doc__)
     abota = a.abota
@@ -140,7 +162,14 @@ def main():
             for line in f:
                 if line.startswith("VmHWM:"):
                     rauc_hwm = int(line.split()[1])
+        # untimed: where the peak RSS is (sampling costs CPU)
+        drop_caches()
+        _, rss_file, rss_anon = rss_split([abota, "-c", conf, "--override-boot-slot=A",
+                                            "install", rauc_bundle])
         med = {k: statistics.median(v) for k, v in res.items()}
+        # each abota run and the rauc run right after it share the machine's
+        # state (this VM's disk speed drifts between runs): their ratios
+        pairs = sorted(x / y for x, y in zip(res["abota"], res["rauc"]))
         mcpu = {k: statistics.median(v) for k, v in cpu.items()}
         lines = [
             "| what | median wall time |",
@@ -155,7 +184,11 @@ def main():
             f"Ratios: abota/rauc **{med['abota'] / med['rauc']:.3f}** (same bundle); "
             f"abota own format / floor **{med['abota-own'] / med['floor']:.2f}** "
             f"(/ write+read-back floor **{med['abota-own'] / med['write+read']:.2f}**); "
-            f"abota peak RSS **{rss / 1024:.1f} MiB** (the RAUC service's peak: "
+            f"per-run ratios (each abota run / the rauc run after it): median "
+            f"{statistics.median(pairs):.3f}, range {pairs[0]:.3f}-{pairs[-1]:.3f}; "
+            f"abota peak RSS **{rss / 1024:.1f} MiB** (an untimed run's peak: "
+            f"{rss_file / 1024:.1f} MiB file pages of the binary and its libraries, "
+            f"{rss_anon / 1024:.1f} MiB anonymous: heap, stacks) (the RAUC service's peak: "
             f"{rauc_hwm / 1024:.1f} MiB) ({a.runs} alternating runs, page cache "
             "dropped before each, image 512 MiB, slot = preallocated file).",
             "",
