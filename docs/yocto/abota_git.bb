@@ -26,6 +26,11 @@ DEPENDS:class-native = "openssl-native squashfs-tools-ng-native libdeflate-nativ
                         zstd-native xz-native zlib-native lz4-native json-c-native \
                         curl-native util-linux-native e2fsprogs-native"
 
+# abota opens libsystemd (D-Bus) and libcurl (http bundles) when it first
+# needs them; abotad links both, so the package's automatic run-time
+# dependencies include them. Split abota into its own package and add
+# RDEPENDS:${PN}-cli = "libsystemd libcurl" (docs/dbus.md).
+
 # meson.build installs abota, abotad, abota-sim, abota-server, the web UI and
 # the systemd units (abota-mark-good.service, abotad.service).
 SYSTEMD_SERVICE:${PN} = "abota-mark-good.service abotad.service"

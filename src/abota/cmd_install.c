@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "cli_http.h"
 #include "dbus_client.h"
+#include "sdbus_dl.h"
 
 enum {
 	OPT_IGNORE_COMPATIBLE = 1000,
@@ -152,7 +153,12 @@ int cmd_install(struct cli_globals *g, int argc, char **argv)
 			.progress = on_progress, .progress_ctx = &ps,
 		};
 		int code = 0;
-		if (dbus_client_install(&dr, &code) == 0)
+		const char *why = NULL;
+		if (sdbus_dl_load(&why) < 0)
+			/* as with no bus: the install lock still keeps a service
+			 * and this process from installing at the same time */
+			fprintf(stderr, "abota install: %s; installing in this process\n", why);
+		else if (dbus_client_install(&dr, &code) == 0)
 			return code;
 		/* nobody serving: install here */
 	}

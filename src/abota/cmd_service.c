@@ -14,6 +14,7 @@
 #include "../abotad/dbus_service.h"
 #include "abota/log.h"
 #include "cli.h"
+#include "sdbus_dl.h"
 
 static volatile sig_atomic_t g_stop;
 static int g_wake[2] = { -1, -1 };
@@ -81,6 +82,11 @@ int cmd_service(struct cli_globals *g, int argc, char **argv)
 	so.override_boot_slot = g->override_boot_slot;
 	if (!g->debug && !getenv("ABOTA_LOG"))
 		log_set_level(LOG_LEVEL_INFO);
+	const char *why = NULL;
+	if (sdbus_dl_load(&why) < 0) {
+		abota_error_set(&err, -ENOTSUP, "%s", why);
+		return cli_fail("service", &err);
+	}
 	if (pipe2(g_wake, O_CLOEXEC | O_NONBLOCK) < 0) {
 		abota_error_set(&err, -errno, "pipe: %s", strerror(errno));
 		return cli_fail("service", &err);

@@ -747,3 +747,67 @@ def test_abotad_serves_dbus(tmp_path, pki, bundles):
         bus.close()
     assert svc.returncode == 0, log
     assert "AddressSanitizer" not in log and "runtime error" not in log, log
+
+
+def libsystemd_path():
+    """The file the dynamic loader maps for libsystemd.so.0: abotad links it."""
+    for line in run("ldd", ABOTAD).stdout.splitlines():
+        if line.strip().startswith("libsystemd.so.0 =>"):
+            return os.path.realpath(line.split("=>")[1].split("(")[0].strip())
+    raise AssertionError("abotad does not link libsystemd.so.0")
+
+
+def test_cli_loads_libsystemd_only_for_dbus(env, bundles):
+    """The abota CLI does not link libsystemd (sdbus_dl.c): a command that
+    speaks no D-Bus never loads it, `abota service` and `abota install`
+    through the service load it on their first D-Bus call."""
+    dev, bus, svc = env
+    needed = run("readelf", "-d", ABOTA).stdout
+    assert "libsystemd" not in needed and "libc.so" in needed
+    debug = {"LD_DEBUG": "files"}
+    p = run(ABOTA, "-c", dev.conf, "--override-boot-slot=A", "status", env=debug)
+    assert "libcrypto.so" in p.stderr  # LD_DEBUG reports what is loaded
+    assert "libsystemd" not in p.stderr
+    p = run(ABOTA, "-c", dev.conf, "--override-boot-slot=A", "install", bundles["v2"],
+            env=debug)
+    assert "next boot tries B" in p.stdout and "libsystemd" not in p.stderr
+    # the running service has it mapped
+    maps = open(f"/proc/{svc.pid}/maps").read()
+    assert "libsystemd.so.0" in maps
+    p = run(ABOTA, "install", bundles["v2"], env=dict(bus.env, **debug))
+    assert "through the D-Bus service" in p.stdout
+    assert "file=libsystemd.so.0" in p.stderr and "dynamically loaded" in p.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs a mount namespace (root)")
+@pytest.mark.skipif(any(os.path.exists(p) for p in ("/etc/abota/system.conf",
+                                                    "/etc/rauc/system.conf")),
+                    reason="a system configuration would be used instead of the test's")
+def test_cli_without_libsystemd(tmp_path, pki, bundles):
+    """With libsystemd.so.0 unloadable (a mount namespace puts an empty file
+    over it): `abota service` fails at once saying why, commands without
+    D-Bus work, and `abota install` without a local setup says it cannot ask
+    a service and installs in this process (from the default configuration,
+    here /run/rauc/system.conf on a private /run)."""
+    (tmp_path / "cmdline").write_text("root=/dev/sda2 rauc.slot=A\n")
+    dev = Device(str(tmp_path / "dev"), pki, extra_system=f"cmdline-file={tmp_path}/cmdline")
+    lib = libsystemd_path()
+    script = f"""set -e
+mount --bind /dev/null {lib}
+mount -t tmpfs none /run
+mkdir /run/rauc
+cp {dev.conf} /run/rauc/system.conf
+set +e
+{ABOTA} -c {dev.conf} service --dbus=unix:path={tmp_path}/no-bus; echo "service=$?"
+{ABOTA} -c {dev.conf} status >/dev/null; echo "status=$?"
+{ABOTA} install {bundles['v2']}; echo "install=$?"
+"""
+    p = run("unshare", "-m", "--propagation", "private", "sh", "-c", script)
+    out = p.stdout + p.stderr
+    assert "service=1" in p.stdout and "status=0" in p.stdout and "install=0" in p.stdout, out
+    assert "abota service: D-Bus needs libsystemd.so.0: " in p.stderr, out
+    assert "abota install: D-Bus needs libsystemd.so.0: " in p.stderr, out
+    assert "installing in this process" in p.stderr and "next boot tries B" in p.stdout, out
+    assert open(os.path.join(dev.bl, "primary")).read().strip() == "B"
+    # nothing of it outside the namespace
+    assert os.path.getsize(lib) > 0 and not os.path.exists("/run/rauc/system.conf")
