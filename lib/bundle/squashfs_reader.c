@@ -1624,9 +1624,6 @@ static int stream_fast(struct squashfs_reader *r, const struct inode *in, unsign
 			pthread_mutex_unlock(&p.lock);
 		}
 	}
-	if (ret == 0 && in->frag_idx != NO_FRAG &&
-	    sel_wants(r, sel, in->nblocks, (size_t)(in->size % bs)))
-		ret = deliver_fragment(r, in, sel, err);
 out:
 	if (started) {
 		pthread_mutex_lock(&p.lock);
@@ -1647,6 +1644,12 @@ out:
 	free(threads);
 	pipeline_free(&p);
 	free(p.batches);
+	/* The tail end last, once the ring and the workers are gone: its
+	 * buffer (two blocks) then takes memory they gave back instead of
+	 * adding to the peak. */
+	if (ret == 0 && in->frag_idx != NO_FRAG &&
+	    sel_wants(r, sel, in->nblocks, (size_t)(in->size % bs)))
+		ret = deliver_fragment(r, in, sel, err);
 	return ret;
 }
 
