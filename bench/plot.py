@@ -18,12 +18,15 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-# (file, regex for the value, label, target, True if higher is better)
+# (file, regex for the value, label, target, True if higher is better[, divisor:
+# the value is shown as value / divisor, a ratio to an absolute target])
 METRICS = [
     ("bundle_create.md", r"time \*\*([0-9.]+)\*\*", "bundle: abota / rauc time", 1.0, False),
     ("install.md", r"abota/rauc \*\*([0-9.]+)\*\*", "install: abota / rauc time", 0.3, False),
     ("install.md", r"own format / floor \*\*([0-9.]+)\*\*", "install: own format / floor", 1.5,
      False),
+    ("install.md", r"peak RSS \*\*([0-9.]+) MiB\*\*", "install: peak RSS / 8 MiB", 1.0,
+     False, 8.0),
     ("resume.md", r"resumed / full: \*\*([0-9.]+)\*\*", "resume after 90% cut / full", 0.2,
      False),
     ("adaptive.md", r"downloads \*\*([0-9.]+)×\*\* the floor", "adaptive download / floor", 1.5,
@@ -35,13 +38,14 @@ METRICS = [
 
 def read_metrics(work):
     out = []
-    for name, rx, label, target, higher in METRICS:
+    for name, rx, label, target, higher, *div in METRICS:
         path = os.path.join(work, name)
         if not os.path.exists(path):
             continue
         m = re.search(rx, open(path).read())
         if m:
-            out.append((label, float(m.group(1)), target, higher))
+            v = float(m.group(1)) / (div[0] if div else 1.0)
+            out.append((label, round(v, 3), target, higher))
     return out
 
 
