@@ -202,83 +202,38 @@ void sd_bus_error_free(sd_bus_error *e)
 		fn.sd_bus_error_free(e);
 }
 
-int sd_bus_call_method(sd_bus *bus, const char *destination, const char *path,
-		       const char *interface, const char *member, sd_bus_error *ret_error,
-		       sd_bus_message **reply, const char *types, ...)
-{
-	if (sdbus_dl_load(NULL) < 0)
-		return -ENOTSUP;
-	va_list ap;
-	va_start(ap, types);
-	int r = fn.sd_bus_call_methodv(bus, destination, path, interface, member, ret_error, reply,
-				       types, ap);
-	va_end(ap);
-	return r;
-}
-
-int sd_bus_emit_signal(sd_bus *bus, const char *path, const char *interface, const char *member,
-		       const char *types, ...)
-{
-	if (sdbus_dl_load(NULL) < 0)
-		return -ENOTSUP;
-	va_list ap;
-	va_start(ap, types);
-	int r = fn.sd_bus_emit_signalv(bus, path, interface, member, types, ap);
-	va_end(ap);
-	return r;
-}
-
-int sd_bus_error_setf(sd_bus_error *e, const char *name, const char *format, ...)
-{
-	if (sdbus_dl_load(NULL) < 0)
-		return -ENOTSUP;
-	va_list ap;
-	va_start(ap, format);
-	int r = fn.sd_bus_error_setfv(e, name, format, ap);
-	va_end(ap);
-	return r;
-}
-
-int sd_bus_message_append(sd_bus_message *m, const char *types, ...)
-{
-	if (sdbus_dl_load(NULL) < 0)
-		return -ENOTSUP;
-	va_list ap;
-	va_start(ap, types);
-	int r = fn.sd_bus_message_appendv(m, types, ap);
-	va_end(ap);
-	return r;
-}
-
-int sd_bus_message_read(sd_bus_message *m, const char *types, ...)
-{
-	if (sdbus_dl_load(NULL) < 0)
-		return -ENOTSUP;
-	va_list ap;
-	va_start(ap, types);
-	int r = fn.sd_bus_message_readv(m, types, ap);
-	va_end(ap);
-	return r;
-}
-
-int sd_bus_reply_method_errorf(sd_bus_message *call, const char *name, const char *format, ...)
-{
-	if (sdbus_dl_load(NULL) < 0)
-		return -ENOTSUP;
-	va_list ap;
-	va_start(ap, format);
-	int r = fn.sd_bus_reply_method_errorfv(call, name, format, ap);
-	va_end(ap);
-	return r;
-}
-
-int sd_bus_reply_method_return(sd_bus_message *call, const char *types, ...)
-{
-	if (sdbus_dl_load(NULL) < 0)
-		return -ENOTSUP;
-	va_list ap;
-	va_start(ap, types);
-	int r = fn.sd_bus_reply_method_returnv(call, types, ap);
-	va_end(ap);
-	return r;
-}
+/* A variadic function through its va_list twin vname; last is its last
+ * named parameter, args its parameters before the va_list. */
+#define FORWARD_VA(name, params, last, vname, ...)               \
+	int name params                                          \
+	{                                                        \
+		if (sdbus_dl_load(NULL) < 0)                     \
+			return -ENOTSUP;                         \
+		va_list ap;                                      \
+		va_start(ap, last);                              \
+		int r = fn.vname(__VA_ARGS__, ap);               \
+		va_end(ap);                                      \
+		return r;                                        \
+	}
+FORWARD_VA(sd_bus_call_method,
+	   (sd_bus *bus, const char *destination, const char *path, const char *interface,
+	    const char *member, sd_bus_error *ret_error, sd_bus_message **reply, const char *types,
+	    ...),
+	   types, sd_bus_call_methodv, bus, destination, path, interface, member, ret_error, reply,
+	   types)
+FORWARD_VA(sd_bus_emit_signal,
+	   (sd_bus *bus, const char *path, const char *interface, const char *member,
+	    const char *types, ...),
+	   types, sd_bus_emit_signalv, bus, path, interface, member, types)
+FORWARD_VA(sd_bus_error_setf, (sd_bus_error *e, const char *name, const char *format, ...),
+	   format, sd_bus_error_setfv, e, name, format)
+FORWARD_VA(sd_bus_message_append, (sd_bus_message *m, const char *types, ...), types,
+	   sd_bus_message_appendv, m, types)
+FORWARD_VA(sd_bus_message_read, (sd_bus_message *m, const char *types, ...), types,
+	   sd_bus_message_readv, m, types)
+FORWARD_VA(sd_bus_reply_method_errorf,
+	   (sd_bus_message *call, const char *name, const char *format, ...), format,
+	   sd_bus_reply_method_errorfv, call, name, format)
+FORWARD_VA(sd_bus_reply_method_return, (sd_bus_message *call, const char *types, ...), types,
+	   sd_bus_reply_method_returnv, call, types)
+#undef FORWARD_VA
