@@ -239,6 +239,20 @@ static int feed_zeros(struct slot_writer *w, uint64_t n, struct abota_error *err
 	return ret;
 }
 
+/* A writer on a fresh 40 MiB file slot (two read-back segments and a
+ * part), its checkpoints recorded in r. */
+static struct slot_writer *start_40mib(struct slot_device *dev, const char *label,
+				       struct record *r)
+{
+	make_slot(dev, 40 * MIB, 0);
+	struct slot_writer_opts o = { .label = label, .checkpoint = on_checkpoint,
+				      .checkpoint_ctx = r };
+	struct slot_writer *w = NULL;
+	struct abota_error err = { 0 };
+	assert_int_equal(slot_writer_start(dev, &o, &w, &err), 0);
+	return w;
+}
+
 /* An image of zeros only: nothing is written, the file slot holds holes
  * where it held FILL, and the read-back (which does not read holes) proves
  * every segment. */
@@ -246,13 +260,9 @@ static void test_all_zeros(void **state)
 {
 	(void)state;
 	struct slot_device dev;
-	make_slot(&dev, 40 * MIB, 0);
 	struct record r = { 0 };
-	struct slot_writer_opts o = { .label = "slot", .checkpoint = on_checkpoint,
-				      .checkpoint_ctx = &r };
-	struct slot_writer *w = NULL;
+	struct slot_writer *w = start_40mib(&dev, "slot", &r);
 	struct abota_error err = { 0 };
-	assert_int_equal(slot_writer_start(&dev, &o, &w, &err), 0);
 	assert_int_equal(feed_zeros(w, 36 * MIB, &err), 0);
 	assert_int_equal(slot_writer_finish(w, true, &err), 0);
 	assert_int_equal(r.checkpoints[r.n_checkpoints - 1], 36 * MIB);
@@ -276,13 +286,9 @@ static void test_all_zeros(void **state)
 static void bad_medium_case(bool zeros)
 {
 	struct slot_device dev;
-	make_slot(&dev, 40 * MIB, 0);
 	struct record r = { 0 };
-	struct slot_writer_opts o = { .label = "badmedium", .checkpoint = on_checkpoint,
-				      .checkpoint_ctx = &r };
-	struct slot_writer *w = NULL;
+	struct slot_writer *w = start_40mib(&dev, "badmedium", &r);
 	struct abota_error err = { 0 };
-	assert_int_equal(slot_writer_start(&dev, &o, &w, &err), 0);
 	/* the wrong byte is in the second segment: the first is proven */
 	int ret = zeros ? feed_zeros(w, 36 * MIB, &err) : feed(w, NULL, 0, 36 * MIB, MIB, &err);
 	if (ret == 0)
