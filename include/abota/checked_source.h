@@ -19,11 +19,19 @@
 typedef int (*checked_verify_fn)(void *ctx, uint64_t idx, const uint8_t *data, size_t len,
 				 struct abota_error *err);
 
+/* Optional: given the plan for lower (the caller's ranges widened to whole
+ * blocks, merged, sorted), hands lower its plan itself -- for a view that
+ * reads more than the blocks to verify them (the verity view adds the hash
+ * blocks it will need).  Without one the widened plan is passed down. */
+typedef void (*checked_plan_fn)(void *ctx, struct source *lower, const struct source_range *r,
+				size_t n);
+
 /* Creates the view of [0, size) of lower.  ctx is owned (freed with ctx_free)
- * and lower is not.  block_size must be a power of two >= 512. */
+ * and lower is not.  block_size must be a power of two >= 512.  plan may be
+ * NULL.  verify may be called from several threads at once. */
 int source_new_checked(struct source *lower, uint64_t size, uint32_t block_size,
-		       checked_verify_fn verify, void *ctx, void (*ctx_free)(void *ctx),
-		       struct source **out, struct abota_error *err);
+		       checked_verify_fn verify, checked_plan_fn plan, void *ctx,
+		       void (*ctx_free)(void *ctx), struct source **out, struct abota_error *err);
 
 /* Plain bundles: a view of [0, size) checked against the tags mac gave each
  * chunk_size-byte chunk (the last chunk may be short) while the signature

@@ -40,9 +40,13 @@ int verity_compute(const void *data, uint64_t data_size, const uint8_t salt[VERI
 
 /* Returns a source that exposes [0, data_size) of lower and checks every
  * block against the tree stored at [data_size, data_size+hash_size) of lower.
- * The whole tree is read and verified against the root when the source is
- * created (it is small: 1/128 of the data); later reads verify each data block
- * before a byte of it is returned.  lower is not owned. */
+ * The levels above 0 (1/16384 of the data) are read and verified against the
+ * root when the source is created; level 0 (1/128 of the data) is not held:
+ * its blocks are read and checked against level 1 when the data they cover is
+ * read, and every data block is verified before a byte of it is returned
+ * (dm-verity's scheme, with a 128 KiB cache of level-0 blocks).  A plan given
+ * to the view is passed down with the level-0 blocks it will need.  lower is
+ * not owned. */
 int source_new_verity(struct source *lower, const struct verity_params *params,
 		      struct source **out, struct abota_error *err);
 

@@ -2,6 +2,8 @@
 #include "abota/verity.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -201,11 +203,31 @@ out:
 
 /* --- verified view --- */
 
+/* Level 0 of the tree (1/128 of the data: 1.1 MiB for a 140 MiB bundle, 32 MiB for a 4 GiB
+ * one) is not held in memory.  Its blocks are read when the data they cover is, and each is
+ * checked against level 1, which (1/16384 of the data) is read and checked against the signed
+ * root when the view is made -- as dm-verity does in the kernel.  A miss reads L0_BATCH
+ * blocks at once: 64 KiB, what an HTTP source fetches for an unplanned read anyway, covering
+ * 8 MiB of data; L0_SLOTS keeps two batches, as the two decompression workers read
+ * neighbouring data. */
+#define L0_BATCH 16u
+#define L0_SLOTS 32u
+
 struct verity_ctx {
-	struct hasher h;
-	uint8_t *tree;
-	const uint8_t *level0;
+	struct hasher h;  /* h.work only under lock; h.salted is only read */
+	struct source *lower;
+	uint64_t l0_off;  /* where level 0 starts in lower */
+	uint64_t n0;      /* level-0 blocks */
 	uint64_t n_data_blocks;
+	uint8_t *upper;   /* levels 1.. as stored, verified; NULL when level 0 is the top */
+	const uint8_t *l1; /* the digest of each level-0 block: level 1, or the root */
+	uint8_t root[VERITY_DIGEST_LEN];
+	pthread_mutex_t lock; /* the slots and the plan */
+	bool lock_ready;
+	uint64_t slot_idx[L0_SLOTS]; /* level-0 block in each slot, UINT64_MAX: none */
+	uint8_t *slots;    /* L0_SLOTS verified level-0 blocks; block j lives in slot j % L0_SLOTS */
+	struct source_range *plan; /* planned runs of level-0 blocks (block numbers) */
+	size_t plan_n;
 	char *name;
 };
 
@@ -215,9 +237,77 @@ static void verity_ctx_free(void *p)
 	if (!vc)
 		return;
 	hasher_free(&vc->h);
-	free(vc->tree);
+	if (vc->lock_ready)
+		pthread_mutex_destroy(&vc->lock);
+	free(vc->upper);
+	free(vc->slots);
+	free(vc->plan);
 	free(vc->name);
 	free(vc);
+}
+
+/* The planned run of level-0 blocks holding j, as [*a, *b); false if none. */
+static bool plan_run(const struct verity_ctx *vc, uint64_t j, uint64_t *a, uint64_t *b)
+{
+	for (size_t i = 0; i < vc->plan_n; i++) {
+		if (j >= vc->plan[i].off && j < vc->plan[i].off + vc->plan[i].len) {
+			*a = vc->plan[i].off;
+			*b = vc->plan[i].off + vc->plan[i].len;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Checks the level-0 block in slot `slot` as block j: its digest is level 1's entry j, and
+ * the last block's unused entries are zero, as veritysetup writes them (the old whole-tree
+ * check compared the stored tree with a rebuilt one, padding included). */
+static bool l0_block_ok(struct verity_ctx *vc, uint64_t j, const uint8_t *blk)
+{
+	uint8_t md[VERITY_DIGEST_LEN];
+	if (hasher_block(&vc->h, blk, md) < 0 ||
+	    CRYPTO_memcmp(md, vc->l1 + j * VERITY_DIGEST_LEN, VERITY_DIGEST_LEN) != 0)
+		return false;
+	uint64_t used = vc->n_data_blocks - j * DIGESTS_PER_BLOCK;
+	for (uint64_t k = used * VERITY_DIGEST_LEN; used < DIGESTS_PER_BLOCK && k < VERITY_BLOCK_SIZE;
+	     k++)
+		if (blk[k] != 0)
+			return false;
+	return true;
+}
+
+/* The verified level-0 block j, read (with its batch) if no slot holds it.  Under lock. */
+static int l0_block(struct verity_ctx *vc, uint64_t j, const uint8_t **blk,
+		    struct abota_error *err)
+{
+	unsigned slot = (unsigned)(j % L0_SLOTS);
+	if (vc->slot_idx[slot] != j) {
+		/* The aligned batch holding j, within j's planned run: an HTTP source fetches
+		 * nothing beyond a plan.  Aligned, so its blocks occupy consecutive slots. */
+		uint64_t a = j / L0_BATCH * L0_BATCH;
+		uint64_t b = a + L0_BATCH < vc->n0 ? a + L0_BATCH : vc->n0;
+		uint64_t pa, pb;
+		if (plan_run(vc, j, &pa, &pb)) {
+			a = a > pa ? a : pa;
+			b = b < pb ? b : pb;
+		}
+		uint8_t *dst = vc->slots + (size_t)(a % L0_SLOTS) * VERITY_BLOCK_SIZE;
+		for (uint64_t k = a; k < b; k++)
+			vc->slot_idx[k % L0_SLOTS] = UINT64_MAX;
+		int ret = source_read_at(vc->lower, dst, (size_t)(b - a) * VERITY_BLOCK_SIZE,
+					 vc->l0_off + a * VERITY_BLOCK_SIZE, err);
+		if (ret < 0)
+			return ret;
+		for (uint64_t k = a; k < b; k++)
+			if (l0_block_ok(vc, k, dst + (size_t)(k - a) * VERITY_BLOCK_SIZE))
+				vc->slot_idx[k % L0_SLOTS] = k;
+		if (vc->slot_idx[slot] != j)
+			return abota_error_set(err, -EBADMSG,
+					       "%s: bundle payload is corrupted (verity hash block %llu does not match the signed tree)",
+					       vc->name, (unsigned long long)j);
+	}
+	*blk = vc->slots + (size_t)slot * VERITY_BLOCK_SIZE;
+	return 0;
 }
 
 static int verity_verify_block(void *p, uint64_t idx, const uint8_t *data, size_t len,
@@ -225,18 +315,113 @@ static int verity_verify_block(void *p, uint64_t idx, const uint8_t *data, size_
 {
 	struct verity_ctx *vc = p;
 	uint8_t md[VERITY_DIGEST_LEN];
-	/* A private work context per call: reads may come from several threads. */
+	/* The data block is hashed outside the lock, with a work context of its own: the
+	 * two workers verify at the same time. */
 	struct hasher h = { .salted = vc->h.salted, .work = EVP_MD_CTX_new() };
 	int hret = h.work ? hasher_block(&h, data, md) : -ENOMEM;
 	EVP_MD_CTX_free(h.work);
 	if (len != VERITY_BLOCK_SIZE || idx >= vc->n_data_blocks || hret < 0)
 		return abota_error_set(err, -EIO, "%s: cannot verify block %llu", vc->name,
 				       (unsigned long long)idx);
-	if (CRYPTO_memcmp(md, vc->level0 + idx * VERITY_DIGEST_LEN, VERITY_DIGEST_LEN) != 0)
-		return abota_error_set(err, -EBADMSG,
-				       "bundle payload is corrupted (verity check failed for block %llu)",
-				       (unsigned long long)idx);
-	return 0;
+	pthread_mutex_lock(&vc->lock);
+	const uint8_t *blk = NULL;
+	int ret = l0_block(vc, idx / DIGESTS_PER_BLOCK, &blk, err);
+	if (ret == 0 && CRYPTO_memcmp(md, blk + (idx % DIGESTS_PER_BLOCK) * VERITY_DIGEST_LEN,
+				      VERITY_DIGEST_LEN) != 0)
+		ret = abota_error_set(err, -EBADMSG,
+				      "bundle payload is corrupted (verity check failed for block %llu)",
+				      (unsigned long long)idx);
+	pthread_mutex_unlock(&vc->lock);
+	return ret;
+}
+
+/* The plan for lower: the data blocks, then the level-0 blocks that cover them (the tree
+ * lies after the data, so the list stays sorted).  The runs are kept to bound batch reads. */
+static void verity_plan(void *p, struct source *lower, const struct source_range *r, size_t n)
+{
+	struct verity_ctx *vc = p;
+	struct source_range *all = malloc((2 * n + 1) * sizeof(*all));
+	struct source_range *runs = malloc((n + 1) * sizeof(*runs));
+	size_t k = 0;
+	for (size_t i = 0; all && runs && i < n; i++) {
+		if (r[i].len == 0)
+			continue;
+		uint64_t a = r[i].off / VERITY_BLOCK_SIZE / DIGESTS_PER_BLOCK;
+		uint64_t b = (r[i].off + r[i].len - 1) / VERITY_BLOCK_SIZE / DIGESTS_PER_BLOCK + 1;
+		if (k > 0 && a <= runs[k - 1].off + runs[k - 1].len) {
+			if (b > runs[k - 1].off + runs[k - 1].len)
+				runs[k - 1].len = b - runs[k - 1].off;
+		} else {
+			runs[k++] = (struct source_range){ .off = a, .len = b - a };
+		}
+	}
+	if (!all || !runs) {
+		/* a hint only: the data as planned, batches unbounded */
+		free(all);
+		free(runs);
+		runs = NULL;
+		k = 0;
+		source_plan(lower, r, n);
+	} else {
+		memcpy(all, r, n * sizeof(*r));
+		for (size_t i = 0; i < k; i++)
+			all[n + i] = (struct source_range){
+				.off = vc->l0_off + runs[i].off * VERITY_BLOCK_SIZE,
+				.len = runs[i].len * VERITY_BLOCK_SIZE };
+		source_plan(lower, all, n + k);
+		free(all);
+	}
+	pthread_mutex_lock(&vc->lock);
+	free(vc->plan);
+	vc->plan = runs;
+	vc->plan_n = k;
+	pthread_mutex_unlock(&vc->lock);
+}
+
+/* Reads levels 1.. and checks them against the root: rebuilt from level 1 (padding
+ * included), and level 1's unused entries zero. */
+static int load_upper(struct verity_ctx *vc, const struct tree_shape *s,
+		      const struct verity_params *params, struct abota_error *err)
+{
+	size_t len = (size_t)s->offset[0]; /* checked to fit by the caller */
+	uint8_t *computed = malloc(len);
+	vc->upper = malloc(len);
+	if (!computed || !vc->upper) {
+		free(computed);
+		return abota_error_set(err, -ENOMEM, "out of memory");
+	}
+	int ret = source_read_at(vc->lower, vc->upper, len, params->data_size, err);
+	if (ret < 0)
+		goto out;
+	/* The same tree without level 0: level 1 is its bottom. */
+	struct tree_shape up = { .levels = s->levels - 1, .total = len };
+	for (unsigned i = 0; i < up.levels; i++) {
+		up.blocks[i] = s->blocks[i + 1];
+		up.offset[i] = s->offset[i + 1];
+	}
+	memcpy(computed, vc->upper, len);
+	for (unsigned lvl = 1; lvl < up.levels; lvl++)
+		memset(computed + up.offset[lvl], 0, (size_t)(up.blocks[lvl] * VERITY_BLOCK_SIZE));
+	uint8_t root[VERITY_DIGEST_LEN];
+	if (build_upper(&vc->h, &up, computed, root) < 0) {
+		ret = abota_error_set(err, -EIO, "verity: hashing failed");
+		goto out;
+	}
+	const uint8_t *l1 = vc->upper + s->offset[1];
+	bool padding_zero = true;
+	for (uint64_t k = vc->n0 * VERITY_DIGEST_LEN; k < s->blocks[1] * VERITY_BLOCK_SIZE; k++)
+		padding_zero &= l1[k] == 0;
+	if (CRYPTO_memcmp(root, params->root, VERITY_DIGEST_LEN) != 0 ||
+	    CRYPTO_memcmp(computed, vc->upper, len) != 0 || !padding_zero) {
+		ret = abota_error_set(err, -EBADMSG,
+				      "%s: bundle payload is corrupted (verity hash tree does not match the signed root hash)",
+				      vc->name);
+		goto out;
+	}
+	vc->l1 = l1;
+out:
+	free(computed);
+	return ret;
 }
 
 int source_new_verity(struct source *lower, const struct verity_params *params,
@@ -256,50 +441,49 @@ int source_new_verity(struct source *lower, const struct verity_params *params,
 	if (params->data_size > lower->size || params->hash_size > lower->size - params->data_size)
 		return abota_error_set(err, -EINVAL, "%s: verity data and hash tree exceed the bundle",
 				       lower->name);
-	size_t tree_len;
-	if (tree_mem_size(&s, &tree_len) < 0)
+	/* Levels 1.. are held (1/16384 of the data): on a 32-bit target their size must fit
+	 * a size_t (it does for any data below 64 TiB). */
+	if ((uint64_t)(size_t)s.offset[0] != s.offset[0])
 		return abota_error_set(err, -EFBIG,
 				       "%s: verity hash tree of %llu bytes does not fit in memory",
 				       lower->name, (unsigned long long)s.total);
 	int ret = 0;
-	uint8_t *computed = NULL;
 	struct verity_ctx *vc = calloc(1, sizeof(*vc));
 	if (!vc)
 		return abota_error_set(err, -ENOMEM, "out of memory");
+	vc->lower = lower;
+	vc->l0_off = params->data_size + s.offset[0];
+	vc->n0 = s.blocks[0];
+	vc->n_data_blocks = params->data_size / VERITY_BLOCK_SIZE;
+	memcpy(vc->root, params->root, VERITY_DIGEST_LEN);
+	for (unsigned i = 0; i < L0_SLOTS; i++)
+		vc->slot_idx[i] = UINT64_MAX;
 	vc->name = strdup(lower->name);
-	vc->tree = malloc(tree_len);
-	computed = malloc(tree_len);
-	if (!vc->name || !vc->tree || !computed || hasher_init(&vc->h, params->salt) < 0) {
+	vc->slots = malloc((size_t)L0_SLOTS * VERITY_BLOCK_SIZE);
+	if (!vc->name || !vc->slots || hasher_init(&vc->h, params->salt) < 0 ||
+	    pthread_mutex_init(&vc->lock, NULL) != 0) {
 		ret = abota_error_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
-	ret = source_read_at(lower, vc->tree, tree_len, params->data_size, err);
+	vc->lock_ready = true;
+	if (s.levels > 1) {
+		ret = load_upper(vc, &s, params, err);
+	} else {
+		/* Level 0 is the top: its one block is checked against the root now. */
+		vc->l1 = vc->root;
+		const uint8_t *blk;
+		ret = l0_block(vc, 0, &blk, err);
+		if (ret == -EBADMSG)
+			ret = abota_error_set(err, -EBADMSG,
+					      "%s: bundle payload is corrupted (verity hash tree does not match the signed root hash)",
+					      vc->name);
+	}
 	if (ret < 0)
 		goto out;
-	/* Rebuild every level above 0 from the stored level 0 and require the
-	 * stored tree to be identical, padding included; then check the root. */
-	memcpy(computed, vc->tree, tree_len);
-	uint8_t root[VERITY_DIGEST_LEN];
-	for (unsigned lvl = 1; lvl < s.levels; lvl++)
-		memset(computed + s.offset[lvl], 0, (size_t)(s.blocks[lvl] * VERITY_BLOCK_SIZE));
-	if (build_upper(&vc->h, &s, computed, root) < 0) {
-		ret = abota_error_set(err, -EIO, "verity: hashing failed");
-		goto out;
-	}
-	if (CRYPTO_memcmp(root, params->root, VERITY_DIGEST_LEN) != 0 ||
-	    CRYPTO_memcmp(computed, vc->tree, tree_len) != 0) {
-		ret = abota_error_set(err, -EBADMSG,
-				      "%s: bundle payload is corrupted (verity hash tree does not match the signed root hash)",
-				      lower->name);
-		goto out;
-	}
-	vc->level0 = vc->tree + s.offset[0];
-	vc->n_data_blocks = params->data_size / VERITY_BLOCK_SIZE;
-	ret = source_new_checked(lower, params->data_size, VERITY_BLOCK_SIZE, verity_verify_block, vc,
-				 verity_ctx_free, out, err);
+	ret = source_new_checked(lower, params->data_size, VERITY_BLOCK_SIZE, verity_verify_block,
+				 verity_plan, vc, verity_ctx_free, out, err);
 	vc = NULL; /* owned by the checked source now, also on failure */
 out:
-	free(computed);
 	verity_ctx_free(vc);
 	return ret;
 }

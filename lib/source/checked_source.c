@@ -25,6 +25,7 @@ struct checked_source {
 	struct source *lower;
 	uint32_t block_size;
 	checked_verify_fn verify;
+	checked_plan_fn plan;
 	void *ctx;
 	void (*ctx_free)(void *ctx);
 	pthread_mutex_t lock; /* protects the cache */
@@ -160,7 +161,10 @@ static void checked_plan(struct source *src, const struct source_range *r, size_
 			m[k++] = (struct source_range){ .off = a, .len = e - a };
 		}
 	}
-	source_plan(cs->lower, m, k);
+	if (cs->plan)
+		cs->plan(cs->ctx, cs->lower, m, k);
+	else
+		source_plan(cs->lower, m, k);
 	free(m);
 }
 
@@ -171,8 +175,8 @@ static const struct source_ops checked_ops = {
 };
 
 int source_new_checked(struct source *lower, uint64_t size, uint32_t block_size,
-		       checked_verify_fn verify, void *ctx, void (*ctx_free)(void *ctx),
-		       struct source **out, struct abota_error *err)
+		       checked_verify_fn verify, checked_plan_fn plan, void *ctx,
+		       void (*ctx_free)(void *ctx), struct source **out, struct abota_error *err)
 {
 	if (block_size < 512 || (block_size & (block_size - 1)) != 0 || size > lower->size) {
 		if (ctx_free)
@@ -188,6 +192,7 @@ int source_new_checked(struct source *lower, uint64_t size, uint32_t block_size,
 	cs->lower = lower;
 	cs->block_size = block_size;
 	cs->verify = verify;
+	cs->plan = plan;
 	cs->ctx = ctx;
 	cs->ctx_free = ctx_free;
 	pthread_mutex_init(&cs->lock, NULL);
@@ -256,5 +261,6 @@ int source_new_tag_checked(struct source *lower, uint64_t size, uint32_t chunk_s
 		tag_ctx_free(tc);
 		return abota_error_set(err, -ENOMEM, "out of memory");
 	}
-	return source_new_checked(lower, size, chunk_size, tag_verify, tc, tag_ctx_free, out, err);
+	return source_new_checked(lower, size, chunk_size, tag_verify, NULL, tc, tag_ctx_free, out,
+				  err);
 }
