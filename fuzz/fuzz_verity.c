@@ -4,7 +4,8 @@
  * Input: 8 bytes data_size selector, 8 bytes hash_size selector, 32 salt,
  * 32 root, 1 flags byte, then the lower source (data || tree).  With flag
  * bit 0 the root is recomputed from the lower source (so reads of a valid
- * tree with fuzzed data/blocks are reached, not only root mismatches). */
+ * tree with fuzzed data/blocks are reached, not only root mismatches); with
+ * bit 4 the view gets a plan before it is read. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -86,6 +87,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (source_new_verity(lower, &p, &v, &err) == 0) {
 		uint64_t vs = source_size(v);
 		FUZZ_CHECK(vs == p.data_size);
+		if ((flags & 16) && vs) {
+			/* A plan first (level-0 batches are then read within its
+			 * runs): two ranges from the selectors, sorted. */
+			uint64_t a = dsel % vs, b = hsel % vs;
+			struct source_range r[2] = {
+				{ .off = a < b ? a : b, .len = (a < b ? b - a : a - b) / 2 + 1 },
+				{ .off = a < b ? b : a, .len = vs - (a < b ? b : a) },
+			};
+			source_plan(v, r, 2);
+		}
 		uint8_t buf[2 * VERITY_BLOCK_SIZE];
 		/* Whole blocks, unaligned reads across blocks, the last byte,
 		 * and out of range. */
