@@ -32,7 +32,16 @@ struct adaptive_src {
 	uint64_t size;   /* bytes to index (e.g. the image size) */
 	const char *name;
 	bool is_target;  /* the slot being written: only blocks not yet overwritten */
+	/* Optional: the block hashes of what the slot holds, kept from an earlier index
+	 * (adaptive_cache.h): hashes_len bytes each (8 or 32) for its first n_hashes
+	 * blocks.  Trusted only if a sample of ADAPTIVE_SAMPLE blocks spread over them
+	 * matches what the slot holds; else the slot is read and hashed as without. */
+	const uint8_t *hashes;
+	unsigned hashes_len;
+	uint64_t n_hashes;
 };
+
+#define ADAPTIVE_SAMPLE 64u
 
 /* Reads len bytes of the image at off from the bundle, for a local block
  * that turned out stale when it was read. */
@@ -46,6 +55,9 @@ struct adaptive_stats {
 	uint64_t zero;              /* all-zero blocks, made up */
 	uint64_t stale;             /* local candidates that did not match when read */
 	uint64_t wanted_bytes;      /* image bytes the bundle was asked for */
+	unsigned srcs_read;         /* sources read and hashed to index them */
+	unsigned srcs_known;        /* sources indexed from given hashes */
+	unsigned srcs_known_stale;  /* given hashes that failed their sample: read instead */
 };
 
 struct adaptive;
@@ -67,6 +79,11 @@ bool adaptive_want(void *a, uint64_t off, size_t len);
 int adaptive_fill(void *a, uint64_t off, void *buf, size_t len, struct abota_error *err);
 
 void adaptive_get_stats(const struct adaptive *a, struct adaptive_stats *st);
+/* The block hashes of source i as adaptive_new() found them by reading it (8-byte form,
+ * one per block of its indexed size), to keep for the next update; -ENOENT if the source
+ * was indexed from given hashes, -ENOMEM.  *out is untouched on failure. */
+struct adaptive_index;
+int adaptive_src_index(const struct adaptive *a, size_t i, struct adaptive_index *out);
 
 void adaptive_free(struct adaptive *a);
 

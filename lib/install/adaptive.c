@@ -9,6 +9,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "abota/adaptive_cache.h"
 #include "abota/fileio.h"
 #include "abota/log.h"
 
@@ -38,6 +39,8 @@ struct adaptive {
 	void *fetch_ctx;
 	uint8_t *blk;
 	struct adaptive_stats st;
+	uint64_t *keys[MAX_SRCS]; /* of the sources read (0 = all-zero block), else NULL */
+	uint64_t nkeys[MAX_SRCS];
 };
 
 static uint64_t key_of(const uint8_t *h)
@@ -106,9 +109,46 @@ struct scan {
 	uint64_t nblocks;
 	uint64_t *keys; /* 0 = all-zero block (not indexed) */
 	const uint8_t *zero_hash;
+	bool known;     /* keys came from src->hashes */
+	bool stale;     /* src->hashes failed the sample */
 	int ret;
 	struct abota_error err;
 };
+
+/* Keys from hashes given for the source, if ADAPTIVE_SAMPLE blocks spread over them (the
+ * first and the last included) hold what they say: a slot reflashed, wiped or changed behind
+ * abota's back fails this and is read instead -- a stale index would cost a download of each
+ * block it gets wrong. */
+static bool known_keys(struct scan *sc, EVP_MD_CTX *md, uint8_t *buf)
+{
+	const struct adaptive_src *src = sc->src;
+	unsigned hl = src->hashes_len;
+	/* (the slot beyond the image the hashes describe is not indexed then) */
+	uint64_t n = src->n_hashes < sc->nblocks ? src->n_hashes : sc->nblocks;
+	if (!src->hashes || (hl != 8 && hl != HASH_LEN) || n == 0)
+		return false;
+	for (uint64_t i = 0; i < ADAPTIVE_SAMPLE; i++) {
+		uint64_t b = n == 1 ? 0 : i * (n - 1) / (ADAPTIVE_SAMPLE - 1);
+		uint8_t h[HASH_LEN];
+		unsigned len = 0;
+		if (fileio_pread_full(src->fd, buf, ADAPTIVE_BLOCK, src->base + b * ADAPTIVE_BLOCK,
+				      NULL) < 0 ||
+		    EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
+		    EVP_DigestUpdate(md, buf, ADAPTIVE_BLOCK) != 1 ||
+		    EVP_DigestFinal_ex(md, h, &len) != 1 ||
+		    memcmp(h, src->hashes + b * hl, hl) != 0) {
+			sc->stale = true;
+			return false;
+		}
+	}
+	sc->nblocks = n;
+	for (uint64_t b = 0; b < n; b++) {
+		const uint8_t *h = src->hashes + b * hl;
+		sc->keys[b] = memcmp(h, sc->zero_hash, hl) == 0 ? 0 : key_of(h);
+	}
+	sc->known = true;
+	return true;
+}
 
 static void *scan_main(void *p)
 {
@@ -119,6 +159,8 @@ static void *scan_main(void *p)
 		sc->ret = abota_error_set(&sc->err, -ENOMEM, "out of memory");
 		goto out;
 	}
+	if (known_keys(sc, md, buf))
+		goto out;
 	const uint64_t per = SCAN_BUF / ADAPTIVE_BLOCK;
 	for (uint64_t b = 0; b < sc->nblocks && sc->ret == 0; b += per) {
 		uint64_t n = sc->nblocks - b < per ? sc->nblocks - b : per;
@@ -223,8 +265,21 @@ int adaptive_new(const uint8_t *index, size_t index_len, unsigned hash_len, uint
 		for (uint64_t b = 0; b < sc[s].nblocks; b++)
 			if (sc[s].keys[b])
 				insert(a, sc[s].keys[b], b, (unsigned)s);
-	for (size_t s = 0; s < n_srcs; s++)
-		free(sc[s].keys);
+	for (size_t s = 0; s < n_srcs; s++) {
+		a->st.srcs_known += sc[s].known;
+		a->st.srcs_read += !sc[s].known;
+		a->st.srcs_known_stale += sc[s].stale;
+		if (sc[s].stale)
+			log_info("adaptive: the kept block index of slot %s does not match what it holds: read it instead",
+				 sc[s].src->name);
+		if (sc[s].known) {
+			free(sc[s].keys);
+		} else {
+			a->keys[s] = sc[s].keys; /* for adaptive_src_index() */
+			a->nkeys[s] = sc[s].nblocks;
+		}
+		sc[s].keys = NULL;
+	}
 	*out = a;
 	return 0;
 oom:
@@ -310,10 +365,31 @@ void adaptive_get_stats(const struct adaptive *a, struct adaptive_stats *st)
 	*st = a->st;
 }
 
+int adaptive_src_index(const struct adaptive *a, size_t i, struct adaptive_index *out)
+{
+	if (i >= a->n_src || !a->keys[i] || a->nkeys[i] == 0)
+		return -ENOENT;
+	uint64_t n = a->nkeys[i];
+	uint8_t *h = n <= SIZE_MAX / 8 ? malloc((size_t)n * 8) : NULL;
+	if (!h)
+		return -ENOMEM;
+	for (uint64_t b = 0; b < n; b++) {
+		/* key 0 marks an all-zero block: its hash is the zero block's */
+		if (a->keys[i][b])
+			memcpy(h + b * 8, &a->keys[i][b], 8);
+		else
+			memcpy(h + b * 8, a->zero_hash, 8);
+	}
+	*out = (struct adaptive_index){ .hashes = h, .hash_len = 8, .n = n };
+	return 0;
+}
+
 void adaptive_free(struct adaptive *a)
 {
 	if (!a)
 		return;
+	for (size_t s = 0; s < MAX_SRCS; s++)
+		free(a->keys[s]);
 	free(a->table);
 	free(a->blk);
 	free(a);

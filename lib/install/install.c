@@ -17,6 +17,7 @@
 #include <openssl/rand.h>
 
 #include "abota/adaptive.h"
+#include "abota/adaptive_cache.h"
 #include "abota/bank_fixup.h"
 #include "abota/board.h"
 #include "abota/boot_backend.h"
@@ -721,6 +722,8 @@ struct adaptive_setup {
 	struct slot_device active;
 	bool active_open;
 	char *index;
+	size_t index_len;
+	unsigned hlen;
 	struct image_fetch fetch;
 };
 
@@ -733,11 +736,60 @@ static void adaptive_teardown(struct adaptive_setup *as)
 	memset(as, 0, sizeof(*as));
 }
 
+/* What a slot held whole before this install touched it (status ok, with
+ * its image's SHA-256 and size), for the block index kept of it. */
+struct slot_content {
+	char *sha256;
+	uint64_t size;
+};
+
+static void slot_content_of(const struct install *in, const char *slot, struct slot_content *c)
+{
+	const struct slot_status *st = in->status ? slot_status_find(in->status, slot) : NULL;
+	memset(c, 0, sizeof(*c));
+	if (st && st->status && strcmp(st->status, "ok") == 0 && st->sha256 && st->has_size) {
+		c->sha256 = strdup(st->sha256);
+		c->size = st->size;
+	}
+}
+
+/* The block index kept for a slot's content, if any (adaptive_cache.h). */
+static void kept_index(const struct install *in, const char *slot, const struct slot_content *c,
+		       struct adaptive_index *idx, struct adaptive_src *src)
+{
+	if (!in->cfg->data_directory || !c->sha256 ||
+	    adaptive_cache_load(in->cfg->data_directory, slot, c->sha256, c->size, idx, NULL) < 0)
+		return;
+	src->hashes = idx->hashes;
+	src->hashes_len = idx->hash_len;
+	src->n_hashes = idx->n;
+}
+
+/* Keeps the index of a source adaptive_new() read whole, for the next update. */
+static void keep_read_index(const struct install *in, const struct adaptive *a, size_t i,
+			    const char *slot, const struct slot_content *c)
+{
+	struct adaptive_index idx = { 0 };
+	struct abota_error e = { 0 };
+	if (!in->cfg->data_directory || !c->sha256 || c->size == 0 || c->size % ADAPTIVE_BLOCK ||
+	    adaptive_src_index(a, i, &idx) < 0)
+		return;
+	if (idx.n >= c->size / ADAPTIVE_BLOCK) {
+		idx.n = c->size / ADAPTIVE_BLOCK; /* the image; the rest of the slot is not its */
+		if (adaptive_cache_store(in->cfg->data_directory, slot, c->sha256, &idx, &e) < 0)
+			log_warning("%s", e.msg);
+	}
+	adaptive_index_free(&idx);
+}
+
 /* Sets up block reuse for an adaptive image: the bundle's index, the
- * active slot of the same class and the target's old content.  Any problem
- * only costs the savings: a warning, then a full copy (as RAUC does). */
+ * active slot of the same class and the target's old content (tgt_old:
+ * what the target held whole before).  Any problem only costs the
+ * savings: a warning, then a full copy (as RAUC does).  A slot whose block
+ * index is kept in the data directory is not read to index it. */
 static void adaptive_setup(struct install *in, const struct plan_item *it,
-			   const struct slot_device *target, struct adaptive_setup *as)
+			   const struct slot_device *target, const struct slot_content *tgt_old,
+			   struct adaptive_setup *as)
 {
 	struct abota_error e = { 0 };
 	char name[600];
@@ -760,15 +812,20 @@ static void adaptive_setup(struct install *in, const struct plan_item *it,
 						(size_t)(nblocks * hlen + 1), &as->index, &len, &e);
 	}
 	struct adaptive_src src[2];
-	size_t n = 0;
+	struct adaptive_index kept[2] = { { 0 }, { 0 } };
+	struct slot_content act_content = { 0 };
+	size_t n = 0, i_act = SIZE_MAX;
 	const struct slot *act = ret == 0 ? active_of_class(in, it->slot->sclass) : NULL;
 	if (act && slot_device_open(in->cfg, act, O_RDONLY, &as->active, &e) == 0) {
 		as->active_open = true;
+		slot_content_of(in, act->name, &act_content);
+		i_act = n;
 		src[n++] = (struct adaptive_src){ .fd = as->active.fd, .base = as->active.offset,
 						  .size = as->active.size < it->img->size
 								  ? as->active.size
 								  : it->img->size,
 						  .name = act->name };
+		kept_index(in, act->name, &act_content, &kept[0], &src[i_act]);
 	} else if (act) {
 		log_warning("adaptive: active slot %s not readable (%s): not used", act->name, e.msg);
 		e.msg[0] = '\0';
@@ -778,10 +835,20 @@ static void adaptive_setup(struct install *in, const struct plan_item *it,
 						  .size = target->size < it->img->size ? target->size
 										: it->img->size,
 						  .name = it->slot->name, .is_target = true };
+		kept_index(in, it->slot->name, tgt_old, &kept[1], &src[n - 1]);
+		as->index_len = len;
+		as->hlen = hlen;
 		as->fetch = (struct image_fetch){ .b = in->bundle, .img = it->img };
 		ret = adaptive_new((const uint8_t *)as->index, len, hlen, it->img->size, src, n,
 				   image_fetch_cb, &as->fetch, &as->a, &e);
 	}
+	/* The active slot read whole: its index kept for the updates to come (the
+	 * target's old content is about to go). */
+	if (ret == 0 && i_act != SIZE_MAX)
+		keep_read_index(in, as->a, i_act, act->name, &act_content);
+	adaptive_index_free(&kept[0]);
+	adaptive_index_free(&kept[1]);
+	free(act_content.sha256);
 	if (ret < 0) {
 		log_warning("adaptive update of %s not possible (%s): writing it whole",
 			    it->img->filename, e.msg);
@@ -951,20 +1018,28 @@ static int write_item_once(struct install *in, struct plan_item *it, struct abot
 {
 	struct slot_status *st;
 	bool done;
+	/* what the target holds before the prologue marks it pending */
+	struct slot_content tgt_old;
+	slot_content_of(in, it->slot->name, &tgt_old);
 	int ret = item_prologue(in, it, &st, &done, err);
-	if (ret < 0 || done)
+	if (ret < 0 || done) {
+		free(tgt_old.sha256);
 		return ret;
+	}
 	struct journal_slot *js = it->journal;
 	struct slot_device dev;
 	ret = slot_device_open(in->cfg, it->slot, O_RDWR, &dev, err);
-	if (ret < 0)
+	if (ret < 0) {
+		free(tgt_old.sha256);
 		return ret;
+	}
 	struct write_ctx w = { .in = in, .journal = js, .slot = it->slot->name,
 			       .total = it->img->size };
 	struct bundle_stream_opts so = { 0 };
 	struct digest_sha256_ctx *hash = NULL;
 	if (digest_sha256_new(&hash) < 0) {
 		slot_device_close(&dev);
+		free(tgt_old.sha256);
 		return abota_error_set(err, -ENOMEM, "out of memory");
 	}
 	if (js && js->verified > 0 && digest_sha256_restore(hash, &js->hash) == 0) {
@@ -981,7 +1056,8 @@ static int write_item_once(struct install *in, struct plan_item *it, struct abot
 	}
 	so.hash = hash;
 	struct adaptive_setup as;
-	adaptive_setup(in, it, &dev, &as);
+	adaptive_setup(in, it, &dev, &tgt_old, &as);
+	free(tgt_old.sha256);
 	if (as.a) {
 		so.want = adaptive_want;
 		so.want_ctx = as.a;
@@ -1008,14 +1084,26 @@ static int write_item_once(struct install *in, struct plan_item *it, struct abot
 	if (as.a) {
 		struct adaptive_stats ast;
 		adaptive_get_stats(as.a, &ast);
-		log_info("adaptive: %s: %llu of %llu blocks copied from the active slot, %llu kept in the target, %llu zero, %llu stale; %llu image bytes read from the bundle",
+		log_info("adaptive: %s: %llu of %llu blocks copied from the active slot, %llu kept in the target, %llu zero, %llu stale; %llu image bytes read from the bundle; slots indexed from their kept index: %u, by reading them: %u",
 			 it->img->filename, (unsigned long long)ast.from_active,
 			 (unsigned long long)ast.blocks, (unsigned long long)ast.from_target,
 			 (unsigned long long)ast.zero, (unsigned long long)ast.stale,
-			 (unsigned long long)ast.wanted_bytes);
+			 (unsigned long long)ast.wanted_bytes, ast.srcs_known, ast.srcs_read);
 		in->res->adaptive_reused_bytes +=
 			(ast.from_active + ast.from_target + ast.zero) * ADAPTIVE_BLOCK;
 		in->res->adaptive++;
+	}
+	/* The slot now holds the image the bundle's index describes: kept for the
+	 * next update, which then reads neither slot.  (Not after a resize, which
+	 * rewrites file system metadata; a bank fix-up changes a few blocks, which
+	 * the next update finds stale and takes from its bundle.) */
+	if (ret == 0 && as.a && !wants_resize(it) && in->cfg->data_directory) {
+		struct adaptive_index idx = { .hashes = (uint8_t *)as.index, .hash_len = as.hlen,
+					      .n = it->img->size / ADAPTIVE_BLOCK };
+		struct abota_error e = { 0 };
+		if (adaptive_cache_store(in->cfg->data_directory, it->slot->name, it->img->sha256,
+					 &idx, &e) < 0)
+			log_warning("%s", e.msg);
 	}
 	adaptive_teardown(&as);
 	if (ret == 0)

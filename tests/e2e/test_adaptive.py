@@ -136,3 +136,83 @@ def test_adaptive_install_resumes_after_cut(dev, pair, tmp_path):
     assert "succeeded" in p.stdout
     assert slot_matches(dev, "rootfs-b", pair["2"]["rootfs"])
 
+
+
+def kept(dev, slot):
+    """{hash dir: {file: size}} of a slot's kept block indexes."""
+    d = os.path.join(dev.base, "data", f"slot.{slot}")
+    if not os.path.isdir(d):
+        return {}
+    return {h: {f: os.path.getsize(os.path.join(d, h, f)) for f in os.listdir(os.path.join(d, h))}
+            for h in os.listdir(d)}
+
+
+def indexed(stderr):
+    """(slots indexed from a kept index, slots read) of the adaptive line."""
+    line = next(l for l in stderr.splitlines() if "adaptive: rootfs.ext4:" in l)
+    return int(line.split("kept index: ")[1].split(",")[0]), int(line.rsplit(" ", 1)[1])
+
+
+def sha256_of(path):
+    return run("sha256sum", path).stdout.split()[0]
+
+
+def test_kept_block_index_saves_reading_slots(dev, pair):
+    """As RAUC, abota keeps the block index of what a slot holds in the data
+    directory (slot.<class>.<idx>/hash-<sha256>/block-hash-index[-64]); an
+    update whose slots both have one reads neither to index it, and a slot
+    changed behind abota's back fails the sample check and is read."""
+    v1, v2 = pair["1"], pair["2"]
+    s1, s2 = sha256_of(v1["rootfs"]), sha256_of(v2["rootfs"])
+    nblocks = os.path.getsize(v2["rootfs"]) // 4096
+    info = {"ABOTA_LOG": "info"}
+    # 1. A holds v1 from the factory (no status): both slots read; B then
+    # holds v2 and keeps the bundle's compact index
+    p = abota("-c", dev.conf, "install", v2["bundle"], env=info)
+    assert indexed(p.stderr) == (0, 2)
+    assert kept(dev, "rootfs.1") == {f"hash-{s2}": {"block-hash-index-64": nblocks * 8}}
+    assert kept(dev, "rootfs.0") == {}
+    # 2. running B, v1 goes to A: B's index is kept, A (no status) is read
+    boot_b = ["-c", dev.conf, "--override-boot-slot=B"]
+    p = abota(*boot_b, "install", "--ignore-version-limit", v1["bundle"], env=info)
+    assert indexed(p.stderr) == (1, 1), p.stderr
+    assert kept(dev, "rootfs.0") == {f"hash-{s1}": {"block-hash-index-64": nblocks * 8}}
+    assert slot_matches(dev, "rootfs-a", v1["rootfs"])
+    # 3. running A, v2 to B again: neither slot is read, the result is exact
+    p = abota("-c", dev.conf, "install", v2["bundle"], env=info)
+    assert indexed(p.stderr) == (2, 0), p.stderr
+    s = stats(p.stderr)
+    # (B still holds v2: every block is local, nothing read from the bundle)
+    assert s["stale"] == 0 and s["bundle"] == 0, s
+    assert s["active"] + s["target"] + s["zero"] == s["blocks"], s
+    assert slot_matches(dev, "rootfs-b", v2["rootfs"])
+    # 4. B wiped behind abota's back (a reflash): its kept index fails the
+    # sample and B is read; the new content's index replaces nothing else
+    with open(os.path.join(dev.slots, "rootfs-b"), "r+b") as f:
+        f.write(b"\0" * os.path.getsize(v2["rootfs"]))
+    p = abota("-c", dev.conf, "install", v2["bundle"], env=info)
+    assert "kept block index of slot rootfs.1 does not match what it holds" in p.stderr
+    assert indexed(p.stderr) == (1, 1), p.stderr
+    assert stats(p.stderr)["stale"] == 0
+    assert slot_matches(dev, "rootfs-b", v2["rootfs"])
+    # 5. a torn or foreign file (wrong length) is not used; RAUC's own form
+    # (32-byte SHA-256 per block, same place) is
+    idx = os.path.join(dev.base, "data", "slot.rootfs.0", f"hash-{s1}")
+    with open(os.path.join(idx, "block-hash-index-64"), "r+b") as f:
+        f.truncate(nblocks * 8 - 8)
+    p = abota("-c", dev.conf, "install", v2["bundle"], env=info)
+    assert indexed(p.stderr) == (1, 1), p.stderr
+    os.unlink(os.path.join(idx, "block-hash-index-64"))
+    x = os.path.join(dev.base, "x")
+    abota("--keyring", dev_keyring(dev), "extract", v1["bundle"], x)
+    shutil.copy(os.path.join(x, "rootfs.ext4.block-hash-index"),
+                os.path.join(idx, "block-hash-index"))
+    p = abota("-c", dev.conf, "install", v2["bundle"], env=info)
+    assert indexed(p.stderr) == (2, 0), p.stderr
+    assert slot_matches(dev, "rootfs-b", v2["rootfs"])
+    assert slot_matches(dev, "rootfs-a", v1["rootfs"])
+
+
+def dev_keyring(dev):
+    conf = open(dev.conf).read()
+    return conf.split("[keyring]\npath=")[1].split("\n")[0]

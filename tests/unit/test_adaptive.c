@@ -11,12 +11,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <openssl/evp.h>
 
 #include "abota/adaptive.h"
+#include "abota/adaptive_cache.h"
+#include "abota/fileio.h"
 
 #define NB 64u /* image blocks */
 #define BS ADAPTIVE_BLOCK
@@ -166,12 +169,155 @@ static void test_bad_args(void **state)
 	adaptive_free(a);
 }
 
+/* A slot's kept hashes (adaptive_src.hashes) replace reading it -- if a sample of its blocks
+ * holds what they say -- and a slot that was read yields its index to keep. */
+static void test_known_hashes(void **state)
+{
+	(void)state;
+	for (unsigned b = 0; b < NB; b++) {
+		if (b % 8 == 0)
+			memset(image + b * BS, 0, BS);
+		else
+			fill_block(image + b * BS, b);
+	}
+	uint8_t *idx = malloc(NB * 8), *full = malloc(NB * 32);
+	make_index(idx, 8);
+	make_index(full, 32);
+	/* the active slot holds the image; its kept hashes are the 32-byte form */
+	int fa = temp_file(image, sizeof(image));
+	static uint8_t target[NB * BS];
+	memset(target, 0xDD, sizeof(target));
+	int ft = temp_file(target, sizeof(target));
+	struct adaptive_src src[2] = {
+		{ .fd = fa, .size = sizeof(image), .name = "active", .hashes = full,
+		  .hashes_len = 32, .n_hashes = NB },
+		{ .fd = ft, .size = sizeof(target), .name = "target", .is_target = true },
+	};
+	struct adaptive *a = NULL;
+	struct abota_error err = { 0 };
+	assert_int_equal(adaptive_new(idx, NB * 8, 8, sizeof(image), src, 2, fetch_cb, NULL, &a,
+				      &err), 0);
+	struct adaptive_stats st;
+	adaptive_get_stats(a, &st);
+	assert_int_equal(st.srcs_known, 1);
+	assert_int_equal(st.srcs_read, 1);
+	assert_int_equal(st.srcs_known_stale, 0);
+	for (unsigned b = 0; b < NB; b++)
+		assert_false(adaptive_want(a, (uint64_t)b * BS, BS));
+	/* the read target yields its index (zero blocks as the zero block's hash);
+	 * the known one has none to give */
+	struct adaptive_index ki = { 0 };
+	assert_int_equal(adaptive_src_index(a, 0, &ki), -ENOENT);
+	assert_int_equal(adaptive_src_index(a, 1, &ki), 0);
+	assert_int_equal(ki.n, NB);
+	assert_int_equal(ki.hash_len, 8);
+	uint8_t h[32], zero[BS] = { 0 };
+	unsigned l = 0;
+	EVP_Digest(target, BS, h, &l, EVP_sha256(), NULL);
+	assert_memory_equal(ki.hashes, h, 8);
+	adaptive_index_free(&ki);
+	assert_null(ki.hashes);
+	adaptive_free(a);
+
+	/* the slot was changed behind abota's back where the sample looks (its first
+	 * block): the hashes are not trusted, the slot is read */
+	uint8_t junk[BS];
+	memset(junk, 0x55, BS);
+	assert_int_equal(pwrite(fa, junk, BS, 0), BS);
+	assert_int_equal(adaptive_new(idx, NB * 8, 8, sizeof(image), src, 2, fetch_cb, NULL, &a,
+				      &err), 0);
+	adaptive_get_stats(a, &st);
+	assert_int_equal(st.srcs_known, 0);
+	assert_int_equal(st.srcs_read, 2);
+	assert_int_equal(st.srcs_known_stale, 1);
+	assert_int_equal(adaptive_src_index(a, 0, &ki), 0);
+	EVP_Digest(junk, BS, h, &l, EVP_sha256(), NULL);
+	assert_memory_equal(ki.hashes, h, 8);
+	EVP_Digest(zero, BS, h, &l, EVP_sha256(), NULL);
+	assert_memory_equal(ki.hashes + 8 * 8, h, 8); /* block 8 is all zeros */
+	adaptive_index_free(&ki);
+	adaptive_free(a);
+	/* hashes for fewer blocks than the slot: only those are indexed */
+	src[0].n_hashes = 8;
+	assert_int_equal(pwrite(fa, image, BS, 0), BS);
+	assert_int_equal(adaptive_new(idx, NB * 8, 8, sizeof(image), src, 1, fetch_cb, NULL, &a,
+				      &err), 0);
+	adaptive_get_stats(a, &st);
+	assert_int_equal(st.srcs_known, 1);
+	assert_false(adaptive_want(a, 3 * BS, BS));
+	assert_true(adaptive_want(a, 20 * BS, BS));
+	adaptive_free(a);
+	free(idx);
+	free(full);
+	close(fa);
+	close(ft);
+}
+
+static void test_cache_files(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/abota-acache-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	const char *h1 = "1111111111111111111111111111111111111111111111111111111111111111";
+	const char *h2 = "2222222222222222222222222222222222222222222222222222222222222222";
+	uint8_t hashes[4 * 8];
+	for (unsigned i = 0; i < sizeof(hashes); i++)
+		hashes[i] = (uint8_t)i;
+	struct adaptive_index idx = { .hashes = hashes, .hash_len = 8, .n = 4 }, got = { 0 };
+	struct abota_error err = { 0 };
+	assert_int_equal(adaptive_cache_load(dir, "rootfs.1", h1, 4 * BS, &got, &err), -ENOENT);
+	assert_int_equal(adaptive_cache_store(dir, "rootfs.1", h1, &idx, &err), 0);
+	char path[512];
+	struct stat sb;
+	snprintf(path, sizeof(path), "%s/slot.rootfs.1/hash-%s/block-hash-index-64", dir, h1);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_size, 32);
+	assert_int_equal(adaptive_cache_load(dir, "rootfs.1", h1, 4 * BS, &got, &err), 0);
+	assert_int_equal(got.hash_len, 8);
+	assert_int_equal(got.n, 4);
+	assert_memory_equal(got.hashes, hashes, sizeof(hashes));
+	adaptive_index_free(&got);
+	/* another size (the file describes 4 blocks), image, or slot: none kept */
+	assert_int_equal(adaptive_cache_load(dir, "rootfs.1", h1, 5 * BS, &got, &err), -ENOENT);
+	assert_int_equal(adaptive_cache_load(dir, "rootfs.1", h1, 4 * BS + 1, &got, &err), -ENOENT);
+	assert_int_equal(adaptive_cache_load(dir, "rootfs.1", h2, 4 * BS, &got, &err), -ENOENT);
+	assert_int_equal(adaptive_cache_load(dir, "rootfs.0", h1, 4 * BS, &got, &err), -ENOENT);
+	assert_null(got.hashes);
+	/* names that would leave the data directory, digests that are none */
+	assert_int_equal(adaptive_cache_load(dir, "../x", h1, 4 * BS, &got, &err), -EINVAL);
+	assert_int_equal(adaptive_cache_load(dir, "..", h1, 4 * BS, &got, &err), -EINVAL);
+	assert_int_equal(adaptive_cache_store(dir, "a/b", h1, &idx, &err), -EINVAL);
+	assert_int_equal(adaptive_cache_load(dir, "rootfs.1", "../../etc", 4 * BS, &got, &err),
+			 -EINVAL);
+	assert_int_equal(adaptive_cache_store(dir, "rootfs.1", "1111", &idx, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "adaptive index cache"));
+	struct adaptive_index bad = { .hashes = hashes, .hash_len = 16, .n = 2 };
+	assert_int_equal(adaptive_cache_store(dir, "rootfs.1", h2, &bad, &err), -EINVAL);
+	/* the slot's new content: the old content's index goes */
+	uint8_t full[2 * 32] = { 7 };
+	struct adaptive_index idx32 = { .hashes = full, .hash_len = 32, .n = 2 };
+	assert_int_equal(adaptive_cache_store(dir, "rootfs.1", h2, &idx32, &err), 0);
+	assert_int_equal(stat(path, &sb), -1);
+	assert_int_equal(adaptive_cache_load(dir, "rootfs.1", h2, 2 * BS, &got, &err), 0);
+	assert_int_equal(got.hash_len, 32); /* RAUC's name and form */
+	assert_memory_equal(got.hashes, full, sizeof(full));
+	adaptive_index_free(&got);
+	snprintf(path, sizeof(path), "%s/slot.rootfs.1/hash-%s/block-hash-index", dir, h2);
+	assert_int_equal(stat(path, &sb), 0);
+	/* a torn file (wrong length) is not used */
+	assert_int_equal(truncate(path, 40), 0);
+	assert_int_equal(adaptive_cache_load(dir, "rootfs.1", h2, 2 * BS, &got, &err), -ENOENT);
+	fileio_remove_tree(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_full_index),
 		cmocka_unit_test(test_compact_index),
 		cmocka_unit_test(test_bad_args),
+		cmocka_unit_test(test_known_hashes),
+		cmocka_unit_test(test_cache_files),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
