@@ -35,9 +35,9 @@ struct adaptive_index {
 int adaptive_cache_load(const char *data_dir, const char *slot, const char *sha256_hex,
 			uint64_t size, struct adaptive_index *out, struct abota_error *err);
 
-/* Keeps idx for slot `slot` holding the image sha256_hex, durably (fileio_write_atomic),
- * and removes the slot's other hash-* directories: they describe content it no longer
- * holds. */
+/* Keeps idx for slot `slot` holding the image sha256_hex, durably (fileio_write_atomic), in
+ * the compact form whatever idx's (block-hash-index-64: a quarter of the space), and removes
+ * the slot's other hash-* directories: they describe content it no longer holds. */
 int adaptive_cache_store(const char *data_dir, const char *slot, const char *sha256_hex,
 			 const struct adaptive_index *idx, struct abota_error *err);
 

@@ -115,15 +115,26 @@ int adaptive_cache_store(const char *data_dir, const char *slot, const char *sha
 	if (snprintf(dir, sizeof(dir), "%s/slot.%s", data_dir, slot) >= (int)sizeof(dir))
 		return abota_error_set(err, -ENAMETOOLONG, "adaptive index cache: path too long");
 	snprintf(sub, sizeof(sub), "%s/%s", dir, keep);
-	snprintf(path, sizeof(path), "%s/%s%s", sub, INDEX_NAME, idx->hash_len == 8 ? "-64" : "");
+	snprintf(path, sizeof(path), "%s/%s-64", sub, INDEX_NAME);
+	/* Always the compact form: a quarter of the space in the data directory (8 MiB for a
+	 * 4 GiB slot); 8 bytes of a SHA-256 identify a block as well (adaptive.h). */
+	uint8_t *compact = NULL;
+	const uint8_t *data = idx->hashes;
+	if (idx->hash_len == 32) {
+		if (!(compact = malloc((size_t)idx->n * 8)))
+			return abota_error_set(err, -ENOMEM, "out of memory");
+		for (uint64_t b = 0; b < idx->n; b++)
+			memcpy(compact + b * 8, idx->hashes + b * 32, 8);
+		data = compact;
+	}
 	/* The old content's index first: from here on it describes nothing the slot holds. */
 	remove_stale(dir, keep);
 	ret = make_dir(dir, err);
 	if (ret == 0)
 		ret = make_dir(sub, err);
 	if (ret == 0)
-		ret = fileio_write_atomic(path, idx->hashes, (size_t)idx->n * idx->hash_len, 0644,
-					  err);
+		ret = fileio_write_atomic(path, data, (size_t)idx->n * 8, 0644, err);
+	free(compact);
 	if (ret == 0)
 		ret = fileio_fsync_dir(dir, 1, err);
 	if (ret < 0)

@@ -293,20 +293,30 @@ static void test_cache_files(void **state)
 	assert_non_null(strstr(err.msg, "adaptive index cache"));
 	struct adaptive_index bad = { .hashes = hashes, .hash_len = 16, .n = 2 };
 	assert_int_equal(adaptive_cache_store(dir, "rootfs.1", h2, &bad, &err), -EINVAL);
-	/* the slot's new content: the old content's index goes */
-	uint8_t full[2 * 32] = { 7 };
+	/* the slot's new content: the old content's index goes; a 32-byte index is kept in
+	 * the compact form */
+	uint8_t full[2 * 32];
+	for (unsigned i = 0; i < sizeof(full); i++)
+		full[i] = (uint8_t)(100 + i);
 	struct adaptive_index idx32 = { .hashes = full, .hash_len = 32, .n = 2 };
 	assert_int_equal(adaptive_cache_store(dir, "rootfs.1", h2, &idx32, &err), 0);
 	assert_int_equal(stat(path, &sb), -1);
 	assert_int_equal(adaptive_cache_load(dir, "rootfs.1", h2, 2 * BS, &got, &err), 0);
-	assert_int_equal(got.hash_len, 32); /* RAUC's name and form */
+	assert_int_equal(got.hash_len, 8);
+	assert_memory_equal(got.hashes, full, 8);
+	assert_memory_equal(got.hashes + 8, full + 32, 8);
+	adaptive_index_free(&got);
+	/* a torn file (wrong length) is not used; RAUC's form (32 bytes a block, its
+	 * name) in the same place is */
+	snprintf(path, sizeof(path), "%s/slot.rootfs.1/hash-%s/block-hash-index-64", dir, h2);
+	assert_int_equal(truncate(path, 12), 0);
+	assert_int_equal(adaptive_cache_load(dir, "rootfs.1", h2, 2 * BS, &got, &err), -ENOENT);
+	snprintf(path, sizeof(path), "%s/slot.rootfs.1/hash-%s/block-hash-index", dir, h2);
+	assert_int_equal(fileio_write_atomic(path, full, sizeof(full), 0644, NULL), 0);
+	assert_int_equal(adaptive_cache_load(dir, "rootfs.1", h2, 2 * BS, &got, &err), 0);
+	assert_int_equal(got.hash_len, 32);
 	assert_memory_equal(got.hashes, full, sizeof(full));
 	adaptive_index_free(&got);
-	snprintf(path, sizeof(path), "%s/slot.rootfs.1/hash-%s/block-hash-index", dir, h2);
-	assert_int_equal(stat(path, &sb), 0);
-	/* a torn file (wrong length) is not used */
-	assert_int_equal(truncate(path, 40), 0);
-	assert_int_equal(adaptive_cache_load(dir, "rootfs.1", h2, 2 * BS, &got, &err), -ENOENT);
 	fileio_remove_tree(dir);
 }
 
