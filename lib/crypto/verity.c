@@ -363,7 +363,8 @@ static void verity_plan(void *p, struct source *lower, const struct source_range
 		k = 0;
 		source_plan(lower, r, n);
 	} else {
-		memcpy(all, r, n * sizeof(*r));
+		if (n) /* an empty plan (r may be NULL) clears the lower one's */
+			memcpy(all, r, n * sizeof(*r));
 		for (size_t i = 0; i < k; i++)
 			all[n + i] = (struct source_range){
 				.off = vc->l0_off + runs[i].off * VERITY_BLOCK_SIZE,

@@ -307,6 +307,9 @@ static void test_plan_adds_hash_blocks(void **state)
 	assert_int_equal(source_read_at(view, buf, 4096, 4500 * 4096, NULL), 0);
 	assert_int_equal(r->reads[before + 5].off, l0_off + 32 * 4096);
 	assert_int_equal(r->reads[before + 5].len, 8 * 4096);
+	/* an empty plan clears the lower one's */
+	source_plan(view, NULL, 0);
+	assert_int_equal(r->n_plan, 0);
 	/* data that was read is right */
 	assert_int_equal(source_read_at(view, buf, 4096, 5119 * 4096, NULL), 0);
 	assert_memory_equal(buf, r->data + 5119 * 4096, 4096);
