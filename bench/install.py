@@ -190,7 +190,7 @@ def main():
             f"abota peak RSS **{rss / 1024:.1f} MiB** (an untimed run's peak: "
             f"{rss_file / 1024:.1f} MiB file pages of the binary and its libraries, "
             f"{rss_anon / 1024:.1f} MiB anonymous: heap, stacks; on its own format "
-            f"{rss_own / 1024:.1f} MiB: 1 MiB blocks, the verity hash tree) "
+            f"{rss_own / 1024:.1f} MiB: 1 MiB squashfs blocks in the ring) "
             f"(the RAUC service's peak: {rauc_hwm / 1024:.1f} MiB) ({a.runs} alternating "
             "runs, page cache dropped before each, image 512 MiB, slot = preallocated file).",
             "",
