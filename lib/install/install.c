@@ -722,7 +722,6 @@ struct adaptive_setup {
 	struct slot_device active;
 	bool active_open;
 	char *index;
-	size_t index_len;
 	unsigned hlen;
 	struct image_fetch fetch;
 };
@@ -737,9 +736,10 @@ static void adaptive_teardown(struct adaptive_setup *as)
 }
 
 /* What a slot held whole before this install touched it (status ok, with
- * its image's SHA-256 and size), for the block index kept of it. */
+ * its image's SHA-256 and size), for the block index kept of it; sha256 is
+ * empty when the status says nothing of the kind. */
 struct slot_content {
-	char *sha256;
+	char sha256[65];
 	uint64_t size;
 };
 
@@ -747,8 +747,9 @@ static void slot_content_of(const struct install *in, const char *slot, struct s
 {
 	const struct slot_status *st = in->status ? slot_status_find(in->status, slot) : NULL;
 	memset(c, 0, sizeof(*c));
-	if (st && st->status && strcmp(st->status, "ok") == 0 && st->sha256 && st->has_size) {
-		c->sha256 = strdup(st->sha256);
+	if (st && st->status && strcmp(st->status, "ok") == 0 && st->sha256 &&
+	    strlen(st->sha256) == 64 && st->has_size) {
+		memcpy(c->sha256, st->sha256, 65);
 		c->size = st->size;
 	}
 }
@@ -757,7 +758,7 @@ static void slot_content_of(const struct install *in, const char *slot, struct s
 static void kept_index(const struct install *in, const char *slot, const struct slot_content *c,
 		       struct adaptive_index *idx, struct adaptive_src *src)
 {
-	if (!in->cfg->data_directory || !c->sha256 ||
+	if (!in->cfg->data_directory || !c->sha256[0] ||
 	    adaptive_cache_load(in->cfg->data_directory, slot, c->sha256, c->size, idx, NULL) < 0)
 		return;
 	src->hashes = idx->hashes;
@@ -771,7 +772,7 @@ static void keep_read_index(const struct install *in, const struct adaptive *a, 
 {
 	struct adaptive_index idx = { 0 };
 	struct abota_error e = { 0 };
-	if (!in->cfg->data_directory || !c->sha256 || c->size == 0 || c->size % ADAPTIVE_BLOCK ||
+	if (!in->cfg->data_directory || !c->sha256[0] || c->size == 0 || c->size % ADAPTIVE_BLOCK ||
 	    adaptive_src_index(a, i, &idx) < 0)
 		return;
 	if (idx.n >= c->size / ADAPTIVE_BLOCK) {
@@ -813,7 +814,7 @@ static void adaptive_setup(struct install *in, const struct plan_item *it,
 	}
 	struct adaptive_src src[2];
 	struct adaptive_index kept[2] = { { 0 }, { 0 } };
-	struct slot_content act_content = { 0 };
+	struct slot_content act_content = { { 0 }, 0 };
 	size_t n = 0, i_act = SIZE_MAX;
 	const struct slot *act = ret == 0 ? active_of_class(in, it->slot->sclass) : NULL;
 	if (act && slot_device_open(in->cfg, act, O_RDONLY, &as->active, &e) == 0) {
@@ -836,7 +837,6 @@ static void adaptive_setup(struct install *in, const struct plan_item *it,
 										: it->img->size,
 						  .name = it->slot->name, .is_target = true };
 		kept_index(in, it->slot->name, tgt_old, &kept[1], &src[n - 1]);
-		as->index_len = len;
 		as->hlen = hlen;
 		as->fetch = (struct image_fetch){ .b = in->bundle, .img = it->img };
 		ret = adaptive_new((const uint8_t *)as->index, len, hlen, it->img->size, src, n,
@@ -848,7 +848,6 @@ static void adaptive_setup(struct install *in, const struct plan_item *it,
 		keep_read_index(in, as->a, i_act, act->name, &act_content);
 	adaptive_index_free(&kept[0]);
 	adaptive_index_free(&kept[1]);
-	free(act_content.sha256);
 	if (ret < 0) {
 		log_warning("adaptive update of %s not possible (%s): writing it whole",
 			    it->img->filename, e.msg);
@@ -1022,24 +1021,19 @@ static int write_item_once(struct install *in, struct plan_item *it, struct abot
 	struct slot_content tgt_old;
 	slot_content_of(in, it->slot->name, &tgt_old);
 	int ret = item_prologue(in, it, &st, &done, err);
-	if (ret < 0 || done) {
-		free(tgt_old.sha256);
+	if (ret < 0 || done)
 		return ret;
-	}
 	struct journal_slot *js = it->journal;
 	struct slot_device dev;
 	ret = slot_device_open(in->cfg, it->slot, O_RDWR, &dev, err);
-	if (ret < 0) {
-		free(tgt_old.sha256);
+	if (ret < 0)
 		return ret;
-	}
 	struct write_ctx w = { .in = in, .journal = js, .slot = it->slot->name,
 			       .total = it->img->size };
 	struct bundle_stream_opts so = { 0 };
 	struct digest_sha256_ctx *hash = NULL;
 	if (digest_sha256_new(&hash) < 0) {
 		slot_device_close(&dev);
-		free(tgt_old.sha256);
 		return abota_error_set(err, -ENOMEM, "out of memory");
 	}
 	if (js && js->verified > 0 && digest_sha256_restore(hash, &js->hash) == 0) {
@@ -1057,7 +1051,6 @@ static int write_item_once(struct install *in, struct plan_item *it, struct abot
 	so.hash = hash;
 	struct adaptive_setup as;
 	adaptive_setup(in, it, &dev, &tgt_old, &as);
-	free(tgt_old.sha256);
 	if (as.a) {
 		so.want = adaptive_want;
 		so.want_ctx = as.a;
