@@ -52,6 +52,7 @@ struct adaptive_stats {
 	uint64_t blocks;            /* 4 KiB blocks of the image */
 	uint64_t from_active;       /* copied from the active slot */
 	uint64_t from_target;       /* kept from the target's old content */
+	uint64_t in_place;          /* of those, at their own position (adaptive_in_place) */
 	uint64_t zero;              /* all-zero blocks, made up */
 	uint64_t stale;             /* local candidates that did not match when read */
 	uint64_t wanted_bytes;      /* image bytes the bundle was asked for */
@@ -77,6 +78,10 @@ bool adaptive_want(void *a, uint64_t off, size_t len);
 
 /* bundle_stream_opts.fill: the declined bytes, from the local copies. */
 int adaptive_fill(void *a, uint64_t off, void *buf, size_t len, struct abota_error *err);
+/* slot_writer_opts.in_place: true if adaptive_fill() took every 4 KiB block of
+ * [off, off + len) from the target at its own position (checked against the
+ * index when read): the target holds those bytes where they belong already. */
+bool adaptive_in_place(void *a, uint64_t off, size_t len);
 
 void adaptive_get_stats(const struct adaptive *a, struct adaptive_stats *st);
 /* The block hashes of source i as adaptive_new() found them by reading it (8-byte form,

@@ -52,6 +52,13 @@ struct slot_writer_opts {
 	void *checkpoint_ctx;
 	slot_writer_progress_fn progress; /* NULL: none */
 	void *progress_ctx;
+	/* Optional: true if the slot already holds the image's bytes [off, off + len)
+	 * at their place (an adaptive image's blocks found in place in the target's old
+	 * content).  Those are not written again -- flash wear and time, as RAUC skips
+	 * them -- but hashed, counted and read back from the medium like written ones,
+	 * so a wrong answer fails the read-back check. */
+	bool (*in_place)(void *ctx, uint64_t off, size_t len);
+	void *in_place_ctx;
 };
 
 /* Starts writing into dev (open O_RDWR; it must outlive the writer) at
@@ -67,6 +74,9 @@ int slot_writer_write(void *w, const void *buf, size_t len, struct abota_error *
 
 /* Image bytes handed over so far, start included. */
 uint64_t slot_writer_offset(const struct slot_writer *w);
+
+/* Image bytes not written because the slot held them in place (opts.in_place). */
+uint64_t slot_writer_in_place(const struct slot_writer *w);
 
 /* complete: everything was handed over -- flush, fdatasync, check the last
  * segment and return the verdict; otherwise stop the read-back thread and

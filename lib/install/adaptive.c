@@ -41,6 +41,7 @@ struct adaptive {
 	struct adaptive_stats st;
 	uint64_t *keys[MAX_SRCS]; /* of the sources read (0 = all-zero block), else NULL */
 	uint64_t nkeys[MAX_SRCS];
+	uint8_t *in_place; /* bit per block: filled from the target at its own position */
 };
 
 static uint64_t key_of(const uint8_t *h)
@@ -77,12 +78,14 @@ static void insert(struct adaptive *a, uint64_t key, uint64_t block, unsigned sr
 }
 
 /* A source holding the block with hash h, usable for image offset off;
- * false if none.  A seed slot wins over the target. */
+ * false if none.  The target holding it at off itself wins (the block is in
+ * place: the writer need not write it), then a seed slot, then the target
+ * elsewhere. */
 static bool lookup(const struct adaptive *a, const uint8_t *h, uint64_t off, unsigned *src,
 		   uint64_t *pos)
 {
 	uint64_t key = key_of(h);
-	bool found = false;
+	int best = -1;
 	for (uint64_t i = slot_of(key, a->mask);; i = (i + 1) & a->mask) {
 		const struct entry *e = &a->table[i];
 		if (e->where == NO_ENTRY)
@@ -93,13 +96,14 @@ static bool lookup(const struct adaptive *a, const uint8_t *h, uint64_t off, uns
 		uint64_t p = (e->where >> 8) * ADAPTIVE_BLOCK;
 		if (a->src[s].is_target && p < off)
 			continue; /* overwritten by now */
-		if (!found || a->src[*src].is_target) {
+		int rank = !a->src[s].is_target ? 1 : p == off ? 2 : 0;
+		if (rank > best) {
 			*src = s;
 			*pos = p;
-			found = true;
+			best = rank;
 		}
 	}
-	return found;
+	return best >= 0;
 }
 
 /* --- indexing the sources --- */
@@ -206,7 +210,8 @@ int adaptive_new(const uint8_t *index, size_t index_len, unsigned hash_len, uint
 	bool started[MAX_SRCS] = { false };
 	int ret = 0;
 	memset(sc, 0, sizeof(sc));
-	if (!a || !(a->blk = malloc(ADAPTIVE_BLOCK)))
+	if (!a || !(a->blk = malloc(ADAPTIVE_BLOCK)) ||
+	    !(a->in_place = calloc((size_t)(image_size / ADAPTIVE_BLOCK / 8 + 1), 1)))
 		goto oom;
 	a->index = index;
 	a->hlen = hash_len;
@@ -332,6 +337,10 @@ static int fill_block(struct adaptive *a, uint64_t b, uint8_t *dst, struct abota
 				a->st.from_target++;
 			else
 				a->st.from_active++;
+			if (src->is_target && pos == off) {
+				a->in_place[b / 8] |= (uint8_t)(1u << (b % 8));
+				a->st.in_place++;
+			}
 			return 0;
 		}
 	}
@@ -358,6 +367,18 @@ int adaptive_fill(void *p, uint64_t off, void *buf, size_t len, struct abota_err
 			return ret;
 	}
 	return 0;
+}
+
+bool adaptive_in_place(void *p, uint64_t off, size_t len)
+{
+	const struct adaptive *a = p;
+	if (len == 0 || off % ADAPTIVE_BLOCK != 0 || len % ADAPTIVE_BLOCK != 0 ||
+	    off / ADAPTIVE_BLOCK + len / ADAPTIVE_BLOCK > a->nblocks)
+		return false;
+	for (uint64_t b = off / ADAPTIVE_BLOCK; b < (off + len) / ADAPTIVE_BLOCK; b++)
+		if (!(a->in_place[b / 8] & (1u << (b % 8))))
+			return false;
+	return true;
 }
 
 void adaptive_get_stats(const struct adaptive *a, struct adaptive_stats *st)
@@ -392,5 +413,6 @@ void adaptive_free(struct adaptive *a)
 		free(a->keys[s]);
 	free(a->table);
 	free(a->blk);
+	free(a->in_place);
 	free(a);
 }

@@ -1061,11 +1061,15 @@ static int write_item_once(struct install *in, struct plan_item *it, struct abot
 	uint64_t resumed_at = w.start;
 	struct slot_writer_opts wo = { .label = it->slot->name, .start = w.start, .hash = hash,
 				       .checkpoint = write_checkpoint, .checkpoint_ctx = &w,
-				       .progress = write_progress, .progress_ctx = &w };
+				       .progress = write_progress, .progress_ctx = &w,
+				       .in_place = as.a ? adaptive_in_place : NULL,
+				       .in_place_ctx = as.a };
 	struct slot_writer *sw = NULL;
+	uint64_t in_place = 0;
 	ret = slot_writer_start(&dev, &wo, &sw, err);
 	if (ret == 0) {
 		ret = bundle_stream_image_ex(in->bundle, it->img, &so, slot_writer_write, sw, err);
+		in_place = slot_writer_in_place(sw);
 		if (ret == 0 && slot_writer_offset(sw) != it->img->size)
 			ret = abota_error_set(err, -EIO, "wrote %llu bytes, expected %llu",
 					      (unsigned long long)slot_writer_offset(sw),
@@ -1077,11 +1081,12 @@ static int write_item_once(struct install *in, struct plan_item *it, struct abot
 	if (as.a) {
 		struct adaptive_stats ast;
 		adaptive_get_stats(as.a, &ast);
-		log_info("adaptive: %s: %llu of %llu blocks copied from the active slot, %llu kept in the target, %llu zero, %llu stale; %llu image bytes read from the bundle; slots indexed from their kept index: %u, by reading them: %u",
+		log_info("adaptive: %s: %llu of %llu blocks copied from the active slot, %llu kept in the target, %llu zero, %llu stale; %llu image bytes read from the bundle; %llu bytes in place, not written; slots indexed from their kept index: %u, by reading them: %u",
 			 it->img->filename, (unsigned long long)ast.from_active,
 			 (unsigned long long)ast.blocks, (unsigned long long)ast.from_target,
 			 (unsigned long long)ast.zero, (unsigned long long)ast.stale,
-			 (unsigned long long)ast.wanted_bytes, ast.srcs_known, ast.srcs_read);
+			 (unsigned long long)ast.wanted_bytes, (unsigned long long)in_place,
+			 ast.srcs_known, ast.srcs_read);
 		in->res->adaptive_reused_bytes +=
 			(ast.from_active + ast.from_target + ast.zero) * ADAPTIVE_BLOCK;
 		in->res->adaptive++;

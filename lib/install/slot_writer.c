@@ -64,6 +64,9 @@ struct slot_writer {
 	bool lockstep;               /* see readback_wait() */
 	slot_writer_progress_fn progress;
 	void *progress_ctx;
+	bool (*in_place)(void *ctx, uint64_t off, size_t len);
+	void *in_place_ctx;
+	uint64_t in_place_bytes;
 };
 
 /* The runs of data in [pos, end) of the slot's file: a file slot's zeroed
@@ -368,7 +371,8 @@ int slot_writer_start(struct slot_device *dev, const struct slot_writer_opts *o,
 	*w = (struct slot_writer){ .dev = dev, .label = o->label, .off = o->start,
 				   .seg = { .off = o->start }, .hash = o->hash,
 				   .lockstep = powercut_armed(), .progress = o->progress,
-				   .progress_ctx = o->progress_ctx };
+				   .progress_ctx = o->progress_ctx, .in_place = o->in_place,
+				   .in_place_ctx = o->in_place_ctx };
 	int ret = readback_start(&w->rb, dev, o->label, o, err);
 	if (ret < 0) {
 		free(w);
@@ -386,7 +390,13 @@ int slot_writer_write(void *p, const void *buf, size_t len, struct abota_error *
 	if (w->seg.len == 0)
 		w->seg.off = w->off;
 	int ret = 0;
-	if (len % 4096 == 0 && (w->dev->offset + w->off) % 4096 == 0 && all_zero(buf, len)) {
+	if (w->in_place && len > 0 && w->in_place(w->in_place_ctx, w->off, len)) {
+		/* Already there: nothing to write.  The zero run before it ends here. */
+		ret = zeros_flush(w, err);
+		w->seg.crc = crc_update(w->seg.crc, buf, len);
+		w->in_place_bytes += len;
+	} else if (len % 4096 == 0 && (w->dev->offset + w->off) % 4096 == 0 &&
+		   all_zero(buf, len)) {
 		if (w->zero_len == 0)
 			w->zero_off = w->off;
 		w->zero_len += len;
@@ -416,6 +426,11 @@ int slot_writer_write(void *p, const void *buf, size_t len, struct abota_error *
 uint64_t slot_writer_offset(const struct slot_writer *w)
 {
 	return w->off;
+}
+
+uint64_t slot_writer_in_place(const struct slot_writer *w)
+{
+	return w->in_place_bytes;
 }
 
 int slot_writer_finish(struct slot_writer *w, bool complete, struct abota_error *err)

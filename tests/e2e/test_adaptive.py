@@ -153,6 +153,12 @@ def indexed(stderr):
     return int(line.split("kept index: ")[1].split(",")[0]), int(line.rsplit(" ", 1)[1])
 
 
+def in_place(stderr):
+    """Bytes the writer found in place in the target and did not write."""
+    line = next(l for l in stderr.splitlines() if "adaptive: rootfs.ext4:" in l)
+    return int(line.split(" bytes in place, not written")[0].rsplit(" ", 1)[1])
+
+
 def sha256_of(path):
     return run("sha256sum", path).stdout.split()[0]
 
@@ -170,6 +176,7 @@ def test_kept_block_index_saves_reading_slots(dev, pair):
     # holds v2 and keeps the bundle's compact index
     p = abota("-c", dev.conf, "install", v2["bundle"], env=info)
     assert indexed(p.stderr) == (0, 2)
+    assert in_place(p.stderr) == 0  # B held nothing of v2
     assert kept(dev, "rootfs.1") == {f"hash-{s2}": {"block-hash-index-64": nblocks * 8}}
     assert kept(dev, "rootfs.0") == {}
     # 2. running B, v1 goes to A: B's index is kept, A (no status) is read
@@ -185,6 +192,9 @@ def test_kept_block_index_saves_reading_slots(dev, pair):
     # (B still holds v2: every block is local, nothing read from the bundle)
     assert s["stale"] == 0 and s["bundle"] == 0, s
     assert s["active"] + s["target"] + s["zero"] == s["blocks"], s
+    # ... and the blocks B holds at their place are not written again (only
+    # those in a squashfs block that also has zero blocks, made up, are)
+    assert in_place(p.stderr) > 0.9 * s["target"] * 4096, (in_place(p.stderr), s)
     assert slot_matches(dev, "rootfs-b", v2["rootfs"])
     # 4. B wiped behind abota's back (a reflash): its kept index fails the
     # sample and B is read; the new content's index replaces nothing else

@@ -117,6 +117,12 @@ static void run(unsigned hlen)
 	assert_int_equal(adaptive_fill(a, 41 * BS, out, BS, &err), 0);
 	assert_memory_equal(out, image + 41 * BS, BS);
 	assert_int_equal(fr.calls, 0);
+	/* block 41 came from the target at its own position: in place, the writer need
+	 * not write it; what came from the active slot is not */
+	assert_true(adaptive_in_place(a, 41 * BS, BS));
+	assert_false(adaptive_in_place(a, 40 * BS, 2 * BS));
+	assert_false(adaptive_in_place(a, 0, BS));
+	assert_false(adaptive_in_place(a, 41 * BS + 1, BS));
 	/* the active slot changes after it was indexed: the stale block is
 	 * noticed when read and taken from the bundle */
 	uint8_t junk[BS];
@@ -133,6 +139,7 @@ static void run(unsigned hlen)
 	assert_int_equal(st.blocks, NB);
 	assert_int_equal(st.stale, 1);
 	assert_int_equal(st.from_target, 1);
+	assert_int_equal(st.in_place, 1);
 	assert_true(st.zero >= 4);
 	adaptive_free(a);
 	free(idx);
@@ -187,6 +194,7 @@ static void test_known_hashes(void **state)
 	int fa = temp_file(image, sizeof(image));
 	static uint8_t target[NB * BS];
 	memset(target, 0xDD, sizeof(target));
+	memcpy(target + 3 * BS, image + 3 * BS, BS); /* in place there, and in the active slot */
 	int ft = temp_file(target, sizeof(target));
 	struct adaptive_src src[2] = {
 		{ .fd = fa, .size = sizeof(image), .name = "active", .hashes = full,
@@ -204,6 +212,13 @@ static void test_known_hashes(void **state)
 	assert_int_equal(st.srcs_known_stale, 0);
 	for (unsigned b = 0; b < NB; b++)
 		assert_false(adaptive_want(a, (uint64_t)b * BS, BS));
+	/* a block both slots hold is taken from the target where it is in place */
+	uint8_t blk[BS];
+	assert_int_equal(adaptive_fill(a, 3 * BS, blk, BS, &err), 0);
+	assert_memory_equal(blk, image + 3 * BS, BS);
+	assert_true(adaptive_in_place(a, 3 * BS, BS));
+	assert_int_equal(adaptive_fill(a, 4 * BS, blk, BS, &err), 0);
+	assert_false(adaptive_in_place(a, 4 * BS, BS));
 	/* the read target yields its index (zero blocks as the zero block's hash);
 	 * the known one has none to give */
 	struct adaptive_index ki = { 0 };

@@ -315,6 +315,47 @@ static void test_bad_medium_in_zero_run(void **state)
 	bad_medium_case(true);
 }
 
+/* in_place: the first MiB of the image is said to be in the slot already. */
+static bool first_mib_in_place(void *ctx, uint64_t off, size_t len)
+{
+	(void)ctx;
+	return off + len <= MIB;
+}
+
+/* Bytes the slot holds in place are not written, but read back like the rest: true, the
+ * image lands whole; false (the slot holds something else there), the read-back check
+ * fails -- a wrong in_place answer never makes a wrong slot. */
+static void test_in_place_not_written(void **state)
+{
+	(void)state;
+	struct slot_device dev;
+	make_slot(&dev, 8 * MIB, 0);
+	uint8_t *b = malloc(MIB);
+	assert_non_null(b);
+	fill_image(b, 0, MIB);
+	assert_int_equal(pwrite(dev.fd, b, MIB, 0), (ssize_t)MIB);
+	struct slot_writer_opts o = { .label = "slot", .in_place = first_mib_in_place };
+	struct slot_writer *w = NULL;
+	struct abota_error err = { 0 };
+	assert_int_equal(slot_writer_start(&dev, &o, &w, &err), 0);
+	assert_int_equal(feed(w, NULL, 0, 4 * MIB, 128 * 1024, &err), 0);
+	assert_int_equal(slot_writer_in_place(w), MIB);
+	assert_int_equal(slot_writer_finish(w, true, &err), 0);
+	check_slot(dev.fd, 0, dev.size, 0, 4 * MIB);
+	close(dev.fd);
+
+	/* the same claim over a slot that holds FILL there: not written, so caught */
+	make_slot(&dev, 8 * MIB, 0);
+	assert_int_equal(slot_writer_start(&dev, &o, &w, &err), 0);
+	assert_int_equal(feed(w, NULL, 0, 4 * MIB, 128 * 1024, &err), 0);
+	assert_int_equal(slot_writer_finish(w, true, &err), -EIO);
+	assert_non_null(strstr(err.msg, "read-back check failed"));
+	assert_int_equal(pread(dev.fd, b, 16, 0), 16);
+	assert_int_equal(b[0], FILL);
+	free(b);
+	close(dev.fd);
+}
+
 static void test_can_write(void **state)
 {
 	(void)state;
@@ -346,6 +387,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_medium, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_all_zeros, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_medium_in_zero_run, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_in_place_not_written, setup, teardown),
 		cmocka_unit_test(test_can_write),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
