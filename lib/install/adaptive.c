@@ -119,6 +119,14 @@ struct scan {
 	struct abota_error err;
 };
 
+/* h = SHA-256 of one 4 KiB block, with a reused context. */
+static bool block_sha256(EVP_MD_CTX *md, const uint8_t *block, uint8_t h[HASH_LEN])
+{
+	unsigned len = 0;
+	return EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+	       EVP_DigestUpdate(md, block, ADAPTIVE_BLOCK) == 1 && EVP_DigestFinal_ex(md, h, &len) == 1;
+}
+
 /* Keys from hashes given for the source, if ADAPTIVE_SAMPLE blocks spread over them (the
  * first and the last included) hold what they say: a slot reflashed, wiped or changed behind
  * abota's back fails this and is read instead -- a stale index would cost a download of each
@@ -134,13 +142,9 @@ static bool known_keys(struct scan *sc, EVP_MD_CTX *md, uint8_t *buf)
 	for (uint64_t i = 0; i < ADAPTIVE_SAMPLE; i++) {
 		uint64_t b = n == 1 ? 0 : i * (n - 1) / (ADAPTIVE_SAMPLE - 1);
 		uint8_t h[HASH_LEN];
-		unsigned len = 0;
 		if (fileio_pread_full(src->fd, buf, ADAPTIVE_BLOCK, src->base + b * ADAPTIVE_BLOCK,
 				      NULL) < 0 ||
-		    EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
-		    EVP_DigestUpdate(md, buf, ADAPTIVE_BLOCK) != 1 ||
-		    EVP_DigestFinal_ex(md, h, &len) != 1 ||
-		    memcmp(h, src->hashes + b * hl, hl) != 0) {
+		    !block_sha256(md, buf, h) || memcmp(h, src->hashes + b * hl, hl) != 0) {
 			sc->stale = true;
 			return false;
 		}
@@ -172,10 +176,7 @@ static void *scan_main(void *p)
 					    sc->src->base + b * ADAPTIVE_BLOCK, &sc->err);
 		for (uint64_t i = 0; i < n && sc->ret == 0; i++) {
 			uint8_t h[HASH_LEN];
-			unsigned len = 0;
-			if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
-			    EVP_DigestUpdate(md, buf + i * ADAPTIVE_BLOCK, ADAPTIVE_BLOCK) != 1 ||
-			    EVP_DigestFinal_ex(md, h, &len) != 1) {
+			if (!block_sha256(md, buf + i * ADAPTIVE_BLOCK, h)) {
 				sc->ret = abota_error_set(&sc->err, -EIO, "hashing failed");
 				break;
 			}

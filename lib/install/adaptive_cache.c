@@ -10,19 +10,17 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "abota/digest.h"
 #include "abota/fileio.h"
 
 #define BLOCK 4096u
 #define INDEX_NAME "block-hash-index"
 
+/* The slot status's sha256 (lowercase hex, as manifests have it): a path component. */
 static bool valid_digest(const char *h)
 {
-	if (!h || strlen(h) != 64)
-		return false;
-	for (const char *p = h; *p; p++)
-		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') || (*p >= 'A' && *p <= 'F')))
-			return false;
-	return true;
+	uint8_t bin[32];
+	return h && digest_from_hex(h, bin, sizeof(bin));
 }
 
 static bool valid_slot(const char *s)
