@@ -54,6 +54,7 @@ struct http_stats {
 	uint64_t requests;            /* HTTP requests made (incl. retries) */
 	uint64_t bytes;               /* body bytes received */
 	uint64_t retries;
+	uint64_t held_max;            /* most bytes held in read-ahead windows at once */
 };
 
 /* Opens URL (http:// or https://): one request learns the size (and checks
@@ -65,6 +66,8 @@ int source_open_http(const char *url, const struct http_opts *opts, struct sourc
 bool source_is_http(const struct source *src);
 /* Counters of an HTTP source (zeros for other sources). */
 void http_source_stats(const struct source *src, struct http_stats *stats);
+/* The statistics as one info line (also written when the source closes). */
+void http_source_log_stats(const struct source *src);
 
 /* Parses a Content-Range value "bytes START-END/TOTAL" (START <= END < TOTAL).
  * Exposed for the unit tests and the fuzz target; false if malformed. */

@@ -14,6 +14,8 @@
  *     op 1 READ: reply with exactly len bytes at off (len <= 16 MiB)
  *     op 2 PLAN: len ranges of 16 bytes (u64 off, u64 len) follow; reply
  *                status 0, len 0 once the plan is in place
+ *     op 3 STATS: reply with the HTTP source's struct http_stats (sent as
+ *                the source closes, for its log line; numbers only)
  *   reply    (8 bytes):  i32 status, u32 len
  *     status 0: len data bytes follow (len must equal the request's len)
  *     status < 0 (negative errno): len bytes of message follow (<= 512)

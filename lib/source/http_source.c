@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <time.h>
 
 /* libcurl is loaded when the first URL is opened, not linked: it pulls in
@@ -32,11 +33,25 @@
  * than another request (and hawkBit counts requests). */
 #define PLAN_GAP (64u << 10)
 
+/* A window is fetched whole and handed out in the readers' pieces.  One
+ * fetched for planned bytes knows how many of them it holds (expect); once
+ * that many have been copied out (taken) every planned byte has been read
+ * -- the readers read each once -- and its memory goes back at once, not
+ * when a later fetch needs the slot: most of a streamed install's peak
+ * memory was windows already read to the end.  A byte read twice makes the
+ * window go early; a later read of it fetches again, which costs a
+ * request, never a wrong byte.  A plan can also promise bytes nobody reads
+ * again (a block the layer above already holds): a planned window no read
+ * has touched while STALE_BYTES more were fetched goes too.  (The verity
+ * hash blocks' window is read once per 8 MiB of data.) */
+#define STALE_BYTES (32u << 20)
 struct window {
 	uint64_t off;
 	size_t len, cap;
-	uint8_t *buf;
+	uint8_t *buf; /* mmap'ed: returned to the kernel when let go */
 	uint64_t used; /* LRU stamp */
+	uint64_t expect, taken; /* planned bytes in [off, off + len), and copied out */
+	uint64_t seen; /* hs->fetched when last read from (or fetched) */
 	bool filling;  /* a request is writing buf (off, len already set) */
 };
 
@@ -78,10 +93,14 @@ struct http_source {
 	struct http_opts opts;
 	struct window win[WINDOWS];
 	uint64_t stamp;
+	uint64_t fetched; /* bytes of all windows claimed so far */
+	uint64_t held;    /* bytes mapped for windows now */
 	uint64_t last_end;   /* end of the previous read, for sequential detection */
 	size_t readahead;
-	struct source_range *plan; /* source_plan(), merged; sorted */
+	struct source_range *plan; /* source_plan(), merged over gaps; sorted */
 	size_t plan_n;
+	struct source_range *need; /* the same, merged only where they touch */
+	size_t need_n;
 	struct http_stats stats;
 };
 
@@ -165,8 +184,23 @@ bool source_is_http(const struct source *src)
 void http_source_stats(const struct source *src, struct http_stats *stats)
 {
 	memset(stats, 0, sizeof(*stats));
-	if (source_is_http(src))
-		*stats = ((const struct http_source *)src)->stats;
+	if (!source_is_http(src))
+		return;
+	struct http_source *hs = (struct http_source *)(uintptr_t)src;
+	if (hs->lock_ready)
+		pthread_mutex_lock(&hs->lock);
+	*stats = hs->stats;
+	if (hs->lock_ready)
+		pthread_mutex_unlock(&hs->lock);
+}
+
+void http_source_log_stats(const struct source *src)
+{
+	struct http_stats st;
+	http_source_stats(src, &st);
+	log_info("%s: %" PRIu64 " requests (%" PRIu64 " retries), %" PRIu64
+		 " bytes received, at most %" PRIu64 " KiB held in read-ahead windows",
+		 src->name, st.requests, st.retries, st.bytes, st.held_max >> 10);
 }
 
 /* Copies a header value (trimmed) if the line is "name: value". */
@@ -358,6 +392,19 @@ static int fetch_on(struct http_source *src, struct conn *hs, uint8_t *dst, size
 	}
 }
 
+/* Gives a window's memory back; the slot is free again. */
+static void window_release(struct http_source *hs, struct window *w)
+{
+	if (w->buf) {
+		munmap(w->buf, w->cap);
+		hs->held -= w->cap;
+	}
+	w->buf = NULL;
+	w->cap = 0;
+	w->len = 0;
+	w->expect = w->taken = 0;
+}
+
 /* The window holding off (filled, or being filled), or NULL. */
 static struct window *window_for(struct http_source *hs, uint64_t off)
 {
@@ -365,16 +412,26 @@ static struct window *window_for(struct http_source *hs, uint64_t off)
 		struct window *w = &hs->win[i];
 		if (w->len && off >= w->off && off < w->off + w->len) {
 			w->used = ++hs->stamp;
+			w->seen = hs->fetched;
 			return w;
 		}
 	}
 	return NULL;
 }
 
-/* The least recently used window no request is filling, or NULL. */
+/* A free window, else the least recently used one no request is filling,
+ * or NULL.  Stale planned windows are let go first. */
 static struct window *window_victim(struct http_source *hs)
 {
 	struct window *v = NULL;
+	for (unsigned i = 0; i < WINDOWS; i++) {
+		struct window *w = &hs->win[i];
+		if (w->len && w->expect && !w->filling && hs->fetched - w->seen >= STALE_BYTES)
+			window_release(hs, w);
+	}
+	for (unsigned i = 0; i < WINDOWS; i++)
+		if (!hs->win[i].filling && hs->win[i].len == 0)
+			return &hs->win[i];
 	for (unsigned i = 0; i < WINDOWS; i++)
 		if (!hs->win[i].filling && (!v || hs->win[i].used < v->used))
 			v = &hs->win[i];
@@ -425,36 +482,92 @@ static const struct source_range *plan_find(const struct http_source *hs, uint64
 	return NULL;
 }
 
+/* Merges sorted ranges into m (room for n): touching or overlapping ones,
+ * and with gap > 0 also those at most gap apart -- but never onto a merged
+ * range already `cap` long: a long run (a whole image streamed) and a small
+ * one just past it (the verity hash blocks read alongside the image) stay
+ * apart, so the small one gets a window of its own size instead of sharing
+ * the run's last window, which would be held from the first hash read to the
+ * end.  Returns how many. */
+static size_t plan_merge(const struct source_range *r, size_t n, uint64_t gap, uint64_t cap,
+			 struct source_range *m)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (r[i].len == 0)
+			continue;
+		struct source_range *l = k > 0 ? &m[k - 1] : NULL;
+		bool touch = l && r[i].off >= l->off && r[i].off <= l->off + l->len;
+		bool near = l && r[i].off >= l->off && r[i].off <= l->off + l->len + gap &&
+			    l->len < cap;
+		if (touch || near) {
+			uint64_t e = r[i].off + r[i].len;
+			if (e > l->off + l->len)
+				l->len = e - l->off;
+		} else if (!l || r[i].off > l->off) {
+			m[k++] = r[i];
+		}
+	}
+	return k;
+}
+
+static size_t max_readahead(const struct http_source *hs)
+{
+	return hs->opts.max_readahead ? hs->opts.max_readahead : DEFAULT_MAX_READAHEAD;
+}
+
 static void http_plan(struct source *src, const struct source_range *r, size_t n)
 {
 	struct http_source *hs = (struct http_source *)src;
 	struct source_range *m = n ? malloc(n * sizeof(*m)) : NULL;
-	size_t k = 0;
-	for (size_t i = 0; m && i < n; i++) {
-		if (r[i].len == 0)
-			continue;
-		if (k > 0 && r[i].off >= m[k - 1].off &&
-		    r[i].off <= m[k - 1].off + m[k - 1].len + PLAN_GAP) {
-			uint64_t e = r[i].off + r[i].len;
-			if (e > m[k - 1].off + m[k - 1].len)
-				m[k - 1].len = e - m[k - 1].off;
-		} else if (k == 0 || r[i].off > m[k - 1].off) {
-			m[k++] = r[i];
-		}
+	struct source_range *x = m ? malloc(n * sizeof(*x)) : NULL;
+	size_t k = 0, kx = 0;
+	if (m && x) {
+		k = plan_merge(r, n, PLAN_GAP, max_readahead(hs), m);
+		kx = plan_merge(r, n, 0, 0, x);
+	} else {
+		free(m); /* no plan if out of memory: a hint only */
+		m = NULL;
 	}
 	pthread_mutex_lock(&hs->lock);
 	free(hs->plan);
-	hs->plan = m; /* NULL (no plan) if out of memory: a hint only */
-	hs->plan_n = m ? k : 0;
+	free(hs->need);
+	hs->plan = m;
+	hs->plan_n = k;
+	hs->need = x;
+	hs->need_n = kx;
 	pthread_mutex_unlock(&hs->lock);
 }
+
+/* Planned bytes (hs->need) in [off, off + len). */
+static uint64_t need_in(const struct http_source *hs, uint64_t off, uint64_t len)
+{
+	size_t lo = 0, hi = hs->need_n;
+	while (lo < hi) { /* the first range ending after off */
+		size_t mid = lo + (hi - lo) / 2;
+		if (hs->need[mid].off + hs->need[mid].len <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	uint64_t sum = 0, end = off + len;
+	for (size_t i = lo; i < hs->need_n && hs->need[i].off < end; i++) {
+		uint64_t a = hs->need[i].off > off ? hs->need[i].off : off;
+		uint64_t b = hs->need[i].off + hs->need[i].len;
+		if (b > end)
+			b = end;
+		sum += b - a;
+	}
+	return sum;
+}
+
 
 static int read_at_locked(struct source *src, void *buf, size_t len, uint64_t off,
 			  struct abota_error *err)
 {
 	struct http_source *hs = (struct http_source *)src;
 	uint8_t *dst = buf;
-	size_t max_ra = hs->opts.max_readahead ? hs->opts.max_readahead : DEFAULT_MAX_READAHEAD;
+	size_t max_ra = max_readahead(hs);
 	while (len > 0) {
 		struct window *w = window_for(hs, off);
 		if (w && w->filling) {
@@ -471,6 +584,9 @@ static int read_at_locked(struct source *src, void *buf, size_t len, uint64_t of
 			off += n;
 			len -= n;
 			hs->last_end = off;
+			w->taken += n;
+			if (w->expect && w->taken >= w->expect)
+				window_release(hs, w);
 			continue;
 		}
 		uint64_t left = src->size - off;
@@ -519,15 +635,24 @@ static int read_at_locked(struct source *src, void *buf, size_t len, uint64_t of
 			continue;
 		}
 		if (w->cap < want) {
-			uint8_t *nb = realloc(w->buf, want);
-			if (!nb)
+			window_release(hs, w);
+			void *nb = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+					-1, 0);
+			if (nb == MAP_FAILED)
 				return abota_error_set(err, -ENOMEM, "out of memory");
 			w->buf = nb;
 			w->cap = want;
+			hs->held += want;
+			if (hs->held > hs->stats.held_max)
+				hs->stats.held_max = hs->held;
 		}
 		/* Claimed: readers of these bytes wait instead of fetching. */
 		w->off = foff;
 		w->len = want;
+		w->expect = need_in(hs, foff, want);
+		w->taken = 0;
+		hs->fetched += want;
+		w->seen = hs->fetched;
 		w->filling = true;
 		w->used = ++hs->stamp;
 		int ret = fetch(hs, w->buf, want, foff, err);
@@ -554,13 +679,16 @@ static int http_read_at(struct source *src, void *buf, size_t len, uint64_t off,
 static void http_close(struct source *src)
 {
 	struct http_source *hs = (struct http_source *)src;
+	if (hs->stats.requests)
+		http_source_log_stats(src);
 	if (hs->lock_ready) {
 		pthread_cond_destroy(&hs->changed);
 		pthread_mutex_destroy(&hs->lock);
 	}
 	free(hs->plan);
+	free(hs->need);
 	for (unsigned i = 0; i < WINDOWS; i++)
-		free(hs->win[i].buf);
+		window_release(hs, &hs->win[i]);
 	for (unsigned i = 0; i < CONNS; i++)
 		if (hs->conn[i].curl)
 			cu.easy_cleanup(hs->conn[i].curl);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
@@ -28,7 +29,7 @@
 #define MAX_MSG 512u              /* error message of a reply */
 #define MAX_PEM (1u << 20)        /* a TLS file read before the drop */
 
-enum { OP_READ = 1, OP_PLAN = 2 };
+enum { OP_READ = 1, OP_PLAN = 2, OP_STATS = 3 };
 
 struct req {
 	uint32_t op, len;
@@ -153,6 +154,15 @@ static void *serve(void *arg)
 			 * find the plan in place */
 			struct reply ack = { 0, 0 };
 			if (write_full(sv->fd, &ack, sizeof(ack)) < 0)
+				break;
+			continue;
+		}
+		if (q.op == OP_STATS) {
+			struct http_stats st;
+			http_source_stats(sv->src, &st);
+			struct reply r = { .status = 0, .len = sizeof(st) };
+			if (write_full(sv->fd, &r, sizeof(r)) < 0 ||
+			    write_full(sv->fd, &st, sizeof(st)) < 0)
 				break;
 			continue;
 		}
@@ -501,9 +511,30 @@ static void sandbox_plan(struct source *src, const struct source_range *r, size_
 	chan_put(s, c);
 }
 
+/* The child's HTTP statistics, logged as the source closes (nothing reads
+ * through it any more).  A helper that does not answer is not waited for
+ * beyond the channel's timeout, and nothing depends on the answer. */
+static void log_child_stats(struct sandbox_source *s)
+{
+	if (s->dead_code || s->ch[0].fd < 0 || s->ch[0].busy)
+		return;
+	struct req q = { .op = OP_STATS };
+	struct http_stats st;
+	struct abota_error e = { 0 };
+	bool broken = false;
+	if (write_full(s->ch[0].fd, &q, sizeof(q)) < 0 ||
+	    recv_reply(s->ch[0].fd, sizeof(st), &e, &broken) != 1 ||
+	    read_full(s->ch[0].fd, &st, sizeof(st)) != 1)
+		return;
+	log_info("%s: %" PRIu64 " requests (%" PRIu64 " retries), %" PRIu64
+		 " bytes received, at most %" PRIu64 " KiB held in read-ahead windows",
+		 s->base.name, st.requests, st.retries, st.bytes, st.held_max >> 10);
+}
+
 static void sandbox_close(struct source *src)
 {
 	struct sandbox_source *s = (struct sandbox_source *)src;
+	log_child_stats(s);
 	for (unsigned i = 0; i < CHANNELS; i++)
 		if (s->ch[i].fd >= 0)
 			close(s->ch[i].fd);
