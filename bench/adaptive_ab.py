@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
-"""Two builds side by side on bench/adaptive.py's installs (local file, full
+"""Two (or more) builds side by side on bench/adaptive.py's installs (local file, full
 streaming, adaptive), alternating in one setup, so a change is measured
 against the build before it under the same conditions.
 
-    bench/adaptive_ab.py RUNS BUILD_A BUILD_B     (KINDS="stream adaptive" to pick)
+    bench/adaptive_ab.py RUNS BUILD_A BUILD_B [BUILD_C ...]   (KINDS="stream adaptive" to pick)
 
 Prints, per install and build: median time, each run's time, nginx's
 requests and bytes of the last run, median peak RSS (/usr/bin/time %M).
-The bundles are made by BUILD_B.
+The bundles are made by the last build.
 """
 import os, sys, shutil, statistics, subprocess, tempfile, time
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "e2e"))
 import adaptive as A
 from benchlib import WORK, drop_caches, make_signer, sh, write_system_conf
 from httpservers import Nginx
-if len(sys.argv) != 4:
+if len(sys.argv) < 4:
     sys.exit(__doc__)
 runs = int(sys.argv[1])
 bins = [os.path.join(b, "src", "abota", "abota") for b in sys.argv[2:]]

@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 /* libcurl is loaded when the first URL is opened, not linked: it pulls in
  * some thirty libraries (gnutls, kerberos, ldap, ssh, ...) that a device
@@ -45,6 +46,13 @@
  * has touched while STALE_BYTES more were fetched goes too.  (The verity
  * hash blocks' window is read once per 8 MiB of data.) */
 #define STALE_BYTES (32u << 20)
+/* A window's memory also goes back in steps while it is read: it is cut
+ * into SEGS segments, and a segment whose planned bytes have all been read
+ * is returned (MADV_DONTNEED) and no longer part of the window (a read of
+ * it fetches again).  A streamed install then holds about one window (the
+ * next one, fetched while the current one is read to its end) instead of
+ * two.  The last segment goes with the window. */
+#define SEGS 16u
 struct window {
 	uint64_t off;
 	size_t len, cap;
@@ -52,6 +60,10 @@ struct window {
 	uint64_t used; /* LRU stamp */
 	uint64_t expect, taken; /* planned bytes in [off, off + len), and copied out */
 	uint64_t seen; /* hs->fetched when last read from (or fetched) */
+	size_t seg;    /* segment size (pages); 0: not given back in steps */
+	size_t dead;   /* bytes of the segments given back: no longer held */
+	uint32_t gone; /* bit i: segment i given back */
+	uint64_t seg_expect[SEGS], seg_taken[SEGS];
 	bool filling;  /* a request is writing buf (off, len already set) */
 };
 
@@ -95,6 +107,7 @@ struct http_source {
 	uint64_t stamp;
 	uint64_t fetched; /* bytes of all windows claimed so far */
 	uint64_t held;    /* bytes mapped for windows now */
+	size_t page;      /* the system's page size (madvise) */
 	uint64_t last_end;   /* end of the previous read, for sequential detection */
 	size_t readahead;
 	struct source_range *plan; /* source_plan(), merged over gaps; sorted */
@@ -392,17 +405,92 @@ static int fetch_on(struct http_source *src, struct conn *hs, uint8_t *dst, size
 	}
 }
 
+/* Planned bytes (hs->need) in [off, off + len). */
+static uint64_t need_in(const struct http_source *hs, uint64_t off, uint64_t len)
+{
+	size_t lo = 0, hi = hs->need_n;
+	while (lo < hi) { /* the first range ending after off */
+		size_t mid = lo + (hi - lo) / 2;
+		if (hs->need[mid].off + hs->need[mid].len <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	uint64_t sum = 0, end = off + len;
+	for (size_t i = lo; i < hs->need_n && hs->need[i].off < end; i++) {
+		uint64_t a = hs->need[i].off > off ? hs->need[i].off : off;
+		uint64_t b = hs->need[i].off + hs->need[i].len;
+		if (b > end)
+			b = end;
+		sum += b - a;
+	}
+	return sum;
+}
+
 /* Gives a window's memory back; the slot is free again. */
 static void window_release(struct http_source *hs, struct window *w)
 {
 	if (w->buf) {
 		munmap(w->buf, w->cap);
-		hs->held -= w->cap;
+		hs->held -= w->cap - w->dead;
 	}
 	w->buf = NULL;
 	w->cap = 0;
 	w->len = 0;
+	w->dead = 0;
 	w->expect = w->taken = 0;
+}
+
+/* Counts n bytes copied out at rel (from the window's start) and gives back
+ * what has been read completely: the whole window, or its first segments. */
+static void window_taken(struct http_source *hs, struct window *w, uint64_t rel, size_t n)
+{
+	w->taken += n;
+	if (!w->expect)
+		return; /* not planned: kept until a fetch needs the slot */
+	if (w->taken >= w->expect) {
+		window_release(hs, w);
+		return;
+	}
+	if (!w->seg)
+		return;
+	while (n > 0) {
+		size_t i = (size_t)(rel / w->seg);
+		uint64_t k = (i + 1) * w->seg - rel;
+		if (k > n)
+			k = n;
+		w->seg_taken[i] += k;
+		rel += k;
+		n -= (size_t)k;
+	}
+	for (unsigned i = 0; i + 1 < SEGS && (uint64_t)(i + 1) * w->seg < w->len; i++) {
+		if ((w->gone & (1u << i)) || w->seg_taken[i] < w->seg_expect[i])
+			continue;
+		madvise(w->buf + (size_t)i * w->seg, w->seg, MADV_DONTNEED);
+		hs->held -= w->seg;
+		w->dead += w->seg;
+		w->gone |= 1u << i;
+	}
+}
+
+/* Splits a window just claimed into segments and counts the planned bytes
+ * of each (nothing to split for a window without a plan). */
+static void window_plan(struct http_source *hs, struct window *w)
+{
+	w->expect = need_in(hs, w->off, w->len);
+	w->taken = 0;
+	w->gone = 0;
+	w->seg = 0;
+	memset(w->seg_taken, 0, sizeof(w->seg_taken));
+	size_t page = hs->page;
+	if (!w->expect || !page || w->len < 2 * page * SEGS)
+		return;
+	w->seg = (w->len / SEGS + page - 1) / page * page;
+	for (unsigned i = 0; i < SEGS; i++) {
+		uint64_t a = (uint64_t)i * w->seg;
+		uint64_t b = a + w->seg < w->len ? a + w->seg : w->len;
+		w->seg_expect[i] = a < w->len ? need_in(hs, w->off + a, b - a) : 0;
+	}
 }
 
 /* The window holding off (filled, or being filled), or NULL. */
@@ -410,7 +498,8 @@ static struct window *window_for(struct http_source *hs, uint64_t off)
 {
 	for (unsigned i = 0; i < WINDOWS; i++) {
 		struct window *w = &hs->win[i];
-		if (w->len && off >= w->off && off < w->off + w->len) {
+		if (w->len && off >= w->off && off < w->off + w->len &&
+		    !(w->seg && (w->gone & (1u << (unsigned)((off - w->off) / w->seg))))) {
 			w->used = ++hs->stamp;
 			w->seen = hs->fetched;
 			return w;
@@ -539,27 +628,6 @@ static void http_plan(struct source *src, const struct source_range *r, size_t n
 	pthread_mutex_unlock(&hs->lock);
 }
 
-/* Planned bytes (hs->need) in [off, off + len). */
-static uint64_t need_in(const struct http_source *hs, uint64_t off, uint64_t len)
-{
-	size_t lo = 0, hi = hs->need_n;
-	while (lo < hi) { /* the first range ending after off */
-		size_t mid = lo + (hi - lo) / 2;
-		if (hs->need[mid].off + hs->need[mid].len <= off)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	uint64_t sum = 0, end = off + len;
-	for (size_t i = lo; i < hs->need_n && hs->need[i].off < end; i++) {
-		uint64_t a = hs->need[i].off > off ? hs->need[i].off : off;
-		uint64_t b = hs->need[i].off + hs->need[i].len;
-		if (b > end)
-			b = end;
-		sum += b - a;
-	}
-	return sum;
-}
 
 
 static int read_at_locked(struct source *src, void *buf, size_t len, uint64_t off,
@@ -577,16 +645,18 @@ static int read_at_locked(struct source *src, void *buf, size_t len, uint64_t of
 		}
 		if (w) {
 			size_t n = (size_t)(w->off + w->len - off);
+			if (w->seg) /* up to the segment's end: the next may be gone */
+				n = (size_t)(w->seg - (off - w->off) % w->seg) < n
+					    ? (size_t)(w->seg - (off - w->off) % w->seg)
+					    : n;
 			if (n > len)
 				n = len;
 			memcpy(dst, w->buf + (off - w->off), n);
+			window_taken(hs, w, off - w->off, n);
 			dst += n;
 			off += n;
 			len -= n;
 			hs->last_end = off;
-			w->taken += n;
-			if (w->expect && w->taken >= w->expect)
-				window_release(hs, w);
 			continue;
 		}
 		uint64_t left = src->size - off;
@@ -643,14 +713,16 @@ static int read_at_locked(struct source *src, void *buf, size_t len, uint64_t of
 			w->buf = nb;
 			w->cap = want;
 			hs->held += want;
-			if (hs->held > hs->stats.held_max)
-				hs->stats.held_max = hs->held;
+		} else {
+			hs->held += w->dead; /* written again whole */
 		}
+		w->dead = 0;
+		if (hs->held > hs->stats.held_max)
+			hs->stats.held_max = hs->held;
 		/* Claimed: readers of these bytes wait instead of fetching. */
 		w->off = foff;
 		w->len = want;
-		w->expect = need_in(hs, foff, want);
-		w->taken = 0;
+		window_plan(hs, w);
 		hs->fetched += want;
 		w->seen = hs->fetched;
 		w->filling = true;
@@ -771,6 +843,8 @@ int source_open_http(const char *url, const struct http_opts *opts, struct sourc
 	if (opts)
 		hs->opts = *opts;
 	hs->readahead = MIN_READAHEAD;
+	long page = sysconf(_SC_PAGESIZE);
+	hs->page = page > 0 ? (size_t)page : 0; /* 0: windows go back whole only */
 	if (pthread_mutex_init(&hs->lock, NULL) != 0) {
 		ret = abota_error_set(err, -ENOMEM, "cannot create a mutex");
 		goto fail;
