@@ -67,6 +67,7 @@ struct window {
 	uint64_t seen; /* hs->fetched when last read from (or fetched) */
 	uint64_t seg_expect[SEGS], seg_taken[SEGS];
 	bool filling;  /* a request is writing segs (off, len already set) */
+	size_t avail;  /* while filling: bytes from the start that have arrived */
 };
 
 /* Where a fetch writes: segments of seg bytes (one with seg = SIZE_MAX for
@@ -88,6 +89,7 @@ struct conn {
 	struct http_source *hs;
 	CURL *curl;
 	bool busy;
+	struct window *win; /* the window being filled, or NULL */
 	const struct dest *dst;
 	size_t pos; /* of the request's first byte in dst */
 	size_t want, got;
@@ -117,6 +119,7 @@ struct http_source {
 	uint64_t stamp;
 	uint64_t fetched; /* bytes of all windows claimed so far */
 	uint64_t held;    /* bytes of segments in windows and in the pool */
+	unsigned waiting; /* readers waiting for bytes of a window being filled */
 	size_t seg;       /* segment size: a sixteenth of max_readahead, in pages */
 	uint8_t *pool[POOL]; /* segments given back, for the next window */
 	unsigned pool_n;
@@ -292,6 +295,18 @@ static size_t on_data(char *data, size_t size, size_t n, void *p)
 		left -= k;
 	}
 	hs->got += len;
+	if (hs->win) {
+		/* Readers may take what has arrived; those waiting are woken
+		 * once per segment, not per piece curl hands over. */
+		struct http_source *src = hs->hs;
+		struct window *w = hs->win;
+		pthread_mutex_lock(&src->lock);
+		size_t before = w->avail;
+		w->avail = hs->pos + hs->got;
+		if (src->waiting && (before / w->seg != w->avail / w->seg || w->avail == w->len))
+			pthread_cond_broadcast(&src->changed);
+		pthread_mutex_unlock(&src->lock);
+	}
 	return len;
 }
 
@@ -496,8 +511,8 @@ static void window_taken(struct http_source *hs, struct window *w, uint64_t rel,
 	w->taken += n;
 	if (!w->expect)
 		return; /* not planned: kept until a fetch needs the slot */
-	if (w->taken >= w->expect) {
-		window_release(hs, w);
+	if (w->taken >= w->expect && !w->filling) {
+		window_release(hs, w); /* (a filling one goes when its fetch ends) */
 		return;
 	}
 	while (n > 0) {
@@ -509,7 +524,12 @@ static void window_taken(struct http_source *hs, struct window *w, uint64_t rel,
 		rel += k;
 		n -= (size_t)k;
 	}
-	for (unsigned i = 0; i + 1 < SEGS && (uint64_t)(i + 1) * w->seg < w->len; i++)
+	/* only segments written to the end: the fetch may still write the
+	 * unplanned tail of one whose planned bytes have all been read */
+	size_t written = w->filling ? w->avail : w->len;
+	for (unsigned i = 0; i + 1 < SEGS && (uint64_t)(i + 1) * w->seg < w->len &&
+			     (uint64_t)(i + 1) * w->seg <= written;
+	     i++)
 		if (w->segs[i] && w->seg_taken[i] >= w->seg_expect[i]) {
 			seg_put(hs, w->segs[i], w->seg);
 			w->segs[i] = NULL;
@@ -602,14 +622,16 @@ static struct conn *conn_get(struct http_source *hs)
 
 /* Runs one fetch on a free connection without holding the lock (called
  * and returning with the lock held). */
-static int fetch(struct http_source *hs, const struct dest *dst, size_t len, uint64_t off,
-		 struct abota_error *err)
+static int fetch(struct http_source *hs, struct window *w, const struct dest *dst, size_t len,
+		 uint64_t off, struct abota_error *err)
 {
 	struct conn *c = conn_get(hs);
+	c->win = w;
 	pthread_mutex_unlock(&hs->lock);
 	int ret = fetch_on(hs, c, dst, len, off, err);
 	pthread_mutex_lock(&hs->lock);
 	c->busy = false;
+	c->win = NULL;
 	pthread_cond_broadcast(&hs->changed);
 	return ret;
 }
@@ -698,17 +720,21 @@ static int read_at_locked(struct source *src, void *buf, size_t len, uint64_t of
 	size_t max_ra = max_readahead(hs);
 	while (len > 0) {
 		struct window *w = window_for(hs, off);
-		if (w && w->filling) {
+		if (w && w->filling && off - w->off >= w->avail) {
 			/* another worker is fetching these bytes: wait for them */
+			hs->waiting++;
 			pthread_cond_wait(&hs->changed, &hs->lock);
+			hs->waiting--;
 			continue;
 		}
 		if (w) {
-			/* up to the segment's end: the next may be gone */
+			/* up to the segment's end: the next may be gone (or, while
+			 * the window fills, up to what has arrived) */
 			uint64_t rel = off - w->off;
 			size_t n = (size_t)(w->seg - rel % w->seg);
-			if (n > w->len - rel)
-				n = (size_t)(w->len - rel);
+			size_t end = w->filling ? w->avail : w->len;
+			if (n > end - rel)
+				n = (size_t)(end - rel);
 			if (n > len)
 				n = len;
 			memcpy(dst, w->segs[rel / w->seg] + rel % w->seg, n);
@@ -753,7 +779,7 @@ static int read_at_locked(struct source *src, void *buf, size_t len, uint64_t of
 		if (foff == off && want == len && len >= MIN_READAHEAD) {
 			/* A large read goes straight to the caller: no copy. */
 			const struct dest d = { &dst, SIZE_MAX };
-			int ret = fetch(hs, &d, len, off, err);
+			int ret = fetch(hs, NULL, &d, len, off, err);
 			if (ret < 0)
 				return ret;
 			hs->last_end = off + len;
@@ -771,12 +797,13 @@ static int read_at_locked(struct source *src, void *buf, size_t len, uint64_t of
 		hs->fetched += want;
 		w->seen = hs->fetched;
 		w->filling = true;
+		w->avail = 0;
 		w->used = ++hs->stamp;
 		const struct dest d = { w->segs, w->seg };
-		int ret = fetch(hs, &d, want, foff, err);
+		int ret = fetch(hs, w, &d, want, foff, err);
 		w->filling = false;
-		if (ret < 0)
-			window_release(hs, w);
+		if (ret < 0 || (w->expect && w->taken >= w->expect))
+			window_release(hs, w); /* failed, or read while it filled */
 		pthread_cond_broadcast(&hs->changed);
 		if (ret < 0)
 			return ret;
