@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -82,8 +83,29 @@ struct server {
 	int fd;
 	uint16_t port;
 	pthread_mutex_t lock;
+	pthread_cond_t cond;
 	uint64_t requests, bytes; /* range responses, body bytes sent */
+	/* stall_at > 0: a response stops before that offset until released
+	 * (or 10 s pass: timed_out) */
+	uint64_t stall_at;
+	bool stalled, released, timed_out;
 };
+
+/* Sends up to the stall point, then waits to be released. */
+static void stall(struct server *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->stalled = true;
+	pthread_cond_broadcast(&s->cond);
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	while (!s->released && !s->timed_out)
+		if (pthread_cond_timedwait(&s->cond, &s->lock, &until) != 0)
+			s->timed_out = true;
+	s->stall_at = 0;
+	pthread_mutex_unlock(&s->lock);
+}
 
 static bool send_all(int fd, const void *p, size_t n)
 {
@@ -141,6 +163,13 @@ static void *serve_conn(void *p)
 		uint8_t chunk[65536];
 		for (unsigned long long o = a; o <= b;) {
 			size_t k = b - o + 1 < sizeof(chunk) ? (size_t)(b - o + 1) : sizeof(chunk);
+			pthread_mutex_lock(&c->s->lock);
+			uint64_t st = c->s->stall_at;
+			pthread_mutex_unlock(&c->s->lock);
+			if (st && o == st)
+				stall(c->s);
+			else if (st && o < st && o + k > st)
+				k = (size_t)(st - o); /* up to the stall point */
 			for (size_t i = 0; i < k; i++)
 				chunk[i] = byte_at(o + i);
 			if (!send_all(c->fd, chunk, k))
@@ -186,6 +215,7 @@ static int server_setup(void **state)
 	struct server *s = calloc(1, sizeof(*s));
 	assert_non_null(s);
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->cond, NULL);
 	s->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_true(s->fd >= 0);
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -288,6 +318,51 @@ static void test_given_back_bytes_are_fetched_again(void **state)
 	assert_true(after.requests > before.requests);
 }
 
+struct reader {
+	struct source *src;
+	uint64_t off;
+	size_t len;
+};
+
+static void *read_thread(void *p)
+{
+	struct reader *r = p;
+	read_check(r->src, r->off, r->len);
+	return NULL;
+}
+
+/* A window that is still arriving hands out what has arrived: while the
+ * server holds back everything after 2 MiB of an 8 MiB window one worker
+ * asked for, another reads its first MiB without waiting for the rest. */
+static void test_filling_window_hands_out_what_arrived(void **state)
+{
+	struct server *s = *state;
+	struct source *src = open_served(s);
+	const struct source_range plan[] = { { 0, 16 * (uint64_t)MiB } };
+	source_plan(src, plan, 1);
+	pthread_mutex_lock(&s->lock);
+	s->stall_at = 2 * (uint64_t)MiB;
+	s->stalled = s->released = s->timed_out = false;
+	pthread_mutex_unlock(&s->lock);
+	struct reader a = { src, 0, 65536 };
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, read_thread, &a), 0);
+	pthread_mutex_lock(&s->lock);
+	while (!s->stalled && !s->timed_out)
+		pthread_cond_wait(&s->cond, &s->lock);
+	pthread_mutex_unlock(&s->lock);
+	read_check(src, MiB, 100000); /* before the stall point: there already */
+	pthread_mutex_lock(&s->lock);
+	bool timed_out = s->timed_out;
+	s->released = true;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	pthread_join(t, NULL);
+	read_check(src, 3 * (uint64_t)MiB, 100000);
+	source_close(src);
+	assert_false(timed_out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -295,6 +370,7 @@ int main(void)
 		cmocka_unit_test(test_content_range_malformed),
 		cmocka_unit_test(test_planned_stream_holds_one_window),
 		cmocka_unit_test(test_given_back_bytes_are_fetched_again),
+		cmocka_unit_test(test_filling_window_hands_out_what_arrived),
 	};
 	/* one server for the transfer tests; it lives until the process ends */
 	return cmocka_run_group_tests(tests, server_setup, NULL);
