@@ -52,9 +52,9 @@
  * again).  A streamed install then holds about one window (the next one,
  * fetched while the current one is read to its end) instead of two.
  * Segments given back wait in a pool for the next window instead of going
- * back to the kernel: fresh pages would be faulted in and zeroed for every
- * window (+0.1 s on a 148 MB bundle streamed from 127.0.0.1), and the next
- * window needs about as many as the last one gave back. */
+ * back to the kernel, where every window would fault in and zero fresh
+ * pages (40,700 page faults streaming a 148 MB bundle, 5,500 with the
+ * pool); the next window needs about as many as the last one gave back. */
 #define SEGS 16u
 #define POOL SEGS
 struct window {
