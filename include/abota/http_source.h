@@ -66,8 +66,9 @@ int source_open_http(const char *url, const struct http_opts *opts, struct sourc
 bool source_is_http(const struct source *src);
 /* Counters of an HTTP source (zeros for other sources). */
 void http_source_stats(const struct source *src, struct http_stats *stats);
-/* The statistics as one info line (also written when the source closes). */
-void http_source_log_stats(const struct source *src);
+/* Statistics as one info line naming the source (written when an HTTP
+ * source closes; the streaming sandbox writes its child's). */
+void http_stats_log(const char *name, const struct http_stats *st);
 
 /* Parses a Content-Range value "bytes START-END/TOTAL" (START <= END < TOTAL).
  * Exposed for the unit tests and the fuzz target; false if malformed. */

@@ -222,13 +222,11 @@ void http_source_stats(const struct source *src, struct http_stats *stats)
 		pthread_mutex_unlock(&hs->lock);
 }
 
-void http_source_log_stats(const struct source *src)
+void http_stats_log(const char *name, const struct http_stats *st)
 {
-	struct http_stats st;
-	http_source_stats(src, &st);
 	log_info("%s: %" PRIu64 " requests (%" PRIu64 " retries), %" PRIu64
 		 " bytes received, at most %" PRIu64 " KiB held in read-ahead windows",
-		 src->name, st.requests, st.retries, st.bytes, st.held_max >> 10);
+		 name, st->requests, st->retries, st->bytes, st->held_max >> 10);
 }
 
 /* Copies a header value (trimmed) if the line is "name: value". */
@@ -562,13 +560,14 @@ static int window_fill_plan(struct http_source *hs, struct window *w, uint64_t o
 	w->seg = seg;
 	w->off = off;
 	w->len = want;
-	w->expect = need_in(hs, off, want);
+	w->expect = 0;
 	w->taken = 0;
 	memset(w->seg_taken, 0, sizeof(w->seg_taken));
 	for (unsigned i = 0; i < SEGS; i++) {
 		uint64_t a = (uint64_t)i * seg;
 		uint64_t b = a + seg < want ? a + seg : want;
 		w->seg_expect[i] = a < want ? need_in(hs, off + a, b - a) : 0;
+		w->expect += w->seg_expect[i];
 	}
 	return 0;
 }
@@ -825,7 +824,7 @@ static void http_close(struct source *src)
 {
 	struct http_source *hs = (struct http_source *)src;
 	if (hs->stats.requests)
-		http_source_log_stats(src);
+		http_stats_log(src->name, &hs->stats);
 	if (hs->lock_ready) {
 		pthread_cond_destroy(&hs->changed);
 		pthread_mutex_destroy(&hs->lock);

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <inttypes.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
@@ -526,9 +525,7 @@ static void log_child_stats(struct sandbox_source *s)
 	    recv_reply(s->ch[0].fd, sizeof(st), &e, &broken) != 1 ||
 	    read_full(s->ch[0].fd, &st, sizeof(st)) != 1)
 		return;
-	log_info("%s: %" PRIu64 " requests (%" PRIu64 " retries), %" PRIu64
-		 " bytes received, at most %" PRIu64 " KiB held in read-ahead windows",
-		 s->base.name, st.requests, st.retries, st.bytes, st.held_max >> 10);
+	http_stats_log(s->base.name, &st);
 }
 
 static void sandbox_close(struct source *src)
