@@ -89,6 +89,10 @@ void adaptive_get_stats(const struct adaptive *a, struct adaptive_stats *st);
  * was indexed from given hashes, -ENOMEM.  *out is untouched on failure. */
 struct adaptive_index;
 int adaptive_src_index(const struct adaptive *a, size_t i, struct adaptive_index *out);
+/* Frees what adaptive_src_index() is made from (8 bytes per block of every source read):
+ * the installer keeps the one it wants right after adaptive_new(), and the rest of the
+ * install does not need them.  adaptive_src_index() says -ENOENT afterwards. */
+void adaptive_drop_src_indexes(struct adaptive *a);
 
 void adaptive_free(struct adaptive *a);
 

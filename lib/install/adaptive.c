@@ -15,15 +15,20 @@
 
 #define HASH_LEN 32u
 #define SCAN_BUF (1u << 20)
-#define NO_ENTRY UINT64_MAX
+#define NO_ENTRY UINT32_MAX
 #define MAX_SRCS 8u
+#define SRC_BITS 3u /* MAX_SRCS */
+#define MAX_BLOCKS (1u << (32 - SRC_BITS)) /* per source: 2 TiB */
 
-/* Open addressing on the first 8 bytes of a block's SHA-256; a candidate
- * is re-hashed in full when it is read, so a prefix collision only costs a
- * fallback read from the bundle. */
+/* Open addressing on the first 8 bytes of a block's SHA-256: the table
+ * slot comes from them, and an entry keeps 32 more of their bits to tell
+ * keys apart.  A candidate is re-hashed when it is read, so a match of
+ * those bits alone only costs a fallback read from the bundle (one in 2^32
+ * per entry compared).  8 bytes an entry, where the whole key and a 64-bit
+ * position took 16: the table of two 600 MiB slots is 2-4 MiB, not 8. */
 struct entry {
-	uint64_t key;
-	uint64_t where; /* block number << 8 | source; NO_ENTRY = empty */
+	uint32_t check; /* key >> 32 */
+	uint32_t where; /* block number << SRC_BITS | source; NO_ENTRY = empty */
 };
 
 struct adaptive {
@@ -62,16 +67,18 @@ static uint64_t slot_of(uint64_t key, uint64_t mask)
  * overwritten are usable, so the highest is the best bet). */
 static void insert(struct adaptive *a, uint64_t key, uint64_t block, unsigned src)
 {
+	uint32_t check = (uint32_t)(key >> 32);
+	uint32_t where = (uint32_t)block << SRC_BITS | src; /* block < MAX_BLOCKS */
 	for (uint64_t i = slot_of(key, a->mask);; i = (i + 1) & a->mask) {
 		struct entry *e = &a->table[i];
 		if (e->where == NO_ENTRY) {
-			e->key = key;
-			e->where = block << 8 | src;
+			e->check = check;
+			e->where = where;
 			return;
 		}
-		if (e->key == key && (e->where & 0xFF) == src) {
+		if (e->check == check && (e->where & (MAX_SRCS - 1)) == src) {
 			if (a->src[src].is_target)
-				e->where = block << 8 | src;
+				e->where = where;
 			return;
 		}
 	}
@@ -85,15 +92,16 @@ static bool lookup(const struct adaptive *a, const uint8_t *h, uint64_t off, uns
 		   uint64_t *pos)
 {
 	uint64_t key = key_of(h);
+	uint32_t check = (uint32_t)(key >> 32);
 	int best = -1;
 	for (uint64_t i = slot_of(key, a->mask);; i = (i + 1) & a->mask) {
 		const struct entry *e = &a->table[i];
 		if (e->where == NO_ENTRY)
 			break;
-		if (e->key != key)
+		if (e->check != check)
 			continue;
-		unsigned s = (unsigned)(e->where & 0xFF);
-		uint64_t p = (e->where >> 8) * ADAPTIVE_BLOCK;
+		unsigned s = e->where & (MAX_SRCS - 1);
+		uint64_t p = (uint64_t)(e->where >> SRC_BITS) * ADAPTIVE_BLOCK;
 		if (a->src[s].is_target && p < off)
 			continue; /* overwritten by now */
 		int rank = !a->src[s].is_target ? 1 : p == off ? 2 : 0;
@@ -236,7 +244,11 @@ int adaptive_new(const uint8_t *index, size_t index_len, unsigned hash_len, uint
 		sc[s].src = &a->src[s];
 		sc[s].nblocks = srcs[s].size / ADAPTIVE_BLOCK;
 		sc[s].zero_hash = a->zero_hash;
-		total += sc[s].nblocks;
+		if (sc[s].nblocks >= MAX_BLOCKS) { /* the last would read as NO_ENTRY */
+			ret = abota_error_set(err, -EFBIG, "adaptive: slot %s is larger than 2 TiB",
+					      srcs[s].name);
+			goto fail;
+		}
 		if (sc[s].nblocks > SIZE_MAX / sizeof(uint64_t) ||
 		    (sc[s].nblocks &&
 		     !(sc[s].keys = malloc((size_t)sc[s].nblocks * sizeof(uint64_t)))))
@@ -258,6 +270,10 @@ int adaptive_new(const uint8_t *index, size_t index_len, unsigned hash_len, uint
 			goto fail;
 		}
 	}
+	/* sized for the blocks to insert: all-zero ones are not */
+	for (size_t s = 0; s < n_srcs; s++)
+		for (uint64_t b = 0; b < sc[s].nblocks; b++)
+			total += sc[s].keys[b] != 0;
 	uint64_t cap = 64;
 	while (cap < total + total / 2 + 1)
 		cap *= 2;
@@ -404,6 +420,15 @@ int adaptive_src_index(const struct adaptive *a, size_t i, struct adaptive_index
 	}
 	*out = (struct adaptive_index){ .hashes = h, .hash_len = 8, .n = n };
 	return 0;
+}
+
+void adaptive_drop_src_indexes(struct adaptive *a)
+{
+	for (size_t s = 0; s < MAX_SRCS; s++) {
+		free(a->keys[s]);
+		a->keys[s] = NULL;
+		a->nkeys[s] = 0;
+	}
 }
 
 void adaptive_free(struct adaptive *a)

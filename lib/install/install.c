@@ -846,6 +846,8 @@ static void adaptive_setup(struct install *in, const struct plan_item *it,
 	 * target's old content is about to go). */
 	if (ret == 0 && i_act != SIZE_MAX)
 		keep_read_index(in, as->a, i_act, act->name, &act_content);
+	if (ret == 0)
+		adaptive_drop_src_indexes(as->a); /* 8 bytes a block of each slot read */
 	adaptive_index_free(&kept[0]);
 	adaptive_index_free(&kept[1]);
 	if (ret < 0) {

@@ -232,6 +232,13 @@ static void test_known_hashes(void **state)
 	assert_memory_equal(ki.hashes, h, 8);
 	adaptive_index_free(&ki);
 	assert_null(ki.hashes);
+	/* dropped once kept: gone, and the blocks still come from the slots */
+	adaptive_drop_src_indexes(a);
+	assert_int_equal(adaptive_src_index(a, 1, &ki), -ENOENT);
+	assert_null(ki.hashes);
+	assert_int_equal(adaptive_fill(a, 3 * BS, blk, BS, &err), 0);
+	assert_memory_equal(blk, image + 3 * BS, BS);
+	assert_false(adaptive_want(a, 5 * BS, BS));
 	adaptive_free(a);
 
 	/* the slot was changed behind abota's back where the sample looks (its first
