@@ -56,7 +56,8 @@ struct slot_writer_opts {
 	 * at their place (an adaptive image's blocks found in place in the target's old
 	 * content).  Those are not written again -- flash wear and time, as RAUC skips
 	 * them -- but hashed, counted and read back from the medium like written ones,
-	 * so a wrong answer fails the read-back check. */
+	 * so a wrong answer fails the read-back check.  A write of whole 4 KiB blocks is
+	 * asked block by block, so the blocks in place inside it are skipped too. */
 	bool (*in_place)(void *ctx, uint64_t off, size_t len);
 	void *in_place_ctx;
 };

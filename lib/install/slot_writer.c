@@ -26,6 +26,8 @@
 #define SEGMENT_BYTES (32u << 20)
 #define READBACK_BUF (256u << 10)
 #define READBACK_STACK (128u << 10)
+/* The granularity in_place is asked at within a write (an adaptive block). */
+#define IN_PLACE_BLOCK 4096u
 
 struct segment {
 	uint64_t off; /* inside the slot */
@@ -382,6 +384,32 @@ int slot_writer_start(struct slot_device *dev, const struct slot_writer_opts *o,
 	return 0;
 }
 
+/* One piece of a write at image offset off: in place (not written, counted),
+ * all zeros (joins the zero run), or written. */
+static int write_piece(struct slot_writer *w, const uint8_t *buf, size_t len, uint64_t off,
+		       bool in_place, struct abota_error *err)
+{
+	int ret = 0;
+	if (in_place) {
+		/* Already there: nothing to write.  The zero run before it ends here. */
+		ret = zeros_flush(w, err);
+		w->seg.crc = crc_update(w->seg.crc, buf, len);
+		w->in_place_bytes += len;
+	} else if (len % 4096 == 0 && (w->dev->offset + off) % 4096 == 0 && all_zero(buf, len)) {
+		if (w->zero_len == 0)
+			w->zero_off = off;
+		w->zero_len += len;
+		w->seg.crc = crc_zeros(w->seg.crc, len);
+	} else {
+		ret = zeros_flush(w, err);
+		if (ret == 0)
+			ret = powercut_pwrite(w->dev->fd, buf, len, w->dev->offset + off, w->label, err);
+		if (ret == 0)
+			w->seg.crc = crc_update(w->seg.crc, buf, len);
+	}
+	return ret;
+}
+
 int slot_writer_write(void *p, const void *buf, size_t len, struct abota_error *err)
 {
 	struct slot_writer *w = p;
@@ -390,24 +418,24 @@ int slot_writer_write(void *p, const void *buf, size_t len, struct abota_error *
 	if (w->seg.len == 0)
 		w->seg.off = w->off;
 	int ret = 0;
-	if (w->in_place && len > 0 && w->in_place(w->in_place_ctx, w->off, len)) {
-		/* Already there: nothing to write.  The zero run before it ends here. */
-		ret = zeros_flush(w, err);
-		w->seg.crc = crc_update(w->seg.crc, buf, len);
-		w->in_place_bytes += len;
-	} else if (len % 4096 == 0 && (w->dev->offset + w->off) % 4096 == 0 &&
-		   all_zero(buf, len)) {
-		if (w->zero_len == 0)
-			w->zero_off = w->off;
-		w->zero_len += len;
-		w->seg.crc = crc_zeros(w->seg.crc, len);
+	const uint8_t *b = buf;
+	if (w->in_place && len > 0 && len % IN_PLACE_BLOCK == 0 && w->off % IN_PLACE_BLOCK == 0) {
+		/* Runs of blocks in place and of blocks not: a write mixing them (a
+		 * 1 MiB chunk of an adaptive image of which the target holds all but
+		 * a few blocks) skips every block that is there already. */
+		for (size_t done = 0; done < len && ret == 0;) {
+			bool ip = w->in_place(w->in_place_ctx, w->off + done, IN_PLACE_BLOCK);
+			size_t run = IN_PLACE_BLOCK;
+			while (done + run < len &&
+			       w->in_place(w->in_place_ctx, w->off + done + run, IN_PLACE_BLOCK) == ip)
+				run += IN_PLACE_BLOCK;
+			ret = write_piece(w, b + done, run, w->off + done, ip, err);
+			done += run;
+		}
 	} else {
-		ret = zeros_flush(w, err);
-		if (ret == 0)
-			ret = powercut_pwrite(w->dev->fd, buf, len, w->dev->offset + w->off, w->label,
-					      err);
-		if (ret == 0)
-			w->seg.crc = crc_update(w->seg.crc, buf, len);
+		ret = write_piece(w, b, len, w->off,
+				  w->in_place && len > 0 && w->in_place(w->in_place_ctx, w->off, len),
+				  err);
 	}
 	if (ret < 0)
 		return ret;

@@ -356,6 +356,55 @@ static void test_in_place_not_written(void **state)
 	close(dev.fd);
 }
 
+/* in_place: every third 4 KiB block of the first MiB is said to be in the slot. */
+static bool thirds_in_place(void *ctx, uint64_t off, size_t len)
+{
+	(void)ctx;
+	for (uint64_t o = off; o < off + len; o += 4096)
+		if (o >= MIB || (o / 4096) % 3 != 0)
+			return false;
+	return true;
+}
+
+/* A write that mixes blocks in place with others (each 128 KiB write here)
+ * skips just the blocks in place; a wrong claim on those is still caught. */
+static void test_in_place_blocks_inside_a_write(void **state)
+{
+	(void)state;
+	struct slot_device dev;
+	make_slot(&dev, 8 * MIB, 0);
+	uint8_t *b = malloc(MIB);
+	assert_non_null(b);
+	fill_image(b, 0, MIB);
+	assert_int_equal(pwrite(dev.fd, b, MIB, 0), (ssize_t)MIB);
+	struct slot_writer_opts o = { .label = "slot", .in_place = thirds_in_place };
+	struct slot_writer *w = NULL;
+	struct abota_error err = { 0 };
+	assert_int_equal(slot_writer_start(&dev, &o, &w, &err), 0);
+	assert_int_equal(feed(w, NULL, 0, 4 * MIB, 128 * 1024, &err), 0);
+	assert_int_equal(slot_writer_in_place(w), (MIB / 4096 + 2) / 3 * 4096);
+	assert_int_equal(slot_writer_finish(w, true, &err), 0);
+	check_slot(dev.fd, 0, dev.size, 0, 4 * MIB);
+	close(dev.fd);
+
+	/* the same claim over a slot that holds FILL there: those blocks not written */
+	make_slot(&dev, 8 * MIB, 0);
+	assert_int_equal(slot_writer_start(&dev, &o, &w, &err), 0);
+	assert_int_equal(feed(w, NULL, 0, 4 * MIB, 128 * 1024, &err), 0);
+	assert_int_equal(slot_writer_finish(w, true, &err), -EIO);
+	assert_non_null(strstr(err.msg, "read-back check failed"));
+	assert_int_equal(pread(dev.fd, b, 16, 0), 16);
+	assert_int_equal(b[0], FILL); /* block 0: claimed, so not written */
+	assert_int_equal(pread(dev.fd, b, 4096, 4096), 4096);
+	uint8_t *want = malloc(4096);
+	assert_non_null(want);
+	fill_image(want, 4096, 4096);
+	assert_memory_equal(b, want, 4096); /* block 1: written */
+	free(want);
+	free(b);
+	close(dev.fd);
+}
+
 static void test_can_write(void **state)
 {
 	(void)state;
@@ -388,6 +437,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_all_zeros, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_medium_in_zero_run, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_in_place_not_written, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_in_place_blocks_inside_a_write, setup, teardown),
 		cmocka_unit_test(test_can_write),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
