@@ -322,24 +322,24 @@ static bool first_mib_in_place(void *ctx, uint64_t off, size_t len)
 	return off + len <= MIB;
 }
 
-/* Bytes the slot holds in place are not written, but read back like the rest: true, the
- * image lands whole; false (the slot holds something else there), the read-back check
- * fails -- a wrong in_place answer never makes a wrong slot. */
-static void test_in_place_not_written(void **state)
+/* Writes 4 MiB of image with claim as in_place, twice: over a slot that holds the
+ * image's first MiB (expect_in_place bytes are not written and the image lands whole),
+ * and over one that holds FILL (the claimed bytes stay FILL, the read-back check fails).
+ * Returns the second slot's descriptor for more checks. */
+static int in_place_case(bool (*claim)(void *, uint64_t, size_t), uint64_t expect_in_place)
 {
-	(void)state;
 	struct slot_device dev;
 	make_slot(&dev, 8 * MIB, 0);
 	uint8_t *b = malloc(MIB);
 	assert_non_null(b);
 	fill_image(b, 0, MIB);
 	assert_int_equal(pwrite(dev.fd, b, MIB, 0), (ssize_t)MIB);
-	struct slot_writer_opts o = { .label = "slot", .in_place = first_mib_in_place };
+	struct slot_writer_opts o = { .label = "slot", .in_place = claim };
 	struct slot_writer *w = NULL;
 	struct abota_error err = { 0 };
 	assert_int_equal(slot_writer_start(&dev, &o, &w, &err), 0);
 	assert_int_equal(feed(w, NULL, 0, 4 * MIB, 128 * 1024, &err), 0);
-	assert_int_equal(slot_writer_in_place(w), MIB);
+	assert_int_equal(slot_writer_in_place(w), expect_in_place);
 	assert_int_equal(slot_writer_finish(w, true, &err), 0);
 	check_slot(dev.fd, 0, dev.size, 0, 4 * MIB);
 	close(dev.fd);
@@ -353,7 +353,16 @@ static void test_in_place_not_written(void **state)
 	assert_int_equal(pread(dev.fd, b, 16, 0), 16);
 	assert_int_equal(b[0], FILL);
 	free(b);
-	close(dev.fd);
+	return dev.fd;
+}
+
+/* Bytes the slot holds in place are not written, but read back like the rest: true, the
+ * image lands whole; false (the slot holds something else there), the read-back check
+ * fails -- a wrong in_place answer never makes a wrong slot. */
+static void test_in_place_not_written(void **state)
+{
+	(void)state;
+	close(in_place_case(first_mib_in_place, MIB));
 }
 
 /* in_place: every third 4 KiB block of the first MiB is said to be in the slot. */
@@ -371,38 +380,17 @@ static bool thirds_in_place(void *ctx, uint64_t off, size_t len)
 static void test_in_place_blocks_inside_a_write(void **state)
 {
 	(void)state;
-	struct slot_device dev;
-	make_slot(&dev, 8 * MIB, 0);
-	uint8_t *b = malloc(MIB);
+	int fd = in_place_case(thirds_in_place, (MIB / 4096 + 2) / 3 * 4096);
+	/* over FILL: block 0 was claimed (FILL, checked above), block 1 written */
+	uint8_t *b = malloc(4096), *want = malloc(4096);
 	assert_non_null(b);
-	fill_image(b, 0, MIB);
-	assert_int_equal(pwrite(dev.fd, b, MIB, 0), (ssize_t)MIB);
-	struct slot_writer_opts o = { .label = "slot", .in_place = thirds_in_place };
-	struct slot_writer *w = NULL;
-	struct abota_error err = { 0 };
-	assert_int_equal(slot_writer_start(&dev, &o, &w, &err), 0);
-	assert_int_equal(feed(w, NULL, 0, 4 * MIB, 128 * 1024, &err), 0);
-	assert_int_equal(slot_writer_in_place(w), (MIB / 4096 + 2) / 3 * 4096);
-	assert_int_equal(slot_writer_finish(w, true, &err), 0);
-	check_slot(dev.fd, 0, dev.size, 0, 4 * MIB);
-	close(dev.fd);
-
-	/* the same claim over a slot that holds FILL there: those blocks not written */
-	make_slot(&dev, 8 * MIB, 0);
-	assert_int_equal(slot_writer_start(&dev, &o, &w, &err), 0);
-	assert_int_equal(feed(w, NULL, 0, 4 * MIB, 128 * 1024, &err), 0);
-	assert_int_equal(slot_writer_finish(w, true, &err), -EIO);
-	assert_non_null(strstr(err.msg, "read-back check failed"));
-	assert_int_equal(pread(dev.fd, b, 16, 0), 16);
-	assert_int_equal(b[0], FILL); /* block 0: claimed, so not written */
-	assert_int_equal(pread(dev.fd, b, 4096, 4096), 4096);
-	uint8_t *want = malloc(4096);
 	assert_non_null(want);
+	assert_int_equal(pread(fd, b, 4096, 4096), 4096);
 	fill_image(want, 4096, 4096);
-	assert_memory_equal(b, want, 4096); /* block 1: written */
+	assert_memory_equal(b, want, 4096);
 	free(want);
 	free(b);
-	close(dev.fd);
+	close(fd);
 }
 
 static void test_can_write(void **state)
