@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
@@ -511,8 +512,10 @@ static void sandbox_plan(struct source *src, const struct source_range *r, size_
 }
 
 /* The child's HTTP statistics, logged as the source closes (nothing reads
- * through it any more).  A helper that does not answer is not waited for
- * beyond the channel's timeout, and nothing depends on the answer. */
+ * through it any more).  Nothing depends on the answer: a helper that has
+ * not started it within STATS_WAIT_MS is not waited for (the channel's own
+ * timeout is minutes, made for a download). */
+#define STATS_WAIT_MS 2000
 static void log_child_stats(struct sandbox_source *s)
 {
 	if (s->dead_code || s->ch[0].fd < 0 || s->ch[0].busy)
@@ -521,7 +524,8 @@ static void log_child_stats(struct sandbox_source *s)
 	struct http_stats st;
 	struct abota_error e = { 0 };
 	bool broken = false;
-	if (write_full(s->ch[0].fd, &q, sizeof(q)) < 0 ||
+	struct pollfd pfd = { .fd = s->ch[0].fd, .events = POLLIN };
+	if (write_full(s->ch[0].fd, &q, sizeof(q)) < 0 || poll(&pfd, 1, STATS_WAIT_MS) != 1 ||
 	    recv_reply(s->ch[0].fd, sizeof(st), &e, &broken) != 1 ||
 	    read_full(s->ch[0].fd, &st, sizeof(st)) != 1)
 		return;

@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "abota/sandbox_source.h"
@@ -32,7 +33,7 @@ struct reply {
 };
 
 enum mode { GOOD, LONG_REPLY, POSITIVE_STATUS, ERROR_THEN_GOOD, DIE_ON_READ, OPEN_ERROR,
-	    OPEN_EOF, SHORT_DATA };
+	    OPEN_EOF, SHORT_DATA, SILENT_STATS };
 
 static void put(int fd, const void *p, size_t n)
 {
@@ -83,6 +84,8 @@ serve:;
 			put(fd, &ack, sizeof(ack));
 			continue;
 		}
+		if (q.op == 3 && m == SILENT_STATS)
+			continue; /* asked for its counters: never answers */
 		if (m == DIE_ON_READ)
 			_exit(3);
 		if (m == POSITIVE_STATUS) {
@@ -282,6 +285,23 @@ static void test_helper_dies(void **state)
 	source_close(s);
 }
 
+/* Closing asks the helper for its counters (for the log); one that does not
+ * answer is not waited for: the channel's timeout is made for downloads. */
+static void test_close_does_not_wait_for_silent_helper(void **state)
+{
+	(void)state;
+	struct source *s = NULL;
+	struct abota_error err = { 0 };
+	assert_int_equal(start(SILENT_STATS, &s, &err), 0);
+	uint8_t buf[10];
+	assert_int_equal(source_read_at(s, buf, sizeof(buf), 0, &err), 0);
+	struct timespec a, b;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	source_close(s);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	assert_true(b.tv_sec - a.tv_sec < 30);
+}
+
 static void test_short_data(void **state)
 {
 	(void)state;
@@ -366,6 +386,7 @@ int main(void)
 		cmocka_unit_test(test_open_eof),
 		cmocka_unit_test(test_missing_user),
 		cmocka_unit_test(test_real_helper_errors_reach_the_parent),
+		cmocka_unit_test(test_close_does_not_wait_for_silent_helper),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
