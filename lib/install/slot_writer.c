@@ -423,14 +423,18 @@ int slot_writer_write(void *p, const void *buf, size_t len, struct abota_error *
 		/* Runs of blocks in place and of blocks not: a write mixing them (a
 		 * 1 MiB chunk of an adaptive image of which the target holds all but
 		 * a few blocks) skips every block that is there already. */
+		bool ip = w->in_place(w->in_place_ctx, w->off, IN_PLACE_BLOCK);
 		for (size_t done = 0; done < len && ret == 0;) {
-			bool ip = w->in_place(w->in_place_ctx, w->off + done, IN_PLACE_BLOCK);
+			/* each block is asked once: the one that ends a run starts the next */
 			size_t run = IN_PLACE_BLOCK;
+			bool next = ip;
 			while (done + run < len &&
-			       w->in_place(w->in_place_ctx, w->off + done + run, IN_PLACE_BLOCK) == ip)
+			       (next = w->in_place(w->in_place_ctx, w->off + done + run,
+						   IN_PLACE_BLOCK)) == ip)
 				run += IN_PLACE_BLOCK;
 			ret = write_piece(w, b + done, run, w->off + done, ip, err);
 			done += run;
+			ip = next;
 		}
 	} else {
 		ret = write_piece(w, b, len, w->off,
