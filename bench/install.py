@@ -5,7 +5,10 @@ daemon, loop mount), alternating, in one run.  Also: abota on its own default
 bundle format, abota's peak RSS, and `openssl dgst -sha256` over the image as
 the floor.  And the I/O floor of any installer that checks what it wrote
 on the medium: `dd` writing the image into the slot (O_DIRECT, 4 MiB writes,
-fdatasync) plus the floor above for reading it back.
+fdatasync) plus the floor above for reading it back.  And, untimed, the page
+cache each install fills (peak) and leaves behind, for both tools: on a board
+whose RAM is the size of the image, that is the running system's own cached
+files pushed out.
 
     bench/install.py BUILD_DIR [--runs N] [--out FILE]
 """
@@ -70,6 +73,31 @@ def rss_split(args):
     if p.returncode != 0:
         raise RuntimeError(f"{args} failed")
     return best
+
+
+def meminfo_cached():
+    """Page cache (KiB): Cached + Buffers (a loop device's pages count under Buffers)."""
+    f = dict(line.split(":", 1) for line in open("/proc/meminfo"))
+    return int(f["Cached"].split()[0]) + int(f["Buffers"].split()[0])
+
+
+def page_cache(args, env=None):
+    """Runs ARGS once after dropping the caches, sampling /proc/meminfo every
+    10 ms: the page cache's peak growth during the run, and its growth left a
+    second after it (KiB).  Machine-wide, so a service's work counts too."""
+    drop_caches()
+    base = meminfo_cached()
+    p = subprocess.Popen([str(x) for x in args], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, env=env)
+    peak = 0
+    while p.poll() is None:
+        peak = max(peak, meminfo_cached() - base)
+        time.sleep(0.01)
+    if p.returncode != 0:
+        raise RuntimeError(f"{args} failed")
+    time.sleep(1)
+    left = meminfo_cached() - base
+    return max(peak, left), left
 
 
 def main():
@@ -167,6 +195,14 @@ def main():
         drop_caches()
         _, rss_file, rss_anon = rss_split([abota, "-c", conf, "--override-boot-slot=A",
                                             "install", rauc_bundle])
+        # untimed: the page cache each install fills and leaves behind
+        pc = {
+            "abota": page_cache([abota, "-c", conf, "--override-boot-slot=A", "install",
+                                 rauc_bundle]),
+            "rauc": page_cache(["rauc", "install", rauc_bundle], env=env),
+            "abota-own": page_cache([abota, "-c", conf, "--override-boot-slot=A", "install",
+                                     abota_bundle]),
+        }
         med = {k: statistics.median(v) for k, v in res.items()}
         # each abota run and the rauc run right after it share the machine's
         # state (this VM's disk speed drifts between runs): their ratios
@@ -199,6 +235,14 @@ def main():
             f"(ratio **{mcpu['abota'] / mcpu['rauc']:.3f}**; the service's own, from "
             f"/proc/PID/stat: the kernel's squashfs reads count, its loop device's "
             f"kworkers do not), abota own format {mcpu['abota-own']:.2f} s.",
+            "",
+            f"Page cache (untimed runs after dropping the caches; /proc/meminfo Cached + "
+            f"Buffers, machine-wide; bundle {os.path.getsize(rauc_bundle) / 2**20:.0f} MiB, "
+            f"image 512 MiB): abota fills at most **{pc['abota'][0] / 1024:.0f} MiB** and "
+            f"leaves **{pc['abota'][1] / 1024:.0f} MiB** behind; the RAUC service "
+            f"{pc['rauc'][0] / 1024:.0f} MiB and {pc['rauc'][1] / 1024:.0f} MiB; abota "
+            f"on its own format {pc['abota-own'][0] / 1024:.0f} MiB and "
+            f"{pc['abota-own'][1] / 1024:.0f} MiB.",
         ]
         text = "\n".join(lines)
         report(text, a.out)

@@ -91,6 +91,12 @@ struct bundle;
 int bundle_open(const char *path, const struct bundle_open_opts *opts, struct bundle **out,
 		struct abota_error *err);
 void bundle_close(struct bundle *b);
+/* The caller is done with the bundle's bytes: a local bundle file's cached
+ * pages are dropped (an install reads a bundle twice -- the signature check,
+ * then the images -- and would otherwise leave all of it in the page cache
+ * in place of the running system's own files).  NULL-safe; the bundle stays
+ * usable (what is read again comes from the medium). */
+void bundle_forget_cache(struct bundle *b);
 
 const char *bundle_path(const struct bundle *b);
 const struct manifest *bundle_get_manifest(const struct bundle *b);

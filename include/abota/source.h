@@ -26,6 +26,8 @@ struct source_ops {
 	void (*close)(struct source *src);
 	/* Optional: see source_plan(). */
 	void (*plan)(struct source *src, const struct source_range *r, size_t n);
+	/* Optional: see source_forget(). */
+	void (*forget)(struct source *src, uint64_t off, uint64_t len);
 };
 
 struct source {
@@ -48,6 +50,13 @@ void source_close(struct source *src);
  * scattered few percent of a bundle); others ignore it or pass it down.
  * Reads outside the plan still work. */
 void source_plan(struct source *src, const struct source_range *r, size_t n);
+/* A hint: the caller will not read [off, off+len) again.  A local file
+ * drops those bytes' cached pages (whole pages only), so that installing a
+ * bundle does not leave it in the page cache at the expense of the running
+ * system's own files; views pass it down, an HTTP source (which keeps only
+ * what its plan still needs) ignores it.  Reading the bytes again still
+ * works: they come from the medium.  Out-of-range parts are ignored. */
+void source_forget(struct source *src, uint64_t off, uint64_t len);
 
 /* A local regular file, opened once (O_RDONLY|O_CLOEXEC); never re-opened by
  * path.  Anything but a regular file is refused. */

@@ -39,6 +39,12 @@ struct bundle {
 	enum bundle_format format;
 };
 
+void bundle_forget_cache(struct bundle *b)
+{
+	if (b && b->file)
+		source_forget(b->file, 0, source_size(b->file));
+}
+
 void bundle_close(struct bundle *b)
 {
 	if (!b)

@@ -1131,6 +1131,29 @@ static bool sel_wants(const struct squashfs_reader *r, const struct stream_sel *
 
 /* --- streaming: serial path (libsquashfs data reader) --- */
 
+/* A file's data blocks, once delivered, are not read again: the source may
+ * forget them (a local bundle's cached pages: installing a 150 MB bundle
+ * left it all in the page cache, pushing out the running system's own
+ * files), a few MiB at a time.  Each call names the whole prefix since the
+ * file's first block: the kernel drops a folio only when all of it lies in
+ * the range, and a large folio (up to 2 MiB of the bundle) straddled every
+ * boundary between two calls that each named only their new bytes.
+ * Walking the pages already dropped again costs next to nothing. */
+#define FORGET_STEP (4u << 20)
+
+struct forget {
+	uint64_t start; /* the file's first block */
+	uint64_t upto;  /* forgotten up to here */
+};
+
+static void forget_read(struct squashfs_reader *r, struct forget *f, uint64_t upto, bool last)
+{
+	if (upto <= f->upto || (!last && upto - f->upto < FORGET_STEP))
+		return;
+	source_forget(r->src, f->start, upto - f->start);
+	f->upto = upto;
+}
+
 static int stream_serial(struct squashfs_reader *r, const struct inode *in,
 			 const struct stream_sel *sel, struct abota_error *err)
 {
@@ -1153,10 +1176,12 @@ static int stream_serial(struct squashfs_reader *r, const struct inode *in,
 	one->data.file_ext.fragment_offset = NO_FRAG;
 	int ret = 0;
 	uint64_t pos = in->blocks_start;
+	struct forget forgot = { .start = pos, .upto = pos };
 	for (size_t i = 0; ret == 0 && i < in->nblocks; i++) {
 		size_t want = block_len(r, in, i);
 		uint32_t disk = in->blocks[i] & BLOCK_SIZE_MASK;
 		uint64_t off = (uint64_t)i * bs;
+		forget_read(r, &forgot, pos, false);
 		if (!sel_wants(r, sel, i, want)) {
 			pos += disk;
 			continue;
@@ -1181,6 +1206,8 @@ static int stream_serial(struct squashfs_reader *r, const struct inode *in,
 		free(buf);
 		pos += disk;
 	}
+	if (ret == 0)
+		forget_read(r, &forgot, pos, true);
 	size_t tail = (size_t)(in->size % bs);
 	if (ret == 0 && in->frag_idx != NO_FRAG && sel_wants(r, sel, in->nblocks, tail)) {
 		struct frag f;
@@ -1580,6 +1607,7 @@ static int stream_fast(struct squashfs_reader *r, const struct inode *in, unsign
 		/* Without threads the calling thread reads and decodes each batch. */
 	}
 
+	struct forget forgot = { .start = in->blocks_start, .upto = in->blocks_start };
 	for (size_t delivered = 0; ret == 0 && delivered < p.nbatches; delivered++) {
 		struct slot *s = &p.slots[delivered % p.nslots];
 		if (started) {
@@ -1610,6 +1638,9 @@ static int stream_fast(struct squashfs_reader *r, const struct inode *in, unsign
 		ret = s->ret < 0 ? slot_error(&p, s, err)
 				 : sel->sink(sel->ctx, (uint64_t)s->first * bs, s->out, s->out_len,
 					     err);
+		if (ret == 0)
+			forget_read(r, &forgot, p.batches[delivered].pos + p.batches[delivered].disk,
+				    delivered + 1 == p.nbatches);
 		if (started)
 			pthread_mutex_lock(&p.lock);
 		s->state = SLOT_FREE;

@@ -1523,6 +1523,10 @@ static void install_free(struct install *in)
 	free(in->group);
 	free(in->booted_id);
 	boot_backend_close(in->backend);
+	/* Whatever the outcome: what an install read of the bundle is not
+	 * worth keeping in place of the running system's cached files (a
+	 * retry checks the signature again, reading it anyway). */
+	bundle_forget_cache(in->bundle);
 	bundle_close(in->bundle);
 	system_info_free(in->sysinfo);
 	for (size_t i = 0; in->info_headers[i]; i++)

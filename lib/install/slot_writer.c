@@ -44,6 +44,8 @@ struct readback {
 	uint8_t *buf;
 	slot_writer_checkpoint_fn checkpoint;
 	void *checkpoint_ctx;
+	uint64_t drop_from; /* the first segment read back (readback_segment) */
+	bool dropping;
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -142,6 +144,18 @@ static int readback_segment(struct readback *rb, const struct segment *s, struct
 		ret = abota_error_set(err, -EIO,
 				      "read-back check failed: the %llu bytes at offset %llu differ from what was written",
 				      (unsigned long long)s->len, (unsigned long long)s->off);
+	/* Checked, the segment is not read again: its pages would otherwise
+	 * stay cached -- the whole image, in place of the running system's
+	 * own files, on a board whose RAM is the size of the image.  From
+	 * the first segment on each time: the kernel drops a large folio only
+	 * whole, and one straddles a segment boundary that is not aligned to
+	 * it (a slot at an odd offset in a disk image). */
+	if (!rb->dropping) {
+		rb->drop_from = s->off;
+		rb->dropping = true;
+	}
+	(void)posix_fadvise(rb->fd, (off_t)(rb->base + rb->drop_from),
+			    (off_t)(s->off + s->len - rb->drop_from), POSIX_FADV_DONTNEED);
 	return ret;
 }
 

@@ -162,12 +162,19 @@ static int drop_journal(struct ws *w, struct abota_error *err)
 	return install_journal_remove(path, err);
 }
 
-/* Reads the image in pieces, hashing each, and hands each to fn. */
+/* Reads the image in pieces, hashing each, and hands each to fn.  The
+ * image is read once: what was read is dropped from the page cache every
+ * few MiB (always from the start: the kernel drops a large folio only
+ * whole), instead of staying there in place of the running system's own
+ * files. */
+#define WS_FORGET_STEP (8u << 20)
+
 static int read_image(struct ws *w, struct digest_sha256_ctx *hash,
 		      int (*fn)(void *ctx, const uint8_t *buf, size_t len, struct abota_error *err),
 		      void *ctx, struct abota_error *err)
 {
 	int ret = 0;
+	uint64_t forgot = 0;
 	for (uint64_t off = 0; ret == 0 && off < w->img_size;) {
 		size_t n = WS_BUF;
 		if (n > w->img_size - off)
@@ -180,6 +187,10 @@ static int read_image(struct ws *w, struct digest_sha256_ctx *hash,
 		digest_sha256_update(hash, w->buf, n);
 		ret = fn(ctx, w->buf, n, err);
 		off += n;
+		if (off - forgot >= WS_FORGET_STEP || off == w->img_size) {
+			(void)posix_fadvise(w->img_fd, 0, (off_t)off, POSIX_FADV_DONTNEED);
+			forgot = off;
+		}
 	}
 	return ret;
 }

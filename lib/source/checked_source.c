@@ -170,10 +170,20 @@ static void checked_plan(struct source *src, const struct source_range *r, size_
 	free(m);
 }
 
+/* The view's bytes lie at the same offsets below (a verity tree after
+ * them): the lower source forgets them.  Cached blocks of the view's own
+ * stay (a few, and the next reads replace them). */
+static void checked_forget(struct source *src, uint64_t off, uint64_t len)
+{
+	struct checked_source *cs = (struct checked_source *)src;
+	source_forget(cs->lower, off, len);
+}
+
 static const struct source_ops checked_ops = {
 	.read_at = checked_read_at,
 	.close = checked_close,
 	.plan = checked_plan,
+	.forget = checked_forget,
 };
 
 int source_new_checked(struct source *lower, uint64_t size, uint32_t block_size,

@@ -45,6 +45,16 @@ void source_plan(struct source *src, const struct source_range *r, size_t n)
 		src->ops->plan(src, r, n);
 }
 
+void source_forget(struct source *src, uint64_t off, uint64_t len)
+{
+	if (!src || !src->ops->forget || off >= src->size)
+		return;
+	if (len > src->size - off)
+		len = src->size - off;
+	if (len > 0)
+		src->ops->forget(src, off, len);
+}
+
 uint64_t source_size(const struct source *src)
 {
 	return src->size;
@@ -82,6 +92,15 @@ static int file_read_at(struct source *src, void *buf, size_t len, uint64_t off,
 	return ret;
 }
 
+/* The kernel drops whole pages only (the partial ones at either end stay):
+ * callers forget a growing prefix so that a page shared by two calls goes
+ * with the second.  Dirty pages are not dropped (only written back). */
+static void file_forget(struct source *src, uint64_t off, uint64_t len)
+{
+	struct file_source *fs = (struct file_source *)src;
+	(void)posix_fadvise(fs->fd, (off_t)off, (off_t)len, POSIX_FADV_DONTNEED);
+}
+
 static void file_close(struct source *src)
 {
 	struct file_source *fs = (struct file_source *)src;
@@ -92,6 +111,7 @@ static void file_close(struct source *src)
 static const struct source_ops file_ops = {
 	.read_at = file_read_at,
 	.close = file_close,
+	.forget = file_forget,
 };
 
 int source_open_file(const char *path, struct source **out, struct abota_error *err)
@@ -177,10 +197,17 @@ static void window_plan(struct source *src, const struct source_range *r, size_t
 	free(m);
 }
 
+static void window_forget(struct source *src, uint64_t off, uint64_t len)
+{
+	struct window_source *ws = (struct window_source *)src;
+	source_forget(ws->lower, ws->off + off, len);
+}
+
 static const struct source_ops window_ops = {
 	.read_at = window_read_at,
 	.close = NULL,
 	.plan = window_plan,
+	.forget = window_forget,
 };
 
 int source_new_window(struct source *lower, uint64_t off, uint64_t size, struct source **out,

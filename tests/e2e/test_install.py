@@ -9,7 +9,7 @@ import stat
 
 import pytest
 
-from conftest import abota, abota_fails, make_content, run, sha256_file
+from conftest import abota, abota_fails, make_content, make_ext4, run, sha256_file
 
 BACKEND = """#!/bin/sh
 # custom bootloader backend: state in files, every call logged
@@ -155,6 +155,52 @@ def test_install_progress_lines(device, bundles):
     assert any(l.strip().startswith("100%") for l in lines)
     pcts = [int(l.split("%")[0]) for l in lines]
     assert pcts == sorted(pcts)
+
+
+def cached_bytes(path):
+    """Bytes of the file in the page cache (util-linux fincore)."""
+    out = run("fincore", "--bytes", "--noheadings", "--output", "RES", path).stdout
+    return int(out.split()[0])
+
+
+def page_cache_drops_in(d):
+    """Whether a file's clean pages can be dropped here (not on tmpfs)."""
+    p = os.path.join(d, "scratch")
+    with open(p, "wb") as f:
+        f.write(os.urandom(1 << 20))
+        f.flush()
+        os.fsync(f.fileno())
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+    n = cached_bytes(p)
+    os.unlink(p)
+    return n == 0
+
+
+@pytest.mark.parametrize("fmt", ["plain", "verity"])
+def test_install_leaves_page_cache_alone(tmp_path, pki, fmt):
+    """An install reads the bundle twice (signature, then images) and
+    reads every slot back: none of it may stay in the page cache in place
+    of the running system's own files (it all did: bundle and image)."""
+    if not page_cache_drops_in(str(tmp_path)):
+        pytest.skip("page cache pages cannot be dropped on this file system")
+    content = make_content(str(tmp_path / "c"), version="2.0", fmt=fmt)
+    make_ext4(os.path.join(content, "rootfs.ext4"), 15 << 10,
+              {"usr/lib/blob": os.urandom(8 << 20)})
+    bundle = str(tmp_path / "b.raucb")
+    abota("bundle", "--cert", pki.signer[0], "--key", pki.signer[1], content, bundle)
+    dev = Device(str(tmp_path / "dev"), pki)
+    run("sync")
+    with open(bundle, "rb") as f:  # cached, as a download just written would be
+        while f.read(1 << 20):
+            pass
+    size = os.path.getsize(bundle)
+    assert size > 8 << 20 and cached_bytes(bundle) >= size
+    abota("-c", dev.conf, "install", bundle)
+    # what may stay: metadata, a large folio at the end of a range
+    assert cached_bytes(bundle) < 1 << 20
+    assert cached_bytes(os.path.join(dev.slots, "rootfs-b")) < 4 << 20
+    img = open(os.path.join(content, "rootfs.ext4"), "rb").read()
+    assert dev.slot_bytes("rootfs-b", len(img)) == img
 
 
 def untouched(device):

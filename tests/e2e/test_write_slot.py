@@ -18,7 +18,7 @@ import shutil
 import pytest
 
 from conftest import abota, abota_fails, make_content, make_ext4, run, sha256_file
-from test_install import Device, points_of, slot_state
+from test_install import Device, cached_bytes, page_cache_drops_in, points_of, slot_state
 
 SLOT_FILL = b"\x5a"  # what a slot holds before the write: not zeros, so zero runs must be written
 
@@ -196,6 +196,23 @@ def test_write_slot_writes_image_and_records_status(dev, images):
     # a second write counts again
     ws(dev, "rootfs.1", images["rootfs"])
     assert slot_state(dev, "rootfs.1")["installed.count"] == "5"
+
+
+def test_write_slot_leaves_page_cache_alone(tmp_path, pki, images):
+    """The image is read once and the slot read back once: neither stays
+    in the page cache (both did, whole)."""
+    if not page_cache_drops_in(str(tmp_path)):
+        pytest.skip("page cache pages cannot be dropped on this file system")
+    dev = Device(str(tmp_path / "dev"), pki)  # no backend reading the slots
+    image = str(tmp_path / "rootfs.ext4")
+    shutil.copyfile(images["rootfs"], image)
+    size = os.path.getsize(image)
+    run("sync")  # dirty pages are written back, not dropped
+    assert cached_bytes(image) >= size
+    ws(dev, "rootfs.1", image)
+    assert cached_bytes(image) < 1 << 20
+    assert cached_bytes(os.path.join(dev.slots, "rootfs-b")) < 1 << 20
+    assert slot_file(dev, "rootfs-b")[:size] == open(image, "rb").read()
 
 
 def test_write_slot_progress(dev, images):

@@ -15,6 +15,8 @@
 #include "abota/chunk_mac.h"
 #include "abota/fileio.h"
 
+#include "pagecache.h"
+
 #define CHUNK 65536
 #define SIZE (5 * CHUNK + 12288) /* a short last chunk */
 
@@ -113,11 +115,122 @@ static void test_chunk_mac(void **state)
 	free(data);
 }
 
+/* A source that records what it is told to forget. */
+struct forget_rec {
+	struct source base;
+	size_t calls;
+	uint64_t off, len; /* the last call */
+};
+
+static int rec_read_at(struct source *src, void *buf, size_t len, uint64_t off,
+		       struct abota_error *err)
+{
+	(void)src;
+	(void)err;
+	memset(buf, (int)(off & 0xFF), len);
+	return 0;
+}
+
+static void rec_forget(struct source *src, uint64_t off, uint64_t len)
+{
+	struct forget_rec *r = (struct forget_rec *)src;
+	r->calls++;
+	r->off = off;
+	r->len = len;
+}
+
+static const struct source_ops rec_ops = { .read_at = rec_read_at, .forget = rec_forget };
+
+static int accept_all(void *ctx, uint64_t idx, const uint8_t *data, size_t len,
+		      struct abota_error *err)
+{
+	(void)ctx;
+	(void)idx;
+	(void)data;
+	(void)len;
+	(void)err;
+	return 0;
+}
+
+/* Views pass "forget" down at their offsets, clamped to their size; a
+ * source without it, NULL and empty ranges are no-ops. */
+static void test_forget_passes_down(void **state)
+{
+	(void)state;
+	struct forget_rec *rec = source_alloc(sizeof(*rec), &rec_ops, 1 << 20, "rec");
+	assert_non_null(rec);
+	struct source *win, *view;
+	assert_int_equal(source_new_window(&rec->base, 4096, 65536, &win, NULL), 0);
+	source_forget(win, 100, 1000);
+	assert_int_equal(rec->calls, 1);
+	assert_int_equal(rec->off, 4196);
+	assert_int_equal(rec->len, 1000);
+	source_forget(win, 60000, 1 << 20); /* clamped to the window */
+	assert_int_equal(rec->off, 64096);
+	assert_int_equal(rec->len, 5536);
+	source_forget(win, 65536, 10); /* outside: ignored */
+	source_forget(win, 0, 0);
+	source_forget(NULL, 0, 10);
+	assert_int_equal(rec->calls, 2);
+	assert_int_equal(source_new_checked(&rec->base, 300000, CHUNK, accept_all, NULL, NULL, NULL,
+					    &view, NULL),
+			 0);
+	source_forget(view, 0, 200000);
+	assert_int_equal(rec->calls, 3);
+	assert_int_equal(rec->off, 0);
+	assert_int_equal(rec->len, 200000);
+	source_close(view);
+	source_close(win);
+	/* sources that cannot forget ignore it */
+	static const struct source_ops plain_ops = { .read_at = rec_read_at };
+	struct source *plain = source_alloc(sizeof(struct source), &plain_ops, 100, "plain");
+	source_forget(plain, 0, 100);
+	source_close(plain);
+	source_close(&rec->base);
+}
+
+/* A local file forgets its cached pages: read whole, forgotten whole, none
+ * of it is cached, and reading it again still works (from the disk). */
+static void test_file_forgets_cached_pages(void **state)
+{
+	(void)state;
+	enum { LEN = 3 << 20 };
+	uint8_t *data = malloc(LEN), *buf = malloc(LEN);
+	assert_true(data && buf);
+	for (size_t i = 0; i < LEN; i++)
+		data[i] = (uint8_t)(i * 7 + (i >> 16));
+	if (!pagecache_can_drop_in("/var/tmp")) {
+		free(data);
+		free(buf);
+		skip(); /* tmpfs: the pages are the file */
+	}
+	char tmp[] = "/var/tmp/abota-forget-XXXXXX";
+	int fd = mkstemp(tmp);
+	assert_true(fd >= 0);
+	assert_int_equal(fileio_pwrite_full(fd, data, LEN, 0, NULL), 0);
+	assert_int_equal(fdatasync(fd), 0); /* dirty pages are written back, not dropped */
+	struct source *file;
+	assert_int_equal(source_open_fd(fd, tmp, &file, NULL), 0);
+	assert_int_equal(source_read_at(file, buf, LEN, 0, NULL), 0);
+	assert_true(pagecache_resident(fd, 0, LEN) > 0);
+	source_forget(file, 0, LEN);
+	assert_int_equal(pagecache_resident(fd, 0, LEN), 0);
+	assert_int_equal(source_read_at(file, buf, LEN, 0, NULL), 0);
+	assert_memory_equal(buf, data, LEN);
+	source_close(file);
+	close(fd);
+	unlink(tmp);
+	free(data);
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tag_checked),
 		cmocka_unit_test(test_chunk_mac),
+		cmocka_unit_test(test_forget_passes_down),
+		cmocka_unit_test(test_file_forgets_cached_pages),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

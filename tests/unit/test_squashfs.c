@@ -5,6 +5,7 @@
 #include <cmocka.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1334,6 +1335,97 @@ static void test_rauc_fixture(void **state)
 	source_close(file);
 }
 
+/* A source that serves an image from memory and records what the reader
+ * tells it to forget, and whether anything forgotten is read again. */
+struct forget_src {
+	struct source base;
+	const uint8_t *data;
+	pthread_mutex_t lock; /* workers read while the calling thread forgets */
+	size_t calls;
+	uint64_t start, end; /* forgotten: [start, end) */
+	bool prefix;         /* every call named the range from the first start */
+	size_t reread;       /* reads inside the range after it was forgotten */
+};
+
+static int fs_read_at(struct source *src, void *buf, size_t len, uint64_t off,
+		      struct abota_error *err)
+{
+	(void)err;
+	struct forget_src *f = (struct forget_src *)src;
+	pthread_mutex_lock(&f->lock);
+	if (f->calls && off < f->end && off + len > f->start)
+		f->reread++;
+	pthread_mutex_unlock(&f->lock);
+	memcpy(buf, f->data + off, len);
+	return 0;
+}
+
+static void fs_forget(struct source *src, uint64_t off, uint64_t len)
+{
+	struct forget_src *f = (struct forget_src *)src;
+	pthread_mutex_lock(&f->lock);
+	if (f->calls == 0)
+		f->start = off;
+	f->prefix &= off == f->start && off + len >= f->end;
+	f->end = off + len;
+	f->calls++;
+	pthread_mutex_unlock(&f->lock);
+}
+
+static const struct source_ops forget_ops = { .read_at = fs_read_at, .forget = fs_forget };
+
+/* Streaming a file tells the source to forget its data blocks once they
+ * were delivered, a few MiB at a time and always from the file's first
+ * block (the kernel drops a large folio only whole, and one straddles
+ * every boundary between two calls), and nothing forgotten is read again:
+ * installing a bundle no longer leaves it in the page cache. */
+static void test_stream_forgets_what_it_read(void **state)
+{
+	(void)state;
+	enum { RAND_SIZE = 72 * 131072 }; /* 9 MiB that do not compress: 9 MiB on disk */
+	uint8_t *data = malloc(RAND_SIZE);
+	assert_non_null(data);
+	fill_random(data, RAND_SIZE, 11);
+	write_file("rand.bin", data, RAND_SIZE, 0644);
+	struct abota_error err = { 0 };
+	int fd = new_output("forget.sqfs");
+	struct squashfs_writer_opts opts = { .compressor = "gzip", .mtime = 1700000000 };
+	struct squashfs_writer *w = NULL;
+	assert_int_equal(squashfs_writer_open(fd, &opts, &w, &err), 0);
+	add_input(w, "odd.bin", "odd.bin", 0, NULL); /* data before rand.bin's */
+	add_input(w, "rand.bin", "rand.bin", 0, NULL);
+	uint64_t size = 0;
+	assert_int_equal(squashfs_writer_finish(w, &size, &err), 0);
+	squashfs_writer_free(w);
+	close(fd);
+	char path[256];
+	snprintf(path, sizeof(path), "%s/forget.sqfs", dir);
+	size_t len = 0;
+	uint8_t *img = read_whole(path, &len);
+	for (size_t m = 0; m < sizeof(worker_modes) / sizeof(worker_modes[0]); m++) {
+		struct forget_src *f = source_alloc(sizeof(*f), &forget_ops, len, "forget");
+		assert_non_null(f);
+		f->data = img;
+		f->prefix = true;
+		pthread_mutex_init(&f->lock, NULL);
+		struct squashfs_reader *r = NULL;
+		assert_int_equal(squashfs_reader_open(&f->base, len, &r, &err), 0);
+		check_stream(r, "rand.bin", worker_modes[m], data, RAND_SIZE);
+		/* 9 MiB in 4 MiB steps, the rest at the end */
+		assert_int_equal(f->calls, 3);
+		assert_true(f->prefix);
+		assert_int_equal(f->reread, 0);
+		/* all of rand.bin's blocks, which follow odd.bin's */
+		assert_int_equal(f->end - f->start, RAND_SIZE);
+		assert_true(f->start > 96 && f->start < ODD_SIZE + 4096);
+		squashfs_reader_free(r);
+		pthread_mutex_destroy(&f->lock);
+		source_close(&f->base);
+	}
+	free(img);
+	free(data);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1353,6 +1445,7 @@ int main(void)
 		cmocka_unit_test(test_reader_api),
 		cmocka_unit_test(test_sink_error),
 		cmocka_unit_test(test_rauc_fixture),
+		cmocka_unit_test(test_stream_forgets_what_it_read),
 	};
 	int ret = cmocka_run_group_tests(tests, group_setup, group_teardown);
 	built_free(&small);
