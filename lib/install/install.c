@@ -721,6 +721,7 @@ struct adaptive_setup {
 	struct adaptive *a;
 	struct slot_device active;
 	bool active_open;
+	uint64_t active_len; /* bytes of it the index covers */
 	char *index;
 	unsigned hlen;
 	struct image_fetch fetch;
@@ -728,6 +729,14 @@ struct adaptive_setup {
 
 static void adaptive_teardown(struct adaptive_setup *as)
 {
+	/* Indexing read the running slot (often whole): those pages, a second
+	 * copy of what its file system caches by file, are dropped like the
+	 * bundle's.  Its clean metadata blocks may go with them (they share
+	 * the device's cache) and are read again when needed; dirty or busy
+	 * ones stay.  The target's pages go with its read-back. */
+	if (as->a && as->active_open)
+		(void)posix_fadvise(as->active.fd, (off_t)as->active.offset, (off_t)as->active_len,
+				    POSIX_FADV_DONTNEED);
 	adaptive_free(as->a);
 	if (as->active_open)
 		slot_device_close(&as->active);
@@ -821,11 +830,9 @@ static void adaptive_setup(struct install *in, const struct plan_item *it,
 		as->active_open = true;
 		slot_content_of(in, act->name, &act_content);
 		i_act = n;
+		as->active_len = as->active.size < it->img->size ? as->active.size : it->img->size;
 		src[n++] = (struct adaptive_src){ .fd = as->active.fd, .base = as->active.offset,
-						  .size = as->active.size < it->img->size
-								  ? as->active.size
-								  : it->img->size,
-						  .name = act->name };
+						  .size = as->active_len, .name = act->name };
 		kept_index(in, act->name, &act_content, &kept[0], &src[i_act]);
 	} else if (act) {
 		log_warning("adaptive: active slot %s not readable (%s): not used", act->name, e.msg);

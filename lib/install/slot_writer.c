@@ -501,6 +501,12 @@ int slot_writer_finish(struct slot_writer *w, bool complete, struct abota_error 
 		if (err)
 			*err = rb_err;
 	}
+	/* The kernel's read-ahead (of the read-back, or of an adaptive scan
+	 * of the target's old content) ran past the image into the rest of
+	 * the slot: that goes as well. */
+	if (w->rb.dropping && w->dev->size > w->rb.drop_from)
+		(void)posix_fadvise(w->dev->fd, (off_t)(w->dev->offset + w->rb.drop_from),
+				    (off_t)(w->dev->size - w->rb.drop_from), POSIX_FADV_DONTNEED);
 	free(w);
 	return ret;
 }
