@@ -83,8 +83,9 @@ void manifest_free(struct manifest *m);
 
 /* Serializes in the order `rauc bundle` writes:
  * [update] [bundle] [handler] [hooks] [image.*] [meta.*].
- * With with_verity, the [bundle] verity keys are written (the signed copy of
- * a verity bundle); without, they are left out (the copy in the squashfs). */
+ * With with_verity, the [bundle] verity keys the manifest carries are written
+ * (the signed copy of a verity bundle; an input manifest has none); without,
+ * they are left out (the copy in the squashfs). */
 int manifest_to_data(const struct manifest *m, bool with_verity, char **out, size_t *len,
 		     struct abota_error *err);
 

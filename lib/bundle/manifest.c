@@ -487,13 +487,18 @@ int manifest_to_data(const struct manifest *m, bool with_verity, char **out, siz
 	SET("update", "version", m->version);
 	SET("update", "description", m->description);
 	SET("update", "build", m->build);
-	if (with_verity && m->format == BUNDLE_FORMAT_CRYPT)
+	/* Only the keys the manifest carries: an input manifest (format=verity,
+	 * nothing generated yet) wrote "verity-hash=" and the like, which no
+	 * parser accepts (found by fuzz_manifest's round trip). */
+	if (with_verity && m->format == BUNDLE_FORMAT_CRYPT && m->crypt_key[0])
 		SET("bundle", "crypt-key", m->crypt_key);
 	SET("bundle", "format", bundle_format_name(m->format));
 	if (with_verity && m->format != BUNDLE_FORMAT_PLAIN) {
-		SET("bundle", "verity-hash", m->verity_hash);
-		SET("bundle", "verity-salt", m->verity_salt);
-		if (keyfile_set_u64(kf, "bundle", "verity-size", m->verity_size) < 0)
+		if (m->verity_hash[0])
+			SET("bundle", "verity-hash", m->verity_hash);
+		if (m->verity_salt[0])
+			SET("bundle", "verity-salt", m->verity_salt);
+		if (m->verity_size && keyfile_set_u64(kf, "bundle", "verity-size", m->verity_size) < 0)
 			goto out;
 	}
 	SET("handler", "filename", m->handler_filename);
